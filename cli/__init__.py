@@ -1,0 +1,1 @@
+"""The ``lmaho`` command line (installed as the ``lmaho_cli`` package)."""

@@ -1,0 +1,1 @@
+"""``lmaho decode`` (placeholder until the codec lands)."""

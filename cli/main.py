@@ -1,0 +1,72 @@
+"""Entry point of the ``lmaho`` command: one typer app, one module per command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lmaho_wire.errors import LmahoError
+
+app = typer.Typer(
+    name="lmaho",
+    help=(
+        "LMA handover tooling for Proxy Mobile IPv6 "
+        "(draft-lim-netext-lma-handover-01): craft, replay, decode and check captures."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _global_options(
+    numbers: Annotated[
+        Path | None,
+        typer.Option(
+            "--numbers",
+            help=(
+                "TOML file overriding the MH type and option type numbers of the "
+                "draft's messages (see docs/wire-format.md). Also LMAHO_NUMBERS."
+            ),
+            envvar="LMAHO_NUMBERS",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    if numbers is not None:
+        from lmaho_wire.numbers import load_numbers_file
+        from lmaho_wire.registry import use_numbers
+
+        use_numbers(load_numbers_file(numbers))
+
+
+def _register_commands() -> None:
+    # Each module adds its command(s) to ``app``; importing is registering.
+    from . import decode  # noqa: F401
+
+    for optional in ("craft", "check", "ladder", "replay", "dissector_cmd"):
+        try:
+            __import__(f"{__package__}.{optional}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__package__}.{optional}":
+                raise
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Run the CLI; lmaho's own errors become one line on stderr and exit status 2."""
+    try:
+        app()
+    except LmahoError as e:
+        typer.echo(f"lmaho: error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("lmaho: interrupted", err=True)
+        sys.exit(130)

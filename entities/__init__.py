@@ -1,0 +1,1 @@
+"""Protocol entities of the draft (bMAG, PLMA, NLMA, policy store) as state machines."""

@@ -1,0 +1,28 @@
+"""The exceptions of the wire layer: one for malformed packets, one for unusable captures."""
+
+from __future__ import annotations
+
+
+class LmahoError(Exception):
+    """Base of every error lmaho raises on purpose; anything else is a bug."""
+
+
+class MalformedPacket(LmahoError):
+    """Input bytes do not form what they claim to be.
+
+    ``offset`` is where the problem is, counted from the first octet handed to
+    the decoder (the Mobility Header, or the frame for link-layer decoding).
+    """
+
+    def __init__(self, what: str, offset: int) -> None:
+        super().__init__(f"{what} (at offset {offset})")
+        self.what = what
+        self.offset = offset
+
+
+class ChecksumError(MalformedPacket):
+    """The Mobility Header checksum does not match (raised in strict mode only)."""
+
+
+class CaptureError(LmahoError):
+    """A capture file cannot be read or written."""
