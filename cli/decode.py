@@ -1,1 +1,152 @@
-"""``lmaho decode`` (placeholder until the codec lands)."""
+"""``lmaho decode``: every Mobility Header in a capture, as a table, a tree or JSON lines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lmaho_wire.codec import Message, jsonable
+from lmaho_wire.dissect import FrameRecord, analyse_capture
+from lmaho_wire.errors import CaptureError
+
+from .main import app
+
+EPILOG = """\
+Examples:
+
+  lmaho decode pcaps/handover.pcapng
+
+  lmaho decode capture.pcap --verbose          # every field and option, like tshark -V
+
+  lmaho decode capture.pcap --json | jq 'select(.message == "LMA_HO_Resp")'
+
+  lmaho decode capture.pcap --strict           # a bad checksum is an error, not a note
+"""
+
+
+def _summary(msg: Message) -> str:
+    parts: list[str] = []
+    if msg.sequence is not None:
+        parts.append(f"seq={msg.sequence}")
+    if msg.status is not None:
+        parts.append(f"status={msg.status.name or int(msg.status)}")
+    flags = msg.fields.get("flags")
+    if flags is not None and flags.names:
+        parts.append("flags=" + "".join(flags.names))
+    if "lifetime" in msg.fields:
+        parts.append(f"lifetime={msg.fields['lifetime']}s")
+    mn = msg.mn_identifier
+    if mn is not None:
+        parts.append(f"mn={mn}")
+    for prefix in msg.home_network_prefixes:
+        parts.append(f"hnp={prefix}")
+    for key in ("lma_address", "previous_lma_address"):
+        opt = msg.option(key)
+        if opt is not None:
+            parts.append(f"{'plmaa' if key.startswith('previous') else 'lmaa'}={opt.address}")
+    return " ".join(parts)
+
+
+def _checksum_word(msg: Message) -> str:
+    return {True: "ok", False: "BAD", None: "-"}[msg.checksum_ok]
+
+
+def _table_line(rec: FrameRecord) -> str:
+    src = str(rec.payload.src) if rec.payload else "?"
+    dst = str(rec.payload.dst) if rec.payload else "?"
+    head = f"{rec.frame.number:>6} {rec.frame.time:>17.6f}  {src:>24} -> {dst:<24}"
+    if rec.message is not None:
+        m = rec.message
+        tunnel = " [tunnelled]" if rec.payload and rec.payload.tunnelled else ""
+        notes = "".join(f"  !{f.kind}" for f in m.findings if f.kind != "checksum")
+        return f"{head} {m.name:<12} {_checksum_word(m):>3}  {_summary(m)}{tunnel}{notes}"
+    assert rec.error is not None
+    return f"{head} {'MALFORMED':<12} {'-':>3}  {rec.error}"
+
+
+def _tree(rec: FrameRecord) -> str:
+    lines = [_table_line(rec)]
+    if rec.payload is not None:
+        for hop in rec.payload.hops:
+            lines.append(f"    IPv6 {hop.src} -> {hop.dst} (hop limit {hop.hop_limit})")
+    if rec.message is not None:
+        m = rec.message
+        lines.append(
+            f"    Mobility Header: {m.name} (type {m.mh_type}), {m.length} octets, "
+            f"payload proto {m.payload_proto}, checksum 0x{m.checksum:04x} [{_checksum_word(m)}]"
+        )
+        for name, value in m.fields.items():
+            lines.append(f"        {name}: {value}")
+        for opt in m.options:
+            if opt.is_padding:
+                lines.append(
+                    f"        option {opt.title} ({opt.length + 2 if opt.type else 1} octets)"
+                )
+                continue
+            lines.append(
+                f"        option {opt.title} "
+                f"(type {opt.type}, length {opt.length}, offset {opt.offset})"
+            )
+            for name, value in opt.fields.items():
+                if not name.startswith("reserved"):
+                    lines.append(f"            {name}: {_show(value)}")
+        for finding in m.findings:
+            lines.append(f"    ! {finding}")
+    return "\n".join(lines)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return json.dumps(jsonable(value))
+    return str(value)
+
+
+@app.command("decode", epilog=EPILOG)
+def decode_command(
+    capture: Annotated[
+        Path,
+        typer.Argument(
+            help="pcap or pcapng file (Ethernet, raw IPv6, Linux cooked).", show_default=False
+        ),
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per Mobility Header packet.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-V", help="Every field and option, as a tree.")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Treat checksum and alignment findings as errors.")
+    ] = False,
+) -> None:
+    """Decode every Mobility Header packet in CAPTURE, tunnelled ones included.
+
+    Bad packets are reported and skipped; an unreadable file exits with status 2.
+    """
+    out = sys.stdout
+    count = errors = 0
+    try:
+        for rec in analyse_capture(capture, strict=strict):
+            if not rec.is_mobility:
+                continue
+            count += 1
+            errors += rec.error is not None
+            if as_json:
+                out.write(json.dumps(rec.to_json(), separators=(",", ":")) + "\n")
+            elif verbose:
+                out.write(_tree(rec) + "\n\n")
+            else:
+                out.write(_table_line(rec) + "\n")
+    except BrokenPipeError:
+        # A pager or `head` closed the pipe: stop quietly, as tshark does.
+        sys.stderr.close()
+        raise typer.Exit(0) from None
+    except CaptureError:
+        out.flush()
+        raise
+    if not as_json:
+        typer.echo(f"{count} Mobility Header packet(s), {errors} malformed", err=True)

@@ -66,9 +66,7 @@ def _read_open(fh: BinaryIO, name: str) -> Iterator[Frame]:
         elif magic == PCAPNG_MAGIC:
             reader = dpkt.pcapng.Reader(fh)
         else:
-            raise CaptureError(
-                f"{name}: not a pcap or pcapng file (starts with {magic.hex()})"
-            )
+            raise CaptureError(f"{name}: not a pcap or pcapng file (starts with {magic.hex()})")
         linktype = reader.datalink()
     except CaptureError:
         raise

@@ -1,0 +1,222 @@
+"""Construct field types the schema is declared with.
+
+Each carries what a reader of the schema (the Lua generator, the JSON
+printer, the typed API) needs to know about it as plain attributes, so the
+schema objects stay the single description of the wire format.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from construct import (
+    Adapter,
+    BytesInteger,
+    Construct,
+    Enum,
+    Int16ub,
+    Struct,
+    Subconstruct,
+)
+
+from .values import FlagBits, Named, Timestamp
+
+
+class NamedEnum(Enum):
+    """construct's Enum, decoding to :class:`Named` (an int that knows its name).
+
+    Unknown values decode to a Named without a name instead of a bare int, so a
+    reader never has to guess which fields are enumerations.
+    """
+
+    def _decode(self, obj: int, context: Any, path: str) -> Named:
+        name = self.decmapping.get(obj)
+        return Named(obj, None if name is None else str(name))
+
+    def _encode(self, obj: Any, context: Any, path: str) -> int:
+        if isinstance(obj, int) and not isinstance(obj, bool):
+            return int(obj)
+        return int(super()._encode(obj, context, path))
+
+    def _emitparse(self, code: Any) -> str:
+        # construct's compiled Enum would bypass _decode; link to this instance instead.
+        raise NotImplementedError
+
+    def _emitbuild(self, code: Any) -> str:
+        raise NotImplementedError
+
+
+class Flags(Adapter):
+    """An unsigned flags word; ``masks`` maps each flag letter to its bit mask.
+
+    Decodes to :class:`FlagBits`; reserved bits are kept so bytes round-trip.
+    Builds from an int, a FlagBits, an iterable of flag names, or a mapping of
+    flag name to bool.
+    """
+
+    def __init__(self, subcon: Construct, **masks: int) -> None:
+        super().__init__(subcon)
+        self.masks: dict[str, int] = dict(masks)
+
+    def _decode(self, obj: int, context: Any, path: str) -> FlagBits:
+        return FlagBits(obj, self.masks)
+
+    def _encode(self, obj: Any, context: Any, path: str) -> int:
+        if isinstance(obj, int):
+            return int(obj)
+        names: Iterable[str] = [k for k, v in obj.items() if v] if isinstance(obj, Mapping) else obj
+        value = 0
+        for name in names:
+            if name not in self.masks:
+                raise ValueError(f"unknown flag {name!r}; known: {', '.join(self.masks)}")
+            value |= self.masks[name]
+        return value
+
+
+class Scaled(Adapter):
+    """An unsigned count of ``factor``-sized units, decoded to the real quantity.
+
+    RFC 5213 lifetimes are 4-second units: Scaled(Int16ub, 4, "s") decodes 75 to
+    300 (seconds) and refuses to build a quantity that is no whole unit count.
+    """
+
+    def __init__(self, subcon: Construct, factor: int, unit: str) -> None:
+        super().__init__(subcon)
+        self.factor = factor
+        self.unit = unit
+
+    def _decode(self, obj: int, context: Any, path: str) -> int:
+        return obj * self.factor
+
+    def _encode(self, obj: int, context: Any, path: str) -> int:
+        units, rest = divmod(int(obj), self.factor)
+        if rest:
+            raise ValueError(f"{obj} {self.unit} is not a multiple of {self.factor} {self.unit}")
+        return units
+
+
+class IPv6Address(Adapter):
+    """16 octets as an :class:`ipaddress.IPv6Address`."""
+
+    def _decode(self, obj: bytes, context: Any, path: str) -> ipaddress.IPv6Address:
+        return ipaddress.IPv6Address(obj)
+
+    def _encode(self, obj: Any, context: Any, path: str) -> bytes:
+        return ipaddress.IPv6Address(obj).packed
+
+
+class IPv4Address(Adapter):
+    """4 octets as an :class:`ipaddress.IPv4Address`."""
+
+    def _decode(self, obj: bytes, context: Any, path: str) -> ipaddress.IPv4Address:
+        return ipaddress.IPv4Address(obj)
+
+    def _encode(self, obj: Any, context: Any, path: str) -> bytes:
+        return ipaddress.IPv4Address(obj).packed
+
+
+class HexColon(Adapter):
+    """Octets shown as colon-separated hex ("00:1b:21:0a:0b:0c"): link-layer identifiers."""
+
+    def _decode(self, obj: bytes, context: Any, path: str) -> str:
+        return obj.hex(":")
+
+    def _encode(self, obj: Any, context: Any, path: str) -> bytes:
+        if isinstance(obj, bytes | bytearray):
+            return bytes(obj)
+        return bytes.fromhex(str(obj).replace(":", "").replace("-", ""))
+
+
+class Text(Adapter):
+    """UTF-8 text; undecodable octets survive as surrogate escapes, so bytes round-trip."""
+
+    def _decode(self, obj: bytes, context: Any, path: str) -> str:
+        return obj.decode("utf-8", "surrogateescape")
+
+    def _encode(self, obj: Any, context: Any, path: str) -> bytes:
+        if isinstance(obj, bytes | bytearray):
+            return bytes(obj)
+        return str(obj).encode("utf-8", "surrogateescape")
+
+
+class TimestampField(Adapter):
+    """RFC 5213 8.8: 48-bit seconds and 16-bit fractions, decoded to :class:`Timestamp`."""
+
+    def __init__(self) -> None:
+        super().__init__(Struct("seconds" / BytesInteger(6), "fraction" / Int16ub))
+
+    def _decode(self, obj: Any, context: Any, path: str) -> Timestamp:
+        return Timestamp(obj["seconds"], obj["fraction"])
+
+    def _encode(self, obj: Any, context: Any, path: str) -> dict[str, int]:
+        if not isinstance(obj, Timestamp):
+            obj = Timestamp.from_float(float(obj))
+        return {"seconds": obj.seconds, "fraction": obj.fraction}
+
+
+class OptionBody(Subconstruct):
+    """The data of one mobility option (what follows its Type and Length octets).
+
+    ``key`` names it in the API and in Wireshark filters, ``title`` is its
+    human name, ``align`` the RFC "xn+y" alignment of its Type octet as
+    (x, y), and ``length`` the one data length the RFC allows (None when
+    variable), derived from the subcon.
+    """
+
+    def __init__(
+        self,
+        subcon: Construct,
+        *,
+        key: str,
+        title: str,
+        reference: str,
+        align: tuple[int, int] | None = None,
+        min_length: int = 0,
+    ) -> None:
+        super().__init__(subcon)
+        self.key = key
+        self.title = title
+        self.reference = reference
+        self.align = align
+        try:
+            self.length: int | None = subcon.sizeof()
+        except Exception:  # construct raises SizeofError for variable sizes
+            self.length = None
+        self.min_length = self.length if self.length is not None else min_length
+
+
+class MessageBody(Subconstruct):
+    """The fixed part of one Mobility Header message (between Checksum and options).
+
+    ``name`` is the message's short name; where a flag turns it into its proxy
+    variant (BU with P set is a PBU), ``proxy_flag`` names that flag and
+    ``proxy_name`` the variant. ``role`` is "request" or "response" and
+    ``answers``, on a response, names the request it answers: the pairing
+    tools (``lmaho check``, the dissector's tracking) read it from here.
+    """
+
+    def __init__(
+        self,
+        subcon: Construct,
+        *,
+        key: str,
+        name: str,
+        title: str,
+        reference: str,
+        role: str,
+        answers: str | None = None,
+        proxy_flag: str | None = None,
+        proxy_name: str | None = None,
+    ) -> None:
+        super().__init__(subcon)
+        self.key = key
+        self.name = name
+        self.title = title
+        self.reference = reference
+        self.role = role
+        self.answers = answers
+        self.proxy_flag = proxy_flag
+        self.proxy_name = proxy_name
+        self.length: int = subcon.sizeof()

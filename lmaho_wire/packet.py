@@ -1,0 +1,197 @@
+"""Link layer and IPv6 framing around Mobility Headers: finding them and building frames.
+
+Finding walks Ethernet (with VLAN tags), raw IPv6 and Linux cooked (SLL,
+SLL2) frames, the IPv6 extension headers and any depth of IPv6-in-IPv6
+tunnel; every step reads inside the frame, so the work is bounded by its size.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+
+from .capture import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_RAW_ALIASES,
+)
+from .errors import MalformedPacket
+
+ETHERTYPE_IPV6 = 0x86DD
+ETHERTYPE_VLAN = (0x8100, 0x88A8, 0x9100)
+IPPROTO_HOPOPTS = 0
+IPPROTO_IPV6 = 41
+IPPROTO_ROUTING = 43
+IPPROTO_FRAGMENT = 44
+IPPROTO_AH = 51
+IPPROTO_NONE = 59
+IPPROTO_DSTOPTS = 60
+IPPROTO_MH = 135
+HOME_ADDRESS_OPTION = 201
+IPV6_HEADER_LENGTH = 40
+
+_EXTENSION_HEADERS = {IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS, IPPROTO_AH}
+
+
+@dataclass(frozen=True, slots=True)
+class IPv6Hop:
+    """One IPv6 header on the way in: its addresses and where it starts in the frame."""
+
+    src: ipaddress.IPv6Address
+    dst: ipaddress.IPv6Address
+    offset: int
+    hop_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class IPv6Payload:
+    """What an IPv6 frame carries once all tunnels and extension headers are peeled.
+
+    ``hops`` lists the IPv6 headers, outermost first; ``proto`` is the final
+    upper-layer protocol, found at ``frame[offset:end]``. ``pseudo_src`` and
+    ``pseudo_dst`` are the innermost header's checksum addresses, after a Home
+    Address option or a type 2 routing header.
+    """
+
+    hops: tuple[IPv6Hop, ...]
+    proto: int
+    offset: int
+    end: int
+    pseudo_src: bytes
+    pseudo_dst: bytes
+
+    @property
+    def src(self) -> ipaddress.IPv6Address:
+        return self.hops[-1].src
+
+    @property
+    def dst(self) -> ipaddress.IPv6Address:
+        return self.hops[-1].dst
+
+    @property
+    def tunnelled(self) -> bool:
+        return len(self.hops) > 1
+
+
+def network_offset(frame: bytes, linktype: int) -> int | None:
+    """Offset of the IPv6 header in a frame, or None when the frame carries no IPv6."""
+    if linktype == LINKTYPE_ETHERNET:
+        pos, ethertype_at = 14, 12
+        if len(frame) < 14:
+            return None
+        ethertype = int.from_bytes(frame[12:14], "big")
+        while ethertype in ETHERTYPE_VLAN and len(frame) >= pos + 4:
+            ethertype_at = pos + 2
+            ethertype = int.from_bytes(frame[ethertype_at : ethertype_at + 2], "big")
+            pos += 4
+        return pos if ethertype == ETHERTYPE_IPV6 else None
+    if linktype in LINKTYPE_RAW_ALIASES:
+        return 0 if frame[:1] and frame[0] >> 4 == 6 else None
+    if linktype == LINKTYPE_LINUX_SLL:
+        return 16 if frame[14:16] == b"\x86\xdd" else None
+    if linktype == LINKTYPE_LINUX_SLL2:
+        return 20 if frame[0:2] == b"\x86\xdd" else None
+    return None
+
+
+def peel_ipv6(frame: bytes, start: int) -> IPv6Payload:
+    """Walk the IPv6 header at ``start``, its extension headers and inner IPv6 headers."""
+    hops: list[IPv6Hop] = []
+    end = len(frame)
+    pos = start
+    while True:
+        if pos + IPV6_HEADER_LENGTH > end:
+            raise MalformedPacket(f"truncated IPv6 header: {end - pos} of 40 octets", pos)
+        if frame[pos] >> 4 != 6:
+            raise MalformedPacket(f"IP version {frame[pos] >> 4} where IPv6 was expected", pos)
+        payload_length, next_header, hop_limit = struct.unpack_from("!HBB", frame, pos + 4)
+        src = frame[pos + 8 : pos + 24]
+        dst = frame[pos + 24 : pos + 40]
+        hops.append(IPv6Hop(ipaddress.IPv6Address(src), ipaddress.IPv6Address(dst), pos, hop_limit))
+        # A payload length of 0 is a jumbogram or a lie; either way the frame bounds it.
+        if payload_length:
+            end = min(end, pos + IPV6_HEADER_LENGTH + payload_length)
+        pos += IPV6_HEADER_LENGTH
+        pseudo_src, pseudo_dst = src, dst
+        while next_header in _EXTENSION_HEADERS:
+            if pos + 8 > end:
+                raise MalformedPacket("truncated IPv6 extension header", pos)
+            following = frame[pos]
+            if next_header == IPPROTO_AH:
+                size = (frame[pos + 1] + 2) * 4
+            else:
+                size = (frame[pos + 1] + 1) * 8
+            if pos + size > end:
+                raise MalformedPacket(
+                    f"IPv6 extension header of {size} octets runs past the packet", pos + 1
+                )
+            if next_header == IPPROTO_DSTOPTS:
+                home = _home_address(frame, pos + 2, pos + size)
+                if home is not None:
+                    pseudo_src = home
+            elif next_header == IPPROTO_ROUTING and frame[pos + 2] == 2 and size >= 24:
+                pseudo_dst = frame[pos + 8 : pos + 24]
+            next_header = following
+            pos += size
+        if next_header != IPPROTO_IPV6:
+            return IPv6Payload(tuple(hops), next_header, pos, end, pseudo_src, pseudo_dst)
+
+
+def _home_address(frame: bytes, pos: int, end: int) -> bytes | None:
+    while pos < end:
+        opt = frame[pos]
+        if opt == 0:  # Pad1
+            pos += 1
+            continue
+        if pos + 2 > end:
+            return None
+        length = frame[pos + 1]
+        if opt == HOME_ADDRESS_OPTION and length == 16 and pos + 18 <= end:
+            return frame[pos + 2 : pos + 18]
+        pos += 2 + length
+    return None
+
+
+def find_ipv6(frame: bytes, linktype: int) -> IPv6Payload | None:
+    """The innermost IPv6 payload of a frame; None when the frame carries no IPv6."""
+    start = network_offset(frame, linktype)
+    if start is None:
+        return None
+    return peel_ipv6(frame, start)
+
+
+# --- building frames -------------------------------------------------------------
+
+_IPV6_HEADER = struct.Struct("!IHBB16s16s")
+
+
+def ipv6_header(
+    src: bytes,
+    dst: bytes,
+    next_header: int,
+    payload_length: int,
+    hop_limit: int = 64,
+    flow_label: int = 0,
+) -> bytes:
+    """A 40-octet IPv6 header (addresses as 16 octets each)."""
+    return _IPV6_HEADER.pack(
+        (6 << 28) | (flow_label & 0xFFFFF), payload_length, next_header, hop_limit, src, dst
+    )
+
+
+def ethernet_header(dst_mac: bytes, src_mac: bytes, ethertype: int = ETHERTYPE_IPV6) -> bytes:
+    return dst_mac + src_mac + ethertype.to_bytes(2, "big")
+
+
+def mac_bytes(mac: str | bytes) -> bytes:
+    """6 octets of a MAC address written "02:00:00:00:00:01" (or already 6 octets)."""
+    if isinstance(mac, bytes):
+        if len(mac) != 6:
+            raise ValueError(f"a MAC address has 6 octets, got {len(mac)}")
+        return mac
+    octets = bytes.fromhex(mac.replace(":", "").replace("-", ""))
+    if len(octets) != 6:
+        raise ValueError(f"not a MAC address: {mac!r}")
+    return octets

@@ -1,0 +1,95 @@
+"""Value types the codec decodes into: plain Python, hashable, JSON-friendly."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Any
+
+
+class Named(int):
+    """An enumeration value: an int that also knows its name (None when unknown)."""
+
+    name: str | None
+
+    def __new__(cls, value: int, name: str | None = None) -> Named:
+        self = super().__new__(cls, value)
+        self.name = name
+        return self
+
+    def __repr__(self) -> str:
+        return f"{self.name}({int(self)})" if self.name else f"{int(self)}"
+
+    __str__ = __repr__
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": int(self), "name": self.name}
+
+
+class FlagBits(int):
+    """A flags word: an int that also lists the names of the set bits it knows."""
+
+    names: tuple[str, ...]
+    masks: dict[str, int]
+
+    def __new__(cls, value: int, masks: dict[str, int]) -> FlagBits:
+        self = super().__new__(cls, value)
+        self.masks = masks
+        self.names = tuple(n for n, m in masks.items() if value & m)
+        return self
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    @property
+    def reserved(self) -> int:
+        """Bits set that no flag name covers."""
+        known = 0
+        for m in self.masks.values():
+            known |= m
+        return int(self) & ~known
+
+    def __repr__(self) -> str:
+        return f"0x{int(self):x}[{'|'.join(self.names)}]"
+
+    __str__ = __repr__
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": int(self), "set": list(self.names)}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Timestamp:
+    """RFC 5213 8.8 timestamp: 48-bit seconds since 1970 and 16-bit 1/65536 fractions."""
+
+    seconds: int
+    fraction: int = 0
+
+    @classmethod
+    def from_float(cls, t: float) -> Timestamp:
+        whole = int(t)
+        frac = round((t - whole) * 65536)
+        if frac == 65536:
+            whole, frac = whole + 1, 0
+        return cls(whole, frac)
+
+    @classmethod
+    def from_datetime(cls, when: _dt.datetime) -> Timestamp:
+        return cls.from_float(when.timestamp())
+
+    def __float__(self) -> float:
+        return self.seconds + self.fraction / 65536
+
+    @property
+    def datetime(self) -> _dt.datetime:
+        """UTC time; years past 9999 are clamped to datetime.max."""
+        try:
+            return _dt.datetime.fromtimestamp(float(self), tz=_dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            return _dt.datetime.max.replace(tzinfo=_dt.UTC)
+
+    def __str__(self) -> str:
+        return self.datetime.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "fraction": self.fraction, "utc": str(self)}

@@ -1,0 +1,76 @@
+"""``lmaho decode`` end to end: a crafted capture, bad packets in it, unreadable files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from lmaho_wire import CaptureWriter, build, option
+from lmaho_wire.packet import ethernet_header, ipv6_header, mac_bytes
+
+SRC = "2001:db8:b::1"
+DST = "2001:db8:a::1"
+
+
+def _frame(mh: bytes, src: str = SRC, dst: str = DST) -> bytes:
+    import ipaddress
+
+    s = ipaddress.IPv6Address(src).packed
+    d = ipaddress.IPv6Address(dst).packed
+    return (
+        ethernet_header(mac_bytes("02:00:00:00:00:02"), mac_bytes("02:00:00:00:00:01"))
+        + ipv6_header(s, d, 135, len(mh))
+        + mh
+    )
+
+
+def _lmaho(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from lmaho_cli.main import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_decode_json_reports_good_and_bad_packets(tmp_path: Path) -> None:
+    mh = build(
+        "LMA_HO_Req",
+        sequence=9,
+        options=[
+            option("mn_identifier", subtype="NAI", identifier="mn1@lmaho.example"),
+            option("new_ap_id", id_type="BSSID", identifier="02:aa:bb:cc:dd:ee"),
+        ],
+        src=SRC,
+        dst=DST,
+    )
+    path = tmp_path / "c.pcap"
+    with CaptureWriter(path) as w:
+        w.write(_frame(mh), 1.0)
+        w.write(_frame(mh)[:-8], 2.0)
+        corrupt = bytearray(_frame(mh))
+        corrupt[-10] ^= 0x55
+        w.write(bytes(corrupt), 3.0)
+    result = _lmaho("decode", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["frame"] for r in records] == [1, 2, 3]
+    assert records[0]["message"] == "LMA_HO_Req"
+    assert records[0]["sequence"] == 9
+    assert records[0]["checksum_ok"] is True
+    new_ap = [o for o in records[0]["options"] if o["option"] == "new_ap_id"][0]
+    assert new_ap["identifier"] == "02:aa:bb:cc:dd:ee"
+    assert "error" in records[1] and records[1]["error"]["offset"] == 1
+    assert records[2].get("checksum_ok") is False or "error" in records[2]
+
+
+def test_decode_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "not.pcap"
+    bogus.write_bytes(b"this is not a capture file at all")
+    for target in (str(bogus), str(tmp_path / "missing.pcap")):
+        result = _lmaho("decode", target)
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        assert result.stderr.startswith("lmaho: error: ")
