@@ -60,7 +60,7 @@ def test_decode_json_reports_good_and_bad_packets(tmp_path: Path) -> None:
     assert records[0]["message"] == "LMA_HO_Req"
     assert records[0]["sequence"] == 9
     assert records[0]["checksum_ok"] is True
-    new_ap = [o for o in records[0]["options"] if o["option"] == "new_ap_id"][0]
+    new_ap = next(o for o in records[0]["options"] if o["option"] == "new_ap_id")
     assert new_ap["identifier"] == "02:aa:bb:cc:dd:ee"
     assert "error" in records[1] and records[1]["error"]["offset"] == 1
     assert records[2].get("checksum_ok") is False or "error" in records[2]
