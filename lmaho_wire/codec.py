@@ -411,6 +411,11 @@ def _option_of(opt_type: int, body: OptionBody, fields: Mapping[str, Any]) -> Op
         raise ValueError(f"cannot encode {body.title} option: {_reason(e)}") from None
     if len(data) > 255:
         raise ValueError(f"{body.title} option data is {len(data)} octets, at most 255 fit")
+    if len(data) < body.min_length:
+        # What the decoder would refuse, the builder refuses too.
+        raise ValueError(
+            f"{body.title} option data is {len(data)} octets, at least {body.min_length} needed"
+        )
     return Option(
         opt_type, body.key, body.title, _plan(body.subcon)(data, 0, len(data), {})[0], data
     )
