@@ -78,7 +78,9 @@ def test_message_build_decode_gives_the_values_back(mh_type: int, data: st.DataO
     assert msg.encode() == mh
 
 
-@pytest.mark.parametrize("opt_type", OPTION_TYPES, ids=[SCHEMA.options[t].key for t in OPTION_TYPES])
+@pytest.mark.parametrize(
+    "opt_type", OPTION_TYPES, ids=[SCHEMA.options[t].key for t in OPTION_TYPES]
+)
 @FAST
 @given(data=st.data())
 def test_option_build_decode_gives_the_values_back(opt_type: int, data: st.DataObject) -> None:
@@ -149,9 +151,11 @@ def test_decode_then_encode_reproduces_the_octets(mh: bytes) -> None:
 def test_decode_then_encode_per_message(mh_type: int, data: st.DataObject) -> None:
     mh = data.draw(raw_mobility_header(mh_type))
     # With the right checksum in place it verifies, and encode keeps it.
-    mh = mh[:4] + upper_layer_checksum(SRC, DST, mh[:4] + b"\0\0" + mh[6:]).to_bytes(2, "big") + mh[
-        6:
-    ]
+    mh = (
+        mh[:4]
+        + upper_layer_checksum(SRC, DST, mh[:4] + b"\0\0" + mh[6:]).to_bytes(2, "big")
+        + mh[6:]
+    )
     msg = decode(mh, SRC, DST)
     assert msg.checksum_ok is True
     assert msg.encode() == mh

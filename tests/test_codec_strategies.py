@@ -145,8 +145,7 @@ def draw_field(draw: Draw, subcon: Construct, ctx: dict[str, Any]) -> Drawn:
         return draw_field(draw, subcon.cases.get(key, subcon.default), ctx)
     if isinstance(subcon, GreedyRange):
         items = [
-            draw_field(draw, subcon.subcon, {})
-            for _ in range(draw(st.integers(0, MAX_REPEAT)))
+            draw_field(draw, subcon.subcon, {}) for _ in range(draw(st.integers(0, MAX_REPEAT)))
         ]
         return Drawn([i.value for i in items], [i.expected for i in items])
     if isinstance(subcon, Adapter):
@@ -245,8 +244,10 @@ def raw_options_area(draw: Draw, start: int, budget: int) -> bytes:
         if kind == "pad1":
             chunk = b"\x00"
         elif kind == "padn":
-            chunk = b"\x01" + bytes([n := draw(st.integers(0, 10))]) + draw(
-                st.binary(min_size=n, max_size=n)
+            chunk = (
+                b"\x01"
+                + bytes([n := draw(st.integers(0, 10))])
+                + draw(st.binary(min_size=n, max_size=n))
             )
         else:
             chunk = draw(any_option()).option.to_bytes()
@@ -258,7 +259,9 @@ def raw_options_area(draw: Draw, start: int, budget: int) -> bytes:
     if need == 1 or (need and draw(st.booleans())):
         parts.append(b"\x00" * need)
     elif need:
-        parts.append(b"\x01" + bytes([need - 2]) + draw(st.binary(min_size=need - 2, max_size=need - 2)))
+        parts.append(
+            b"\x01" + bytes([need - 2]) + draw(st.binary(min_size=need - 2, max_size=need - 2))
+        )
     return b"".join(parts)
 
 
