@@ -10,7 +10,7 @@ from typing import Any
 from .capture import Frame, read_frames
 from .codec import Message, decode
 from .errors import MalformedPacket
-from .packet import IPPROTO_MH, IPv6Payload, find_ipv6
+from .packet import MOBILITY_PROTOCOLS, IPv6Payload, find_ipv6
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,8 @@ class FrameRecord:
     @property
     def is_mobility(self) -> bool:
         return self.message is not None or (
-            self.error is not None and (self.payload is None or self.payload.proto == IPPROTO_MH)
+            self.error is not None
+            and (self.payload is None or self.payload.proto in MOBILITY_PROTOCOLS)
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def analyse_frame(frame: Frame, *, strict: bool = False) -> FrameRecord:
         payload = find_ipv6(frame.data, frame.linktype)
     except MalformedPacket as e:
         return FrameRecord(frame, None, error=e)
-    if payload is None or payload.proto != IPPROTO_MH:
+    if payload is None or payload.proto not in MOBILITY_PROTOCOLS:
         return FrameRecord(frame, payload)
     try:
         message = decode(

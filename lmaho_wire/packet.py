@@ -29,6 +29,10 @@ IPPROTO_AH = 51
 IPPROTO_NONE = 59
 IPPROTO_DSTOPTS = 60
 IPPROTO_MH = 135
+# The Mobility Header's number in the MIPv6 drafts before RFC 3775; Wireshark and
+# tcpdump still dissect it as a Mobility Header, and so does lmaho.
+IPPROTO_MH_OLD = 62
+MOBILITY_PROTOCOLS = frozenset({IPPROTO_MH, IPPROTO_MH_OLD})
 HOME_ADDRESS_OPTION = 201
 IPV6_HEADER_LENGTH = 40
 
@@ -77,6 +81,8 @@ class IPv6Payload:
 
 def network_offset(frame: bytes, linktype: int) -> int | None:
     """Offset of the IPv6 header in a frame, or None when the frame carries no IPv6."""
+    # pcap keeps FCS information in the link type's top bits (libpcap's LT_LINKTYPE mask).
+    linktype &= 0x03FFFFFF
     if linktype == LINKTYPE_ETHERNET:
         pos, ethertype_at = 14, 12
         if len(frame) < 14:
