@@ -1,0 +1,397 @@
+"""``lmaho check``: every handover of a capture against the draft's procedure."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+
+from lmaho_wire.dissect import analyse_capture
+from lmaho_wire.errors import CaptureError
+from lmaho_wire.procedure import (
+    BMAG,
+    DATA_STEPS,
+    NLMA,
+    PLMA,
+    POLICY_STORE,
+    RULES,
+    STEP_BY_LETTER,
+    Handover,
+    Issue,
+    ProcedureAnalyser,
+)
+
+from .main import app
+
+EPILOG = """\
+Examples:
+
+  lmaho check pcaps/handover.pcapng
+
+  lmaho check capture.pcap --brief             # one line per handover, then the problems
+
+  lmaho check capture.pcap --json | jq '.handovers[] | select(.outcome.status != "completed")'
+
+  lmaho check lab.pcap --require-success       # a refused handover fails the check too
+
+  lmaho check --rules                          # what each rule name in a report means
+
+What is checked, per handover (docs/wire-format.md section 7): steps (b) to (i)
+in order; every response paired with its request by peers, Sequence Number and
+MN ID; retransmissions by the timers of section 9; the PBU sent to the NLMA
+that LMA_HO_Resp named; MN ID, prefixes and MN-LL-ID the same in every message;
+mandatory options and flags; statuses that agree; the data plane of (j) and (k)
+only in the MN's tunnels and every tunnel carrying only its MNs' prefixes;
+Mobility Header checksums.
+
+A handover refused by the NLMA, the policy store or the PBA is a failure the
+procedure allows: it is reported as such, not as a violation.
+
+Exit status: 0 no violations; 1 violations (or, with --strict, warnings; with
+--require-success, a handover that did not complete); 2 unreadable capture.
+"""
+
+DEFAULT_LINGER = 30.0
+
+
+@app.command("check", epilog=EPILOG)
+def check_command(
+    capture: Annotated[
+        Path | None,
+        typer.Argument(
+            help="pcap or pcapng file (Ethernet, raw IPv6, Linux cooked).", show_default=False
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON document on stdout instead of the report.")
+    ] = False,
+    brief: Annotated[
+        bool,
+        typer.Option("--brief", help="One line per handover, then only its problems."),
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Warnings make the exit status 1 too.")
+    ] = False,
+    require_success: Annotated[
+        bool,
+        typer.Option(
+            "--require-success",
+            help="A handover that failed, was abandoned or is incomplete makes the exit status 1.",
+        ),
+    ] = False,
+    linger: Annotated[
+        float,
+        typer.Option(
+            "--linger",
+            min=0.0,
+            help=(
+                "Seconds of capture time a handover stays open after its last step, "
+                "to collect its data plane (j), (k)."
+            ),
+        ),
+    ] = DEFAULT_LINGER,
+    rules: Annotated[
+        bool, typer.Option("--rules", help="List the rules a report names, and exit.")
+    ] = False,
+) -> None:
+    """Check every LMA handover in CAPTURE against draft-lim-netext-lma-handover-01 4.2.
+
+    Prints, per handover, the MN, its bMAG, PLMA, NLMA and policy store, the
+    steps seen with their frame numbers, the data plane, the latency from
+    LMA_HO_Req to PBA, and every violation and warning with its frame numbers.
+    """
+    if rules:
+        width = max(map(len, RULES))
+        for name, meaning in RULES.items():
+            typer.echo(f"{name:<{width}}  {meaning}")
+        return
+    if capture is None:
+        raise typer.BadParameter("a capture file is needed", param_hint="CAPTURE")
+    analyser = ProcedureAnalyser(linger=linger)
+    report: Report = (JsonReport if as_json else TextReport)(sys.stdout, str(capture), brief)
+    report.start()
+    error: CaptureError | None = None
+    try:
+        for record in analyse_capture(capture):
+            for handover in analyser.feed(record):
+                report.handover(handover)
+    except CaptureError as e:
+        error = e
+    except BrokenPipeError:
+        sys.stderr.close()
+        raise typer.Exit(0) from None
+    for handover in analyser.finish():
+        report.handover(handover)
+    status = report.finish(analyser, strict=strict, require_success=require_success, error=error)
+    if error is not None:
+        sys.stdout.flush()
+        raise error
+    raise typer.Exit(status)
+
+
+def _exit_status(tally: Tally, *, strict: bool, require_success: bool) -> int:
+    if tally.violations or (strict and tally.warnings):
+        return 1
+    if require_success and tally.unsuccessful:
+        return 1
+    return 0
+
+
+class Tally:
+    """Counts over the whole run: what decides the exit status."""
+
+    def __init__(self) -> None:
+        self.handovers = 0
+        self.violations = 0
+        self.warnings = 0
+        self.unsuccessful = 0
+        self.retransmissions = 0
+
+    def add(self, handover: Handover) -> None:
+        self.handovers += 1
+        self.violations += len(handover.violations)
+        self.warnings += len(handover.warnings)
+        self.retransmissions += len(handover.retransmissions)
+        if handover.outcome is None or handover.outcome.status != "completed":
+            self.unsuccessful += 1
+
+    def add_global(self, analyser: ProcedureAnalyser) -> None:
+        self.violations += analyser.global_counts["violation"]
+        self.warnings += analyser.global_counts["warning"]
+
+
+class Report:
+    """Where handovers go as they close, and the closing summary."""
+
+    def __init__(self, out: TextIO, capture: str, brief: bool) -> None:
+        self.out = out
+        self.capture = capture
+        self.brief = brief
+        self.tally = Tally()
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def handover(self, handover: Handover) -> None:
+        raise NotImplementedError
+
+    def finish(
+        self,
+        analyser: ProcedureAnalyser,
+        *,
+        strict: bool,
+        require_success: bool,
+        error: CaptureError | None,
+    ) -> int:
+        raise NotImplementedError
+
+
+# --- text ---------------------------------------------------------------------------
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.3f} ms"
+
+
+def _frames(frames: tuple[int, ...]) -> str:
+    if not frames:
+        return ""
+    return ("frame " if len(frames) == 1 else "frames ") + ", ".join(map(str, frames))
+
+
+class TextReport(Report):
+    """The human report: streamed, one block per handover as it closes."""
+
+    def _line(self, text: str = "") -> None:
+        # click drops the colours when the output is not a terminal.
+        typer.echo(text, file=self.out)
+
+    def start(self) -> None:
+        self._line(f"lmaho check {self.capture}")
+        self._line()
+
+    def handover(self, handover: Handover) -> None:
+        self.tally.add(handover)
+        outcome = handover.outcome
+        assert outcome is not None
+        status = outcome.status
+        if status != "completed":
+            status = status.upper() + (f" at ({outcome.step})" if outcome.step else "")
+        latency = handover.latency
+        latency_text = f", latency (b)->(i) {_ms(latency)}" if latency is not None else ""
+        prefixes = ", ".join(str(p) for p in sorted(handover.prefixes)) or "no prefix"
+        head = f"handover {handover.number}: MN {handover.mn_id or '?'} ({prefixes})"
+        if self.brief:
+            problems = (
+                f"{len(handover.violations)} violation(s), {len(handover.warnings)} warning(s)"
+            )
+            self._line(f"{head}: {status}{latency_text}; {problems}")
+            if outcome.reason:
+                self._line(f"  {outcome.reason}")
+            for issue in handover.issues:
+                self._issue(issue, "  ")
+            return
+        self._line(head)
+        roles = handover.roles
+        self._line(
+            "  "
+            + "  ".join(
+                f"{role} {roles[role]}"
+                for role in (BMAG, PLMA, NLMA, POLICY_STORE)
+                if role in roles
+            )
+        )
+        self._line(f"  outcome: {status}{latency_text}")
+        if outcome.reason:
+            self._line(f"    {outcome.reason}")
+        self._line("  steps:")
+        first_time = min(s.first.time for s in handover.steps.values())
+        for letter, state in sorted(handover.steps.items()):
+            seen = state.first
+            extra = f" {seen.status_name}" if seen.status is not None else ""
+            again = (
+                f" (again in {_frames(tuple(c.frame for c in state.copies))})"
+                if state.copies
+                else ""
+            )
+            self._line(
+                f"    {STEP_BY_LETTER[letter].label:<17} frame {seen.frame:<7} "
+                f"+{seen.time - first_time:.6f} s  seq {seen.sequence}{extra}{again}"
+            )
+        if handover.data:
+            self._line("  data plane:")
+            for step in ("before", *DATA_STEPS):
+                segments = [s for s in handover.data.values() if s.step == step]
+                if not segments:
+                    continue
+                title = f"({step}) {DATA_STEPS[step]}" if step in DATA_STEPS else "before (i)"
+                hops = ", ".join(
+                    f"{s.hop} {s.first_frame}"
+                    + (f"-{s.last_frame} ({s.count} packets)" if s.count > 1 else "")
+                    for s in segments
+                )
+                self._line(f"    {title:<14} {hops}")
+        for retransmission in handover.retransmissions:
+            self._line(f"  retransmission: {retransmission.describe()}")
+        for issue in handover.issues:
+            self._issue(issue, "  ")
+        self._line()
+
+    def _issue(self, issue: Issue, indent: str) -> None:
+        where = _frames(issue.frames)
+        where = f" {where}" if where else ""
+        if issue.severity == "violation":
+            word = typer.style("VIOLATION", fg=typer.colors.RED, bold=True)
+        else:
+            word = typer.style("warning", fg=typer.colors.YELLOW)
+        self._line(f"{indent}{word}{where} [{issue.rule}]: {issue.what}")
+
+    def finish(
+        self,
+        analyser: ProcedureAnalyser,
+        *,
+        strict: bool,
+        require_success: bool,
+        error: CaptureError | None,
+    ) -> int:
+        self.tally.add_global(analyser)
+        if analyser.issues:
+            self._line("outside any handover:")
+            for issue in analyser.issues:
+                self._issue(issue, "  ")
+            if analyser.issues_dropped:
+                self._line(f"  ... and {analyser.issues_dropped} more")
+            self._line()
+        counters = analyser.counters
+        self._line(
+            f"frames: {counters.frames} ({counters.signalling} signalling, "
+            f"{counters.data} data of known MNs, {counters.data_unattributed} other IPv6, "
+            f"{counters.malformed} malformed, {counters.other} not IPv6)"
+        )
+        outcomes = ", ".join(f"{n} {status}" for status, n in sorted(analyser.outcomes.items()))
+        self._line(f"handovers: {self.tally.handovers}" + (f" ({outcomes})" if outcomes else ""))
+        if self.tally.retransmissions:
+            self._line(f"retransmitted requests: {self.tally.retransmissions}")
+        latency = analyser.latency_summary()
+        if latency is not None:
+            self._line(
+                f"latency (b)->(i): min {_ms(latency['min'])}, median {_ms(latency['median'])}, "
+                f"max {_ms(latency['max'])} over {int(latency['count'])} handover(s)"
+            )
+        status = _exit_status(self.tally, strict=strict, require_success=require_success)
+        if error is not None:
+            verdict = "capture unreadable past this point (see the error below)"
+        elif self.tally.violations:
+            verdict = typer.style(
+                f"{self.tally.violations} violation(s)", fg=typer.colors.RED, bold=True
+            )
+        else:
+            verdict = typer.style("no violations", fg=typer.colors.GREEN, bold=True)
+        self._line(f"result: {verdict}, {self.tally.warnings} warning(s)")
+        if status and not self.tally.violations and error is None:
+            reason = "warnings (--strict)" if strict and self.tally.warnings else None
+            reason = reason or "a handover did not complete (--require-success)"
+            self._line(f"exit status 1: {reason}")
+        return status
+
+
+# --- JSON ----------------------------------------------------------------------------
+
+
+class JsonReport(Report):
+    """One JSON document, written as handovers close (so memory stays flat)."""
+
+    def start(self) -> None:
+        self.out.write('{"capture": ' + json.dumps(self.capture) + ', "handovers": [')
+        self._first = True
+
+    def handover(self, handover: Handover) -> None:
+        self.tally.add(handover)
+        self.out.write(("\n" if self._first else ",\n") + json.dumps(handover.to_json()))
+        self._first = False
+
+    def finish(
+        self,
+        analyser: ProcedureAnalyser,
+        *,
+        strict: bool,
+        require_success: bool,
+        error: CaptureError | None,
+    ) -> int:
+        self.tally.add_global(analyser)
+        status = _exit_status(self.tally, strict=strict, require_success=require_success)
+        if error is not None:
+            status = 2
+        latency = analyser.latency_summary()
+        counters = analyser.counters
+        tail: dict[str, Any] = {
+            "violations": [i.to_json() for i in analyser.global_violations],
+            "warnings": [i.to_json() for i in analyser.global_warnings],
+            "issues_dropped": analyser.issues_dropped,
+            "summary": {
+                "frames": counters.frames,
+                "signalling": counters.signalling,
+                "data": counters.data,
+                "other_ipv6": counters.data_unattributed,
+                "malformed": counters.malformed,
+                "not_ipv6": counters.other,
+                "handovers": self.tally.handovers,
+                "outcomes": dict(sorted(analyser.outcomes.items())),
+                "retransmissions": self.tally.retransmissions,
+                "violations": self.tally.violations,
+                "warnings": self.tally.warnings,
+                "latency_s": None
+                if latency is None
+                else {k: round(v, 6) if k != "count" else int(v) for k, v in latency.items()},
+            },
+            "error": None if error is None else str(error),
+            "exit_status": status,
+        }
+        self.out.write("\n]")
+        for key, value in tail.items():
+            self.out.write(f", {json.dumps(key)}: {json.dumps(value)}")
+        self.out.write("}\n")
+        return status

@@ -1,0 +1,365 @@
+"""lmaho_wire.procedure on captures built from docs/wire-format.md section 7, faults injected.
+
+Each test writes a real capture (the codec's frames, Ethernet framing, pcap)
+and reads it back through ``analyse_capture``, so the whole path is tested.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from test_check_scenario import (
+    BMAG,
+    CN,
+    MACS,
+    NLMA,
+    OTHER_LMA,
+    PLMA,
+    Mobile,
+    Packet,
+    data_plane,
+    find,
+    handover,
+    lost_message,
+    signalling,
+    with_options,
+    write,
+)
+
+from lmaho_wire import option
+from lmaho_wire.dissect import analyse_capture
+from lmaho_wire.procedure import CheckResult, Handover, Issue, ProcedureAnalyser, check_records
+
+
+def check(tmp_path: Path, packets: list[Packet], **options: float) -> CheckResult:
+    return check_records(analyse_capture(write(tmp_path / "c.pcap", packets)), **options)
+
+
+def only_handover(result: CheckResult) -> Handover:
+    assert len(result.handovers) == 1
+    return result.handovers[0]
+
+
+def rules(issues: list[Issue]) -> set[str]:
+    return {i.rule for i in issues}
+
+
+def the_violation(result: CheckResult, rule: str) -> Issue:
+    matching = [i for i in result.violations if i.rule == rule]
+    assert matching, f"no {rule} violation in {[i.what for i in result.violations]}"
+    return matching[0]
+
+
+def trailer(t: float) -> Packet:
+    """An unrelated packet that keeps the capture going (past retransmission timers)."""
+    return Packet("x", t, "2001:db8:ee::1", "2001:db8:ee::2")
+
+
+# --- the clean handover and the failures the procedure allows ------------------------
+
+
+def test_clean_handover_has_every_step_no_issue_and_its_latency(tmp_path: Path) -> None:
+    result = check(tmp_path, handover())
+    h = only_handover(result)
+    assert result.violations == [] and result.warnings == []
+    assert h.outcome is not None and h.outcome.status == "completed"
+    assert sorted(h.steps) == list("bcdefghi")
+    assert [h.steps[x].first.frame for x in "bcdefghi"] == list(range(1, 9))
+    assert h.mn_id == "mn1@lmaho.example"
+    assert {role: str(a) for role, a in h.roles.items()} == {
+        "bMAG": BMAG,
+        "PLMA": PLMA,
+        "NLMA": NLMA,
+        "Policy store": "2001:db8:5::1",
+    }
+    assert h.latency == pytest.approx(0.014)
+    hops = {(s.step, s.hop) for s in h.data.values()}
+    assert hops == {
+        ("j", "CN->PLMA"),
+        ("j", "PLMA=>NLMA"),
+        ("j", "NLMA=>bMAG"),
+        ("j", "bMAG->MN"),
+        ("k", "MN->bMAG"),
+        ("k", "bMAG=>NLMA"),
+        ("k", "NLMA->CN"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("statuses", "step", "words"),
+    [
+        ({"hack_status": "ADMINISTRATIVELY_PROHIBITED"}, "d", "NLMA refused"),
+        ({"update_status": "POLICY_UPDATE_FAILED"}, "h", "policy store did not update"),
+        ({"pba_status": "NOT_LMA_FOR_THIS_MOBILE_NODE"}, "i", "NLMA rejected the PBU"),
+    ],
+)
+def test_refusals_are_failures_not_violations(
+    tmp_path: Path, statuses: dict[str, str], step: str, words: str
+) -> None:
+    result = check(tmp_path, handover(**statuses))
+    h = only_handover(result)
+    assert result.violations == []
+    assert h.outcome is not None
+    assert (h.outcome.status, h.outcome.step) == ("failed", step)
+    assert words in h.outcome.reason
+
+
+def test_lost_answer_and_its_retransmission_is_reported_as_such(tmp_path: Path) -> None:
+    result = check(tmp_path, lost_message())
+    h = only_handover(result)
+    assert result.violations == [] and result.warnings == []
+    assert h.outcome is not None and h.outcome.status == "completed"
+    [again] = h.retransmissions
+    assert (again.step, again.frames, again.answered_by) == ("c", (2, 4), (3, 5))
+    assert again.intervals == (pytest.approx(1.0),)
+
+
+def test_lost_request_retransmitted_too_early_is_a_warning(tmp_path: Path) -> None:
+    packets = lost_message()
+    copies = [p for p in packets if p.step == "c"]
+    copies[1].time = copies[0].time + 0.2
+    result = check(tmp_path, packets)
+    assert result.violations == []
+    assert "retransmission" in rules(result.warnings)
+
+
+def test_retransmission_with_a_new_sequence_number_is_a_violation(tmp_path: Path) -> None:
+    packets = lost_message()
+    copies = [p for p in packets if p.step == "c"]
+    copies[1].fields = {**copies[1].fields, "sequence": 2}
+    result = check(tmp_path, packets)
+    issue = the_violation(result, "retransmission")
+    assert "keeps its Sequence Number" in issue.what
+
+
+def test_several_mobiles_are_separate_handovers(tmp_path: Path) -> None:
+    packets = []
+    for n in (1, 2, 3):
+        packets += handover(Mobile(n), t0=1000.0 + n * 0.0005)
+    result = check(tmp_path, packets)
+    assert result.violations == []
+    assert sorted(h.mn_id or "" for h in result.handovers) == [
+        "mn1@lmaho.example",
+        "mn2@lmaho.example",
+        "mn3@lmaho.example",
+    ]
+    assert all(h.outcome and h.outcome.status == "completed" for h in result.handovers)
+
+
+# --- injected violations ---------------------------------------------------------------
+
+
+def test_pbu_to_another_lma_than_the_one_announced(tmp_path: Path) -> None:
+    packets = handover()
+    pbu = find(packets, "f")
+    pbu.dst, pbu.dst_mac = OTHER_LMA, MACS[OTHER_LMA]
+    pba = find(packets, "i")
+    pba.src, pba.src_mac = OTHER_LMA, MACS[OTHER_LMA]
+    result = check(tmp_path, packets)
+    issue = the_violation(result, "wrong-nlma")
+    assert issue.frames == (4, 5)
+    assert OTHER_LMA in issue.what and NLMA in issue.what
+
+
+def test_lma_ho_resp_naming_another_nlma(tmp_path: Path) -> None:
+    packets = handover()
+    with_options(
+        find(packets, "e"), lma_address=option("lma_address", option_code="IPV6", address=OTHER_LMA)
+    )
+    result = check(tmp_path, packets)
+    issue = the_violation(result, "wrong-nlma")
+    assert issue.step == "e" and issue.frames == (2, 4)
+
+
+def test_swapped_steps_are_out_of_order(tmp_path: Path) -> None:
+    packets = handover()
+    resp, pbu = find(packets, "e"), find(packets, "f")
+    resp.time, pbu.time = pbu.time, resp.time
+    result = check(tmp_path, packets)
+    issue = the_violation(result, "order")
+    assert issue.frames == (4, 5)
+    assert "(f) PBU (frame 4) comes before (e) LMA_HO_Resp (frame 5)" in issue.what
+    assert rules(result.violations) == {"order"}
+
+
+def test_mismatched_mn_identifier(tmp_path: Path) -> None:
+    packets = handover()
+    with_options(
+        find(packets, "f"),
+        mn_identifier=option("mn_identifier", subtype="NAI", identifier="intruder@lmaho.example"),
+    )
+    result = check(tmp_path, packets)
+    h = only_handover(result)
+    issue = the_violation(result, "mn-id")
+    assert issue.step == "f" and 5 in issue.frames
+    assert "intruder@lmaho.example" in issue.what
+    assert "f" in h.steps  # the PBU stays in its handover
+
+
+def test_prefix_mismatch(tmp_path: Path) -> None:
+    packets = handover()
+    with_options(
+        find(packets, "d"),
+        home_network_prefix=option("home_network_prefix", prefix_length=64, prefix="2001:db8:99::"),
+    )
+    result = check(tmp_path, packets)
+    issue = the_violation(result, "prefix")
+    assert issue.step == "d" and 3 in issue.frames
+    assert "2001:db8:99::/64" in issue.what
+
+
+def test_bad_checksum(tmp_path: Path) -> None:
+    packets = handover()
+    find(packets, "c").corrupt_checksum = True
+    result = check(tmp_path, packets)
+    issue = the_violation(result, "checksum")
+    assert issue.frames == (2,) and issue.step == "c"
+    assert rules(result.violations) == {"checksum"}
+
+
+def test_missing_response(tmp_path: Path) -> None:
+    packets = [p for p in signalling() if p.step != "h"]
+    result = check(tmp_path, packets)
+    issue = the_violation(result, "missing-response")
+    assert issue.step == "g" and issue.frames == (6,)
+
+
+def test_missing_last_response_once_the_capture_went_on(tmp_path: Path) -> None:
+    packets = [p for p in signalling() if p.step != "i"]
+    result = check(tmp_path, [*packets, trailer(1005.0)])
+    issue = the_violation(result, "missing-response")
+    assert issue.step == "f"
+    h = only_handover(result)
+    assert h.outcome is not None and h.outcome.status == "incomplete"
+
+
+def test_capture_ending_before_the_answer_is_only_a_warning(tmp_path: Path) -> None:
+    packets = [p for p in signalling() if p.step != "i"]
+    result = check(tmp_path, packets)
+    assert result.violations == []
+    assert "capture-end" in rules(result.warnings)
+
+
+def test_abandoned_after_retransmissions(tmp_path: Path) -> None:
+    packets = signalling()[:2]
+    init = packets[1]
+    for sent_after in (1.0, 3.0, 7.0):  # the timer doubles: 1, 2, 4 s
+        packets.append(replace(init, time=init.time + sent_after))
+    result = check(tmp_path, [*packets, trailer(1020.0)])
+    h = only_handover(result)
+    assert h.outcome is not None and (h.outcome.status, h.outcome.step) == ("abandoned", "c")
+    assert "3 retransmission(s)" in h.outcome.reason
+    assert "missing-response" in rules(result.violations)
+    assert "retransmission" not in rules(result.violations + result.warnings)
+
+
+def test_too_many_retransmissions(tmp_path: Path) -> None:
+    packets = signalling()[:2]
+    init = packets[1]
+    for sent_after in (1.0, 3.0, 7.0, 15.0):
+        packets.append(replace(init, time=init.time + sent_after))
+    result = check(tmp_path, [*packets, trailer(1040.0)])
+    assert "retransmission" in rules(result.violations)
+
+
+def test_tunnel_carrying_a_foreign_prefix(tmp_path: Path) -> None:
+    packets = handover()
+    stray = next(p for p in packets if p.tunnel == (PLMA, NLMA))
+    stray.dst = "2001:db8:99::1"
+    result = check(tmp_path, packets)
+    issue = the_violation(result, "foreign-prefix")
+    assert issue.frames == (10,)
+    assert "2001:db8:99::1" in issue.what
+    assert issue in only_handover(result).violations
+
+
+def test_another_mns_traffic_in_a_tunnel_not_its_own(tmp_path: Path) -> None:
+    # MN 2 is handed over between other entities; its data then uses MN 1's tunnel.
+    packets = handover()
+    second = signalling(Mobile(2), t0=1000.05)
+    packets += second
+    stray = next(p for p in packets if p.tunnel == (NLMA, BMAG))
+    stray.dst = Mobile(2).address
+    for p in second:
+        if p.step in "fi":
+            p.src, p.dst = (p.src, OTHER_LMA) if p.step == "f" else (OTHER_LMA, p.dst)
+    result = check(tmp_path, packets)
+    issue = the_violation(result, "foreign-prefix")
+    assert "mn2@lmaho.example" in issue.what or issue.mn == "mn2@lmaho.example"
+
+
+def test_data_through_the_new_tunnel_before_the_pba(tmp_path: Path) -> None:
+    packets = signalling()
+    early = data_plane(t0=packets[4].time + 0.0001)  # after the PBU, before the PBA
+    packets += [p for p in early if p.tunnel == (NLMA, BMAG)]
+    result = check(tmp_path, packets)
+    issue = the_violation(result, "tunnel")
+    assert "not one of its tunnels" in issue.what
+
+
+def test_tunnel0_after_the_handover_is_a_stale_tunnel(tmp_path: Path) -> None:
+    packets = handover()
+    late = Packet("j", 1000.5, CN, Mobile().address, tunnel=(PLMA, BMAG), src_mac=MACS[PLMA])
+    result = check(tmp_path, [*packets, late])
+    assert result.violations == []
+    assert "tunnel" in rules(result.warnings)
+
+
+def test_failed_update_must_not_be_answered_by_a_successful_pba(tmp_path: Path) -> None:
+    packets = handover(update_status="POLICY_UPDATE_FAILED")
+    pba = find(packets, "i")
+    pba.fields = {**pba.fields, "status": "ACCEPTED"}
+    result = check(tmp_path, packets)
+    issue = the_violation(result, "status")
+    assert issue.step == "i"
+
+
+def test_pbu_after_a_refused_handover(tmp_path: Path) -> None:
+    refused = handover(hack_status="INSUFFICIENT_RESOURCES")
+    accepted = signalling()
+    result = check(tmp_path, [*refused, find(accepted, "f")])
+    assert "unexpected-step" in rules(result.violations)
+
+
+def test_missing_mandatory_option_and_flag(tmp_path: Path) -> None:
+    packets = handover()
+    init = find(packets, "c")
+    with_options(init, mag_ipv6_address=None)
+    init.fields = {**init.fields, "flags": set()}
+    result = check(tmp_path, packets)
+    assert {"mandatory-option", "flags"} <= rules(result.violations)
+    assert "MAG IPv6 Address" in the_violation(result, "mandatory-option").what
+
+
+def test_response_answering_no_request(tmp_path: Path) -> None:
+    packets = handover()
+    hack = find(packets, "d")
+    hack.fields = {**hack.fields, "sequence": 77}
+    result = check(tmp_path, packets)
+    issue = the_violation(result, "pairing")
+    assert "seq=77" in issue.what
+
+
+def test_malformed_mobility_header_is_a_violation_outside_handovers(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.pcap", handover())
+    data = bytearray(path.read_bytes())
+    # Frame 1's MH Header Len (Ethernet 14 + IPv6 40 + 1 into the MH, after the pcap headers).
+    data[24 + 16 + 14 + 40 + 1] = 200
+    path.write_bytes(bytes(data))
+    result = check_records(analyse_capture(path))
+    assert "malformed" in rules(result.violations)
+
+
+def test_memory_is_per_open_handover(tmp_path: Path) -> None:
+    packets = []
+    for n in range(1, 31):
+        packets += handover(Mobile(n), t0=1000.0 + n * 2.0)
+    closed_while_running = []
+    analyser = ProcedureAnalyser(linger=1.0)
+    for record in analyse_capture(write(tmp_path / "c.pcap", packets)):
+        closed_while_running += analyser.feed(record)
+        assert analyser.open_handovers <= 2
+    assert len(closed_while_running) >= 28
+    assert len(closed_while_running) + len(analyser.finish()) == 30
