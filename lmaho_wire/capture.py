@@ -60,18 +60,16 @@ def _read_open(fh: BinaryIO, name: str) -> Iterator[Frame]:
     fh.seek(0)
     if len(magic) < 4:
         raise CaptureError(f"{name}: empty or truncated file, not a pcap or pcapng capture")
+    if magic in PCAP_MAGICS:
+        yield from _read_pcap(fh, name)
+        return
+    if magic != PCAPNG_MAGIC:
+        raise CaptureError(f"{name}: not a pcap or pcapng file (starts with {magic.hex()})")
     try:
-        if magic in PCAP_MAGICS:
-            reader: dpkt.pcap.Reader | dpkt.pcapng.Reader = dpkt.pcap.Reader(fh)
-        elif magic == PCAPNG_MAGIC:
-            reader = dpkt.pcapng.Reader(fh)
-        else:
-            raise CaptureError(f"{name}: not a pcap or pcapng file (starts with {magic.hex()})")
+        reader = dpkt.pcapng.Reader(fh)
         linktype = reader.datalink()
-    except CaptureError:
-        raise
     except (ValueError, struct.error, dpkt.Error, EOFError) as e:
-        raise CaptureError(f"{name}: corrupt capture header: {e}") from None
+        raise CaptureError(f"{name}: corrupt pcapng header: {e or type(e).__name__}") from None
     number = 0
     it = iter(reader)
     while True:
@@ -81,10 +79,49 @@ def _read_open(fh: BinaryIO, name: str) -> Iterator[Frame]:
             return
         except (ValueError, struct.error, dpkt.Error, EOFError, TypeError) as e:
             raise CaptureError(
-                f"{name}: corrupt record after frame {number}: {e or type(e).__name__}"
+                f"{name}: corrupt block after frame {number}: {e or type(e).__name__}"
             ) from None
         number += 1
         yield Frame(number, float(ts), linktype, bytes(buf))
+
+
+_PCAP_FILE_HEADER = 24
+_PCAP_RECORD_HEADER = 16
+
+
+def _read_pcap(fh: BinaryIO, name: str) -> Iterator[Frame]:
+    # Read by hand rather than through dpkt.pcap.Reader: dpkt hands back a short
+    # frame when a record is cut off, and a cut-off capture must be an error.
+    header = fh.read(_PCAP_FILE_HEADER)
+    if len(header) < _PCAP_FILE_HEADER:
+        raise CaptureError(f"{name}: truncated pcap file header ({len(header)} of 24 octets)")
+    order = "<" if header[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    divisor = 1e9 if header[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1e6
+    snaplen, linktype = struct.unpack(order + "II", header[16:24])
+    linktype &= 0x0FFFFFFF  # the top bits carry FCS information (pcap-linktype(7))
+    record = struct.Struct(order + "IIII")
+    number = 0
+    while True:
+        head = fh.read(_PCAP_RECORD_HEADER)
+        if not head:
+            return
+        if len(head) < _PCAP_RECORD_HEADER:
+            raise CaptureError(
+                f"{name}: truncated record header after frame {number} ({len(head)} of 16 octets)"
+            )
+        seconds, fraction, caplen, _origlen = record.unpack(head)
+        if caplen > max(snaplen, 262144):
+            raise CaptureError(
+                f"{name}: record {number + 1} claims {caplen} captured octets, "
+                f"more than the snapshot length {snaplen}"
+            )
+        data = fh.read(caplen)
+        if len(data) < caplen:
+            raise CaptureError(
+                f"{name}: frame {number + 1} cut off: {len(data)} of {caplen} octets present"
+            )
+        number += 1
+        yield Frame(number, seconds + fraction / divisor, linktype, data)
 
 
 class CaptureWriter:
