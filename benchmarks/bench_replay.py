@@ -33,7 +33,6 @@ from pathlib import Path
 
 from lmaho_cli._replay_engine import Pacing, open_packet_socket, replay, resolve_interface
 from lmaho_cli._replay_frames import load_capture
-
 from lmaho_wire.capture import CaptureWriter
 
 FRAMES_PER_CAPTURE = 1000

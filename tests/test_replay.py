@@ -28,10 +28,10 @@ from typing import Any, TypeVar
 from unittest import mock
 
 import pytest
+
 from lmaho_cli._replay_engine import Pacing, _Schedule, planned_total, replay
 from lmaho_cli._replay_frames import LoadedCapture, load_capture, parse_mac
 from lmaho_cli.main import main
-
 from lmaho_wire.capture import (
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL,
