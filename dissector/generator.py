@@ -1,0 +1,1191 @@
+"""Generate the Wireshark Lua dissector ``dissector/lmaho.lua`` from the codec schema.
+
+The generator walks the construct objects of :mod:`lmaho_wire.schema` (the
+Mobility Header envelope, every :class:`~lmaho_wire.fields.MessageBody` and
+:class:`~lmaho_wire.fields.OptionBody`, their fields, enumerations, flags,
+switches and repeated structures) and writes, in a fixed order:
+
+1. a "generated, do not edit" banner naming the regeneration command;
+2. the hand-written runtime ``dissector/runtime.lua`` (tested helpers that
+   know nothing about the wire format);
+3. one value-string table per distinct enumeration, one ``ProtoField`` per
+   schema field, the experts, and one dissecting function per structure;
+4. a descriptor per message and per option, preferences for the draft's type
+   numbers, and the registrations (``ip.proto`` 135, ``mip6.option``).
+
+A construct the generator does not know is an error, never a silent gap: a
+field added to the schema either shows up in Wireshark or stops generation.
+Output is deterministic (ordered walks, no timestamps), so the committed
+file can be compared with a fresh generation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from construct import (
+    Adapter,
+    Bytes,
+    BytesInteger,
+    Construct,
+    FixedSized,
+    FormatField,
+    GreedyBytes,
+    GreedyRange,
+    Renamed,
+    Struct,
+    Switch,
+    Terminated,
+)
+from construct.expr import BinExpr
+from construct.expr import Path as ExprPath
+
+from lmaho_wire.checksum import MH_NEXT_HEADER
+from lmaho_wire.codec import NO_NEXT_HEADER, PAD1, PADN
+from lmaho_wire.fields import (
+    Flags,
+    HexColon,
+    IPv4Address,
+    IPv6Address,
+    MessageBody,
+    NamedEnum,
+    OptionBody,
+    Scaled,
+    Text,
+    TimestampField,
+)
+from lmaho_wire.registry import current_schema
+from lmaho_wire.schema import UNKNOWN_OPTION, MobilityOptions, Schema
+
+HERE = Path(__file__).resolve().parent
+RUNTIME = HERE / "runtime.lua"
+OUTPUT = HERE / "lmaho.lua"
+REGENERATE = "lmaho dissector generate"
+
+PROTO_NAME = "lmaho"
+PROTO_TITLE = "LMA Handover for Proxy Mobile IPv6"
+OPTION_PROTO_NAME = "lmaho.opt"
+OPTION_PROTO_TITLE = "LMA Handover Mobility Option"
+PROTOCOL_COLUMN = "LMAHO"
+# Wireshark's own Mobile IPv6 dissector, which keeps every MH type lmaho does not own.
+WIRESHARK_MIP6 = "mip6"
+WIRESHARK_OPTION_TABLE = "mip6.option"
+
+# Fields the dissector reads meaning into, by their schema names. The codec
+# reads the same names (Message.sequence, .status, .mn_identifier).
+SEQUENCE_FIELD = "sequence"
+STATUS_FIELD = "status"
+CHECKSUM_FIELD = "checksum"
+PAYLOAD_PROTO_FIELD = "payload_proto"
+MN_ID_OPTION = "mn_identifier"
+# docs/wire-format.md 3.2 and RFC 5213 8.9: a status below 128 is a success.
+SUCCESS_BELOW = 128
+# Draft section 4.2: the bMAG's LMA_HO_Req (b) opens a handover, the PBU (f)
+# registers the MN at the NLMA, and the NLMA's PBA (i) completes it.
+HANDOVER_START = "lma_ho_req"
+HANDOVER_REGISTER = "binding_update"
+HANDOVER_COMPLETE = "binding_ack"
+
+# (name in R.E, abbreviation, text, group, severity)
+EXPERTS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("truncated", "lmaho.malformed.truncated", "Truncated Mobility Header", "MALFORMED", "ERROR"),
+    (
+        "header_len_long",
+        "lmaho.malformed.header_len_long",
+        "Header Len runs past the packet",
+        "MALFORMED",
+        "ERROR",
+    ),
+    (
+        "header_len_short",
+        "lmaho.malformed.header_len_short",
+        "Header Len leaves too little room for the message",
+        "MALFORMED",
+        "ERROR",
+    ),
+    (
+        "after_mh",
+        "lmaho.malformed.after_mh",
+        "Octets after the end that Header Len gives",
+        "MALFORMED",
+        "WARN",
+    ),
+    (
+        "payload_proto",
+        "lmaho.payload_proto_unexpected",
+        "Payload Proto is not 59 (No Next Header)",
+        "PROTOCOL",
+        "WARN",
+    ),
+    ("field_short", "lmaho.malformed.field_short", "Field runs past the end", "MALFORMED", "ERROR"),
+    (
+        "field_trailing",
+        "lmaho.malformed.trailing",
+        "Unexpected octets after the last field",
+        "MALFORMED",
+        "ERROR",
+    ),
+    (
+        "opt_no_length",
+        "lmaho.malformed.opt_no_length",
+        "Option without Length octet",
+        "MALFORMED",
+        "ERROR",
+    ),
+    (
+        "opt_overrun",
+        "lmaho.malformed.opt_overrun",
+        "Option length runs past the end of the Mobility Header",
+        "MALFORMED",
+        "ERROR",
+    ),
+    (
+        "opt_bad_length",
+        "lmaho.malformed.opt_length",
+        "Option length not allowed for its type",
+        "MALFORMED",
+        "ERROR",
+    ),
+    ("opt_misaligned", "lmaho.opt_misaligned", "Option not aligned", "PROTOCOL", "WARN"),
+    ("opt_unknown", "lmaho.opt_unknown_type", "Unknown mobility option", "UNDECODED", "NOTE"),
+    ("padn_nonzero", "lmaho.padn_nonzero", "PadN carries non-zero octets", "PROTOCOL", "WARN"),
+    ("checksum_bad", "lmaho.checksum.bad", "Bad checksum", "CHECKSUM", "ERROR"),
+    ("status_failure", "lmaho.status_failure", "Status reports a failure", "RESPONSE_CODE", "NOTE"),
+    ("retransmission", "lmaho.retransmission", "Retransmission", "SEQUENCE", "NOTE"),
+    ("ho_completed", "lmaho.handover.completed", "Handover completed", "SEQUENCE", "CHAT"),
+    ("ho_failed", "lmaho.handover.failed", "Handover failed", "SEQUENCE", "WARN"),
+    ("internal", "lmaho.internal_error", "lmaho dissector error", "MALFORMED", "ERROR"),
+)
+
+# The dissector's own fields (not schema fields): option framing, checksum
+# verification and tracking. (name in R.F, abbreviation, ProtoField kind,
+# label, the constructor's middle arguments, blurb)
+OWN_FIELDS: tuple[tuple[str, str, str, str, str, str], ...] = (
+    ("options", "lmaho.options", "none", "Mobility Options", "", "The mobility options"),
+    ("opt_type", "lmaho.opt.type", "uint8", "Type", "base.DEC, nil, nil", "Option type"),
+    (
+        "opt_length", "lmaho.opt.length", "uint8", "Length", "base.DEC, nil, nil",
+        "Octets of option data after the Length octet",
+    ),
+    (
+        "checksum_status", "lmaho.checksum.status", "uint8", "Checksum Status",
+        'base.DEC, {[0] = "Bad", [1] = "Good", [2] = "Unverified"}, nil',
+        "Result of verifying the Mobility Header checksum (RFC 6275 6.1.1)",
+    ),
+    (
+        "checksum_calculated", "lmaho.checksum.calculated", "uint16", "Calculated Checksum",
+        "base.HEX, nil, nil", "Checksum over the IPv6 pseudo-header and the Mobility Header",
+    ),
+    (
+        "response_in", "lmaho.response_in", "framenum", "Response In",
+        "base.NONE, frametype.RESPONSE, nil", "The response to this request is in this frame",
+    ),
+    (
+        "response_to", "lmaho.response_to", "framenum", "Response To",
+        "base.NONE, frametype.REQUEST, nil", "This is a response to the request in this frame",
+    ),
+    ("time", "lmaho.time", "relative_time", "Time", "", "Time between request and response"),
+    (
+        "retransmission_of", "lmaho.retransmission_of", "framenum", "Retransmission Of",
+        "base.NONE, frametype.DUP_ACK, nil", "This message repeats the one in this frame",
+    ),
+    (
+        "ho_start", "lmaho.handover.start", "framenum", "Handover Started In",
+        "base.NONE, frametype.REQUEST, nil", "The LMA_HO_Req that opened this handover",
+    ),
+    (
+        "ho_elapsed", "lmaho.handover.elapsed", "relative_time", "Time Since Handover Start", "",
+        "Time since the LMA_HO_Req that opened the handover",
+    ),
+    (
+        "ho_duration", "lmaho.handover.duration", "relative_time", "Handover Duration", "",
+        "From the LMA_HO_Req to the message completing the handover",
+    ),
+    (
+        "ho_success", "lmaho.handover.success", "bool", "Handover Succeeded",
+        "base.NONE, nil, nil", "Whether the handover completed successfully",
+    ),
+)  # fmt: skip
+
+LUA_KEYWORDS = frozenset({
+    "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto",
+    "if", "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until",
+    "while",
+})  # fmt: skip
+
+
+class GeneratorError(Exception):
+    """The schema uses something the generator cannot express in Lua."""
+
+
+def lua_str(text: str) -> str:
+    """A Lua string literal of ``text`` (double quotes, byte escapes)."""
+    out = []
+    for ch in text.encode("utf-8"):
+        c = chr(ch)
+        if c in '"\\':
+            out.append("\\" + c)
+        elif 32 <= ch < 127:
+            out.append(c)
+        else:
+            out.append(f"\\{ch:03d}")
+    return '"' + "".join(out) + '"'
+
+
+def lua_key(table: str, name: str) -> str:
+    """``table.name`` or ``table["name"]`` when name is no Lua identifier."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name not in LUA_KEYWORDS:
+        return f"{table}.{name}"
+    return f"{table}[{lua_str(name)}]"
+
+
+ACRONYMS = {
+    "mh": "MH", "id": "ID", "ap": "AP", "lma": "LMA", "mn": "MN", "nai": "NAI",
+    "ipv6": "IPv6", "ipv4": "IPv4",
+}  # fmt: skip
+
+
+def label_of(name: str) -> str:
+    """Wireshark-style label of a schema field name: "mh_type" -> "MH Type"."""
+    return " ".join(ACRONYMS.get(w, w.capitalize()) for w in name.split("_") if w)
+
+
+def _unrename(c: Construct) -> Construct:
+    while isinstance(c, Renamed):
+        c = c.subcon
+    return c
+
+
+def _int_spec(c: Construct) -> tuple[int, bool]:
+    """(size in octets, signed) of an integer construct; error for anything else."""
+    c = _unrename(c)
+    if isinstance(c, FormatField):
+        fmt = c.fmtstr
+        if fmt[0] == "<" or fmt[-1] not in "BHILQbhilq":
+            raise GeneratorError(f"unsupported integer format {fmt!r}: big-endian integers only")
+        return c.length, fmt[-1].islower()
+    if isinstance(c, BytesInteger) and isinstance(c.length, int):
+        if c.swapped:
+            raise GeneratorError("little-endian BytesInteger is not supported")
+        return c.length, bool(c.signed)
+    raise GeneratorError(f"not an integer construct: {c!r}")
+
+
+@dataclass
+class _Scope:
+    """Where a ``this`` expression is evaluated: Lua tables, innermost first."""
+
+    tables: list[str]
+
+    def child(self, table: str) -> _Scope:
+        return _Scope([table, *self.tables])
+
+
+def lua_expr(expr: Any, scope: _Scope) -> str:
+    """Translate a construct ``this`` expression (paths and arithmetic) to Lua."""
+    if isinstance(expr, int) and not isinstance(expr, bool):
+        return str(expr)
+    if isinstance(expr, ExprPath):
+        chain: list[str] = []
+        node: Any = expr
+        while True:
+            fieldname = node._Path__field
+            parent = node._Path__parent
+            if fieldname is None:
+                break
+            chain.append(fieldname)
+            node = parent
+            if node is None:
+                break
+        chain.reverse()
+        depth = 0
+        while chain and chain[0] == "_":
+            depth += 1
+            chain.pop(0)
+        if depth >= len(scope.tables) or len(chain) != 1:
+            raise GeneratorError(f"cannot translate path {expr!r}")
+        return lua_key(scope.tables[depth], chain[0])
+    if isinstance(expr, BinExpr):
+        ops = {"add": "+", "sub": "-", "mul": "*"}
+        op = ops.get(expr.op.__name__)
+        if op is None:
+            raise GeneratorError(f"unsupported operator {expr.op.__name__} in {expr!r}")
+        return f"({lua_expr(expr.lhs, scope)} {op} {lua_expr(expr.rhs, scope)})"
+    raise GeneratorError(f"cannot translate expression {expr!r}")
+
+
+def _path_names(expr: Any) -> list[str]:
+    if isinstance(expr, ExprPath):
+        return [expr._Path__field] if expr._Path__field else []
+    if isinstance(expr, BinExpr):
+        return _path_names(expr.lhs) + _path_names(expr.rhs)
+    return []
+
+
+@dataclass
+class _Code:
+    """Lua lines with indentation."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, indent: int, line: str) -> None:
+        self.lines.append("    " * indent + line)
+
+
+class _Generator:
+    """One generation: collects value strings, fields and functions in walk order."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.value_strings: list[dict[int, str]] = []
+        self.fields: list[str] = []
+        self.abbrevs: dict[str, str] = {}
+        self.named_fields: dict[str, int] = {}
+        self.functions: list[str] = []
+        self.function_names: set[str] = set()
+        self.siblings: dict[str, Construct] = {}
+
+    # --- declarations -----------------------------------------------------------
+
+    def value_string(self, mapping: dict[int, str]) -> str:
+        items = dict(sorted(mapping.items()))
+        for i, existing in enumerate(self.value_strings):
+            if existing == items:
+                return f"VS[{i + 1}]"
+        self.value_strings.append(items)
+        return f"VS[{len(self.value_strings)}]"
+
+    def declare(self, abbrev: str, ctor: str, args: str, what: str) -> str:
+        if abbrev in self.abbrevs:
+            raise GeneratorError(
+                f"field {abbrev} declared twice ({self.abbrevs[abbrev]} and {what})"
+            )
+        self.abbrevs[abbrev] = what
+        self.fields.append(f"ProtoField.{ctor}({lua_str(abbrev)}, {args})")
+        return f"F[{len(self.fields)}]"
+
+    def named(self, key: str, abbrev: str, ctor: str, args: str) -> str:
+        ref = self.declare(abbrev, ctor, args, key)
+        self.named_fields[key] = len(self.fields)
+        return ref
+
+    # --- structures -----------------------------------------------------------------
+
+    def struct_function(self, name: str, struct: Struct, abbrev: str, blurb: str) -> str:
+        """Emit ``S.<name>(tvb, s, t, pos, stop, v)`` for ``struct``; returns its Lua name."""
+        if name in self.function_names:
+            raise GeneratorError(f"two structures generate function {name}")
+        self.function_names.add(name)
+        code = _Code()
+        code.add(0, f"S.{name} = function(tvb, s, t, pos, stop, v)")
+        code.add(1, "local x, n")
+        self.struct_body(code, 1, struct, abbrev, blurb, _Scope(["v"]))
+        code.add(1, "return pos")
+        code.add(0, "end")
+        self.functions.append("\n".join(code.lines))
+        return f"S.{name}"
+
+    def struct_body(
+        self, code: _Code, ind: int, struct: Struct, abbrev: str, blurb: str, scope: _Scope
+    ) -> None:
+        # A Switch names its cases after the enumeration of a sibling field.
+        outer = self.siblings
+        self.siblings = {sc.name: _unrename(sc) for sc in struct.subcons if isinstance(sc, Renamed)}
+        try:
+            self.struct_fields(code, ind, struct, abbrev, blurb, scope)
+        finally:
+            self.siblings = outer
+
+    def struct_fields(
+        self, code: _Code, ind: int, struct: Struct, abbrev: str, blurb: str, scope: _Scope
+    ) -> None:
+        for sc in struct.subcons:
+            if sc is Terminated:
+                code.add(ind, "if pos < stop then pos = R.trailing(tvb, t, pos, stop) end")
+                continue
+            if not isinstance(sc, Renamed) or not sc.name:
+                raise GeneratorError(f"unnamed field {sc!r} in {abbrev}")
+            self.leaf(code, ind, sc.name, _unrename(sc), f"{abbrev}.{sc.name}", blurb, scope)
+
+    def leaf(
+        self,
+        code: _Code,
+        ind: int,
+        name: str,
+        c: Construct,
+        abbrev: str,
+        blurb: str,
+        scope: _Scope,
+        label: str | None = None,
+    ) -> None:
+        """Lua that reads field ``name`` at ``pos`` into the scope's table and shows it."""
+        label = label or label_of(name)
+        target = lua_key(scope.tables[0], name)
+        desc = lua_str(blurb)
+        if isinstance(c, NamedEnum):
+            size, signed = _int_spec(c.subcon)
+            vs = self.value_string({int(k): str(v) for k, v in c.decmapping.items()})
+            ref = self.declare(
+                abbrev,
+                _int_ctor(size, signed),
+                f"{lua_str(label)}, base.DEC, {vs}, nil, {desc}",
+                name,
+            )
+            self.read_int(code, ind, size, signed, label, target)
+            code.add(ind, f"if t then t:add({ref}, tvb(pos, {size}), x) end")
+            code.add(ind, f"pos = pos + {size}")
+            return
+        if isinstance(c, Flags):
+            size, signed = _int_spec(c.subcon)
+            ref = self.declare(
+                abbrev,
+                _int_ctor(size, False),
+                f"{lua_str(label)}, base.HEX, nil, nil, {desc}",
+                name,
+            )
+            bits = []
+            for letter, mask in c.masks.items():
+                bref = self.declare(
+                    f"{abbrev}.{letter.lower()}",
+                    "bool",
+                    f"{lua_str(letter + ' flag')}, {8 * size}, nil, {mask:#x}, {desc}",
+                    f"{name}.{letter}",
+                )
+                bits.append((mask, letter, bref))
+            flags = ", ".join(f"{{{m:#x}, {lua_str(n)}}}" for m, n, _ in bits)
+            self.read_int(code, ind, size, False, label, target)
+            code.add(ind, "if t then")
+            code.add(
+                ind + 1,
+                f"local ft = t:add({ref}, tvb(pos, {size}), x, "
+                f"R.flags_label({lua_str(label)}, x, {8 * size}, {{{flags}}}))",
+            )
+            for _, _, bref in bits:
+                code.add(ind + 1, f"ft:add({bref}, tvb(pos, {size}))")
+            code.add(ind, "end")
+            code.add(ind, f"pos = pos + {size}")
+            return
+        if isinstance(c, Scaled):
+            size, signed = _int_spec(c.subcon)
+            ref = self.declare(
+                abbrev,
+                _int_ctor(size, signed),
+                f"{lua_str(label)}, base.DEC, nil, nil, "
+                + lua_str(f"{blurb}; in units of {c.factor} {c.unit}"),
+                name,
+            )
+            self.read_int(code, ind, size, signed, label, target)
+            code.add(
+                ind,
+                f"if t then t:add({ref}, tvb(pos, {size}), x, "
+                f"R.scaled_label({lua_str(label)}, x, {c.factor}, {lua_str(c.unit)})) end",
+            )
+            code.add(ind, f"pos = pos + {size}")
+            return
+        if isinstance(c, TimestampField):
+            self.timestamp(code, ind, name, c, abbrev, blurb, scope, label)
+            return
+        if isinstance(c, IPv6Address | IPv4Address):
+            want = 16 if isinstance(c, IPv6Address) else 4
+            inner = _unrename(c.subcon)
+            if not (isinstance(inner, Bytes) and inner.length == want):
+                raise GeneratorError(f"{abbrev}: address over {inner!r}, expected Bytes({want})")
+            ctor = "ipv6" if want == 16 else "ipv4"
+            ref = self.declare(abbrev, ctor, f"{lua_str(label)}, {desc}", name)
+            code.add(ind, f"if pos + {want} > stop then")
+            code.add(ind + 1, f"return R.short(tvb, t, pos, stop, {lua_str(label)}, {want})")
+            code.add(ind, "end")
+            code.add(ind, f"{target} = sub(s, pos + 1, pos + {want})")
+            code.add(ind, f"if t then t:add({ref}, tvb(pos, {want})) end")
+            code.add(ind, f"pos = pos + {want}")
+            return
+        if isinstance(c, HexColon | Text | Bytes) or c is GreedyBytes:
+            inner = _unrename(c.subcon) if isinstance(c, Adapter) else c
+            if isinstance(c, Text):
+                ref = self.declare(
+                    abbrev, "string", f"{lua_str(label)}, base.UNICODE, {desc}", name
+                )
+                adder = "R.add_text"
+            else:
+                display = "base.COLON" if isinstance(c, HexColon) else "base.NONE"
+                ref = self.declare(abbrev, "bytes", f"{lua_str(label)}, {display}, {desc}", name)
+                adder = "R.add_bytes"
+            self.octets(code, ind, inner, label, scope, abbrev)
+            code.add(ind, f"{target} = sub(s, pos + 1, pos + n)")
+            code.add(ind, f"if t then {adder}(t, {ref}, tvb, pos, n, {lua_str(label)}) end")
+            code.add(ind, "pos = pos + n")
+            return
+        if isinstance(c, Switch):
+            self.switch(code, ind, name, c, abbrev, blurb, scope, label)
+            return
+        if isinstance(c, GreedyRange):
+            item = _unrename(c.subcon)
+            if not isinstance(item, Struct):
+                raise GeneratorError(f"{abbrev}: GreedyRange of {item!r}; only of Struct")
+            ref = self.declare(abbrev, "none", f"{lua_str(label)}, {desc}", name)
+            fn = self.struct_function(_fn_name(abbrev), item, abbrev, blurb)
+            code.add(ind, "do")
+            code.add(ind + 1, "local list, i = {}, 0")
+            code.add(ind + 1, f"{target} = list")
+            code.add(ind + 1, "while pos < stop do")
+            code.add(ind + 2, "i = i + 1")
+            code.add(ind + 2, "local w, it = {}, nil")
+            code.add(ind + 2, f"if t then it = t:add({ref}, tvb(pos, stop - pos)) end")
+            code.add(ind + 2, f"local after = {fn}(tvb, s, it, pos, stop, w)")
+            code.add(
+                ind + 2, 'if it then it:set_len(after - pos); it:append_text(format(" #%d", i)) end'
+            )
+            code.add(ind + 2, "list[i] = w")
+            code.add(ind + 2, "if after <= pos then break end")
+            code.add(ind + 2, "pos = after")
+            code.add(ind + 1, "end")
+            code.add(ind, "end")
+            return
+        if isinstance(c, Struct):
+            size = _sizeof(c)
+            ref = self.declare(abbrev, "none", f"{lua_str(label)}, {desc}", name)
+            fn = self.struct_function(_fn_name(abbrev), c, abbrev, blurb)
+            code.add(ind, "do")
+            code.add(ind + 1, "local w, it = {}, nil")
+            code.add(ind + 1, f"{target} = w")
+            span = "stop - pos" if size is None else f"math.min({size}, stop - pos)"
+            code.add(ind + 1, f"if t then it = t:add({ref}, tvb(pos, {span})) end")
+            code.add(ind + 1, f"pos = {fn}(tvb, s, it, pos, stop, w)")
+            code.add(ind, "end")
+            return
+        if isinstance(c, FormatField | BytesInteger):
+            size, signed = _int_spec(c)
+            ref = self.declare(
+                abbrev,
+                _int_ctor(size, signed),
+                f"{lua_str(label)}, base.DEC, nil, nil, {desc}",
+                name,
+            )
+            self.read_int(code, ind, size, signed, label, target)
+            if size > 4:
+                # Lua numbers are not exact past 2^53: let Wireshark read the value.
+                code.add(ind, f"if t then t:add({ref}, tvb(pos, {size})) end")
+            else:
+                code.add(ind, f"if t then t:add({ref}, tvb(pos, {size}), x) end")
+            code.add(ind, f"pos = pos + {size}")
+            return
+        raise GeneratorError(f"{abbrev}: no Lua rendering for {type(c).__name__} ({c!r})")
+
+    def read_int(
+        self, code: _Code, ind: int, size: int, signed: bool, label: str, target: str
+    ) -> None:
+        code.add(ind, f"if pos + {size} > stop then")
+        code.add(ind + 1, f"return R.short(tvb, t, pos, stop, {lua_str(label)}, {size})")
+        code.add(ind, "end")
+        reader = {1: "R.u8(s, pos)", 2: "R.u16(s, pos)", 3: "R.u24(s, pos)", 4: "R.u32(s, pos)"}
+        code.add(ind, f"x = {reader.get(size, f'R.uint(s, pos, {size})')}")
+        if signed:
+            half = 1 << (8 * size - 1)
+            code.add(ind, f"if x >= {half} then x = x - {2 * half} end")
+        code.add(ind, f"{target} = x")
+
+    def octets(
+        self, code: _Code, ind: int, inner: Construct, label: str, scope: _Scope, abbrev: str
+    ) -> None:
+        """Set ``n`` to the octet count of ``inner`` at ``pos``, clamped and flagged."""
+        if inner is GreedyBytes:
+            code.add(ind, "n = stop - pos")
+            return
+        if not isinstance(inner, Bytes):
+            raise GeneratorError(f"{abbrev}: octets of {inner!r}; expected Bytes or GreedyBytes")
+        length = inner.length
+        n = str(length) if isinstance(length, int) else f"({lua_expr(length, scope)} or 0)"
+        code.add(ind, f"n = {n}")
+        code.add(ind, "if pos + n > stop then")
+        code.add(ind + 1, f"return R.short(tvb, t, pos, stop, {lua_str(label)}, n)")
+        code.add(ind, "end")
+
+    def timestamp(
+        self,
+        code: _Code,
+        ind: int,
+        name: str,
+        c: TimestampField,
+        abbrev: str,
+        blurb: str,
+        scope: _Scope,
+        label: str,
+    ) -> None:
+        # TimestampField (RFC 5213 8.8) is its inner Struct of whole seconds and a
+        # binary fraction; the item shows the time, its children the two counts.
+        inner = _unrename(c.subcon)
+        if not isinstance(inner, Struct) or len(inner.subcons) != 2:
+            raise GeneratorError(f"{abbrev}: TimestampField over {inner!r}")
+        sec_c, frac_c = (_unrename(sc) for sc in inner.subcons)
+        sec_size, _ = _int_spec(sec_c)
+        frac_size, _ = _int_spec(frac_c)
+        size = sec_size + frac_size
+        scale = 1 << (8 * frac_size)
+        ref = self.declare(
+            abbrev, "absolute_time", f"{lua_str(label)}, base.UTC, {lua_str(blurb)}", name
+        )
+        fn = self.struct_function(_fn_name(abbrev), inner, abbrev, blurb)
+        target = lua_key(scope.tables[0], name)
+        code.add(ind, f"if pos + {size} > stop then")
+        code.add(ind + 1, f"return R.short(tvb, t, pos, stop, {lua_str(label)}, {size})")
+        code.add(ind, "end")
+        code.add(ind, "do")
+        code.add(ind + 1, "local w, it = {}, nil")
+        code.add(ind + 1, f"{target} = w")
+        code.add(ind + 1, "if t then")
+        code.add(
+            ind + 2,
+            f"it = t:add({ref}, tvb(pos, {size}), R.nstime(R.uint(s, pos, {sec_size}), "
+            f"R.uint(s, pos + {sec_size}, {frac_size}), {scale}))",
+        )
+        code.add(ind + 1, "end")
+        code.add(ind + 1, f"pos = {fn}(tvb, s, it, pos, stop, w)")
+        code.add(ind, "end")
+
+    def switch(
+        self,
+        code: _Code,
+        ind: int,
+        name: str,
+        c: Switch,
+        abbrev: str,
+        blurb: str,
+        scope: _Scope,
+        label: str,
+    ) -> None:
+        if callable(c.cases) or not isinstance(c.cases, dict):
+            raise GeneratorError(f"{abbrev}: Switch cases must be a dict")
+        key = lua_expr(c.keyfunc, scope)
+        names = switch_case_names(c, self.siblings.get)
+        code.add(ind, f"local k_{name} = {key}")
+        first = True
+        for case_key, sub_c in c.cases.items():
+            if not isinstance(case_key, int):
+                raise GeneratorError(f"{abbrev}: Switch case key {case_key!r} is not an integer")
+            code.add(ind, f"{'if' if first else 'elseif'} k_{name} == {case_key} then")
+            first = False
+            self.leaf(
+                code,
+                ind + 1,
+                name,
+                _unrename(sub_c),
+                f"{abbrev}.{names[case_key]}",
+                blurb,
+                scope,
+                label,
+            )
+        if first:
+            self.leaf(code, ind, name, _unrename(c.default), abbrev, blurb, scope, label)
+            return
+        code.add(ind, "else")
+        self.leaf(code, ind + 1, name, _unrename(c.default), abbrev, blurb, scope, label)
+        code.add(ind, "end")
+
+    # --- summaries --------------------------------------------------------------------
+
+    def summary_expr(self, name: str, c: Construct, table: str) -> str | None:
+        """Lua text of one top-level field for an option's summary line (None: skip it)."""
+        val = lua_key(table, name)
+        if isinstance(c, NamedEnum):
+            vs = self.value_string({int(k): str(v) for k, v in c.decmapping.items()})
+            return f"R.enum({vs}, {val})"
+        if isinstance(c, Flags):
+            return f'format("0x%x", {val})'
+        if isinstance(c, Scaled):
+            return f'format("%d {c.unit}", {val} * {c.factor})'
+        if isinstance(c, TimestampField):
+            inner = _unrename(c.subcon)
+            sec, frac = (sc.name for sc in inner.subcons)
+            frac_size, _ = _int_spec(inner.subcons[1])
+            return f"R.utc({lua_key(val, sec)}, {lua_key(val, frac)}, {1 << (8 * frac_size)})"
+        if isinstance(c, IPv6Address):
+            return f"R.ipv6({val})"
+        if isinstance(c, IPv4Address):
+            return f"R.ipv4({val})"
+        if isinstance(c, Text):
+            return f"R.text({val})"
+        if isinstance(c, HexColon | Bytes) or c is GreedyBytes:
+            return f"R.hex({val})"
+        if isinstance(c, GreedyRange):
+            return f'format("%d item(s)", #{val})'
+        if isinstance(c, FormatField | BytesInteger):
+            return f'format("%d", {val})'
+        if isinstance(c, Struct):
+            return None
+        return None
+
+    def summary_function(self, struct: Struct) -> tuple[str, str]:
+        """``function(v)`` giving an option's summary line, and one giving its last field."""
+        parts: list[tuple[str, str]] = []
+        for sc in struct.subcons:
+            if not isinstance(sc, Renamed) or sc.name.startswith("reserved"):
+                continue
+            c = _unrename(sc)
+            if isinstance(c, Switch):
+                key = lua_expr(c.keyfunc, _Scope(["v"]))
+                branches = []
+                for case_key, sub_c in c.cases.items():
+                    expr = self.summary_expr(sc.name, _unrename(sub_c), "v")
+                    if expr:
+                        branches.append((case_key, expr))
+                default = self.summary_expr(sc.name, _unrename(c.default), "v") or '""'
+                expr = "(function() "
+                for case_key, e in branches:
+                    expr += f"if {key} == {case_key} then return {e} end "
+                expr += f"return {default} end)()"
+                parts.append((sc.name, expr))
+                continue
+            expr = self.summary_expr(sc.name, c, "v")
+            if expr:
+                parts.append((sc.name, expr))
+        lines = ["function(v)", "        local p = {}"]
+        for name, expr in parts:
+            lines.append(f"        if {lua_key('v', name)} ~= nil then")
+            lines.append(f"            local x = {expr}")
+            lines.append(
+                f'            if x ~= "" then p[#p + 1] = {lua_str(label_of(name) + " ")} .. x end'
+            )
+            lines.append("        end")
+        lines.append('        return concat(p, ", ")')
+        lines.append("    end")
+        if parts:
+            name, expr = parts[-1]
+            last = (
+                f"function(v) if {lua_key('v', name)} == nil then return nil end return {expr} end"
+            )
+        else:
+            last = "function(v) return nil end"
+        return "\n".join(lines), last
+
+
+def switch_case_names(c: Switch, lookup: Callable[[str], Construct | None]) -> dict[int, str]:
+    """Abbreviation suffix for each case of a Switch keyed on a sibling field.
+
+    The case key's name in the sibling's enumeration, lower case ("nai" for
+    an MN identifier of subtype NAI); ``case<N>`` when the key is no enumeration.
+    Tests use this same rule to find a switched field's filter name.
+    """
+    names: dict[int, str] = {}
+    enum: NamedEnum | None = None
+    paths = _path_names(c.keyfunc)
+    if len(paths) == 1:
+        sibling = lookup(paths[0])
+        if isinstance(sibling, NamedEnum):
+            enum = sibling
+    for key in c.cases:
+        name = None
+        if enum is not None and key in enum.decmapping:
+            name = str(enum.decmapping[key]).lower()
+        names[key] = name or f"case{key}"
+    return names
+
+
+def _fn_name(abbrev: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", abbrev.removeprefix(PROTO_NAME + "."))
+
+
+def _int_ctor(size: int, signed: bool) -> str:
+    kind = "int" if signed else "uint"
+    width = {1: 8, 2: 16, 3: 24, 4: 32}.get(size, 64)
+    return f"{kind}{width}"
+
+
+def _sizeof(c: Construct) -> int | None:
+    try:
+        return int(c.sizeof())
+    except Exception:  # construct raises SizeofError for variable sizes
+        return None
+
+
+def _header_layout(schema: Schema) -> tuple[Struct, FixedSized, Switch, Switch]:
+    """Split the mobility_header construct into header, message region, body and options."""
+    mh = schema.mobility_header
+    subcons = list(mh.subcons)
+    last = subcons[-1]
+    region = _unrename(last)
+    if not isinstance(region, FixedSized):
+        raise GeneratorError("mobility_header must end in a FixedSized message region")
+    inner = _unrename(region.subcon)
+    if not isinstance(inner, Struct) or len(inner.subcons) != 2:
+        raise GeneratorError("the message region must hold a body and an options Switch")
+    body, options = (_unrename(sc) for sc in inner.subcons)
+    if not isinstance(body, Switch) or not isinstance(options, Switch):
+        raise GeneratorError("body and options must be Switches on the MH type")
+    header = Struct(*subcons[:-1])
+    return header, region, body, options
+
+
+def _field_offsets(struct: Struct) -> dict[str, tuple[int, int]]:
+    offsets: dict[str, tuple[int, int]] = {}
+    pos = 0
+    for sc in struct.subcons:
+        size = _sizeof(sc)
+        if size is None:
+            raise GeneratorError(f"header field {sc.name} has no fixed size")
+        offsets[sc.name] = (pos, size)
+        pos += size
+    return offsets
+
+
+def generate(schema: Schema | None = None) -> str:
+    """The complete text of ``lmaho.lua`` for ``schema`` (the current one by default)."""
+    schema = schema or current_schema()
+    gen = _Generator(schema)
+    header, region, body_switch, options_switch = _header_layout(schema)
+    offsets = _field_offsets(header)
+    header_size = sum(size for _, size in offsets.values())
+    type_field = _path_names(body_switch.keyfunc)
+    if len(type_field) != 1 or type_field[0] not in offsets:
+        raise GeneratorError("the message Switch must key on one header field")
+    type_name = type_field[0]
+    for required in (CHECKSUM_FIELD, PAYLOAD_PROTO_FIELD):
+        if required not in offsets:
+            raise GeneratorError(f"the Mobility Header has no {required} field")
+    length_fields = _path_names(region.length)
+    if len(length_fields) != 1 or length_fields[0] not in offsets:
+        raise GeneratorError("the message region length must depend on one header field")
+    header_len_name = length_fields[0]
+    messages: dict[int, MessageBody] = dict(body_switch.cases)
+    option_walkers = {id(w): w for w in options_switch.cases.values()}
+    if len(option_walkers) != 1:
+        raise GeneratorError("every message must share one MobilityOptions walker")
+    walker = next(iter(option_walkers.values()))
+    if not isinstance(walker, MobilityOptions):
+        raise GeneratorError("options must be walked by MobilityOptions")
+    options: dict[int, OptionBody] = dict(walker.cases)
+    draft_mh = {v: k for k, v in schema.numbers.mh_types.items()}
+    draft_opt = {v: k for k, v in schema.numbers.option_types.items()}
+
+    # Fields of the runtime: the header, option framing, checksum and tracking.
+    header_fn = _header_function(gen, header, type_name)
+    for key, abbrev, ctor, label, args, blurb in OWN_FIELDS:
+        middle = f"{args}, " if args else ""
+        gen.named(key, abbrev, ctor, f"{lua_str(label)}, {middle}{lua_str(blurb)}")
+
+    # Messages, in MH type order.
+    msg_descs: list[str] = []
+    for mh_type in sorted(messages):
+        msg_descs.append(_message(gen, mh_type, messages[mh_type], draft_mh))
+    # Options, in type order, then the unknown option.
+    opt_descs: list[str] = []
+    pad1_ref = ""
+    for opt_type in sorted(options):
+        ref, desc = _option(gen, opt_type, options[opt_type], draft_opt)
+        opt_descs.append(desc)
+        if opt_type == PAD1:
+            pad1_ref = ref
+    _, unknown_desc = _option(gen, None, UNKNOWN_OPTION, {})
+    if not pad1_ref:
+        raise GeneratorError("the schema declares no Pad1 option")
+
+    expert_abbrevs = {e[1] for e in EXPERTS}
+    clash = expert_abbrevs & set(gen.abbrevs)
+    if clash or len(expert_abbrevs) != len(EXPERTS):
+        raise GeneratorError(f"expert abbreviations clash with fields: {sorted(clash)}")
+
+    mh_names = {t: n for t, n in sorted(schema.mh_type_names.items()) if t not in draft_mh}
+    region_len = lua_expr(region.length, _Scope(["hv"]))
+    numbers_line = ", ".join(f"{k}={v}" for k, v in schema.numbers.mh_types.items())
+    options_line = ", ".join(f"{k}={v}" for k, v in schema.numbers.option_types.items())
+
+    out: list[str] = []
+    w = out.append
+    w("-- lmaho.lua: Wireshark dissector for the LMA handover messages of")
+    w("-- draft-lim-netext-lma-handover-01 (Proxy Mobile IPv6).")
+    w("--")
+    w("-- GENERATED by dissector/generator.py from the construct schema in")
+    w("-- lmaho_wire/schema.py: DO NOT EDIT. Regenerate with:")
+    w(f"--     {REGENERATE}")
+    w("--")
+    w(f"-- MH types: {numbers_line}")
+    w(f"-- Option types: {options_line}")
+    w("-- Both are Wireshark preferences (Protocols > LMAHO), or on the tshark command")
+    w("-- line: -o lmaho.mh_type_lma_ho_req:240")
+    w("--")
+    w("-- Use: tshark -X lua_script:lmaho.lua -r capture.pcap, or copy this file into")
+    w("-- the personal Lua plugins folder (lmaho dissector install).")
+    w("")
+    w(f"local lmaho = Proto({lua_str(PROTO_NAME)}, {lua_str(PROTO_TITLE)})")
+    w(f"local lmaho_opt = Proto({lua_str(OPTION_PROTO_NAME)}, {lua_str(OPTION_PROTO_TITLE)})")
+    w("")
+    w("-- ---- runtime: dissector/runtime.lua --------------------------------------------")
+    w(RUNTIME.read_text().rstrip("\n"))
+    w("-- ---- end of runtime --------------------------------------------------------------")
+    w("")
+    w("local sub, format, concat = string.sub, string.format, table.concat")
+    w("")
+    w("-- Value strings, one per distinct enumeration of the schema.")
+    w("local VS = {}")
+    for i, mapping in enumerate(gen.value_strings, 1):
+        entries = ", ".join(f"[{k}] = {lua_str(v)}" for k, v in mapping.items())
+        w(f"VS[{i}] = {{ {entries} }}")
+    w("")
+    w("-- Fields: one per schema field, then the dissector's own.")
+    w("local F = {}")
+    for i, ctor in enumerate(gen.fields, 1):
+        w(f"F[{i}] = {ctor}")
+    w("lmaho.fields = F")
+    for key, index in gen.named_fields.items():
+        w(f"R.F.{key} = F[{index}]")
+    w("")
+    w("-- Experts: every malformed case is filterable.")
+    w("local E = {}")
+    for key, abbrev, text, group, severity in EXPERTS:
+        w(
+            f"E.{key} = ProtoExpert.new({lua_str(abbrev)}, {lua_str(text)}, "
+            f"expert.group.{group}, expert.severity.{severity})"
+        )
+    w("lmaho.experts = { " + ", ".join(f"E.{e[0]}" for e in EXPERTS) + " }")
+    w("R.E = E")
+    w("")
+    w("-- One function per structure: S.x(tvb, s, t, pos, stop, v) reads the fields at")
+    w("-- pos into v and, when t is a tree, shows them; it returns the offset reached.")
+    w("local S = {}")
+    for fn in gen.functions:
+        w(fn)
+    w(header_fn)
+    w("R.header = S.header")
+    w(f"R.msg_len = function(hv) return {region_len} end")
+    w("")
+    w("-- Messages, by MH type.")
+    for desc in msg_descs:
+        w(desc)
+    w("")
+    w("-- Mobility options, by option type.")
+    for desc in opt_descs:
+        w(desc)
+    w(f"R.unknown_opt = {unknown_desc}")
+    w("")
+    w("R.C = {")
+    consts = {
+        "header_size": header_size,
+        "type_offset": offsets[type_name][0],
+        "header_len": lua_str(header_len_name),
+        "header_len_offset": offsets[header_len_name][0],
+        "checksum": lua_str(CHECKSUM_FIELD),
+        "checksum_offset": offsets[CHECKSUM_FIELD][0],
+        "payload_proto": lua_str(PAYLOAD_PROTO_FIELD),
+        "no_next_header": NO_NEXT_HEADER,
+        "next_header": MH_NEXT_HEADER,
+        "pad1": PAD1,
+        "padn": PADN,
+        "mnid_key": lua_str(MN_ID_OPTION),
+        "sequence": lua_str(SEQUENCE_FIELD),
+        "status": lua_str(STATUS_FIELD),
+        "success_below": SUCCESS_BELOW,
+        "ho_start": lua_str(HANDOVER_START),
+        "ho_register": lua_str(HANDOVER_REGISTER),
+        "ho_complete": lua_str(HANDOVER_COMPLETE),
+        "column": lua_str(PROTOCOL_COLUMN),
+    }
+    for key, value in consts.items():
+        w(f"    {key} = {value},")
+    w("}")
+    w("R.mh_names_fixed = {")
+    for t, n in mh_names.items():
+        w(f"    [{t}] = {lua_str(n)},")
+    w("}")
+    w("")
+    w("-- Preferences: the draft's type numbers (defaults from lmaho_wire/numbers.py).")
+    for mh_type in sorted(messages):
+        body = messages[mh_type]
+        if mh_type in draft_mh:
+            w(
+                f"lmaho.prefs.{_pref(body.key, 'mh')} = Pref.uint("
+                f"{lua_str(f'MH type of {body.name}')}, {mh_type}, "
+                + lua_str(
+                    f"Mobility Header type number of {body.title} ({body.name}); "
+                    f"lmaho's default is {mh_type}"
+                )
+                + ")"
+            )
+    for opt_type in sorted(options):
+        body = options[opt_type]
+        if opt_type in draft_opt:
+            w(
+                f"lmaho.prefs.{_pref(body.key, 'opt')} = Pref.uint("
+                f"{lua_str(f'Option type of {body.title}')}, {opt_type}, "
+                + lua_str(
+                    f"Mobility option type number of the {body.title} option; "
+                    f"lmaho's default is {opt_type}"
+                )
+                + ")"
+            )
+    w(
+        'lmaho.prefs.verify_checksum = Pref.bool("Verify the Mobility Header checksum", true, '
+        '"Compute the checksum over the IPv6 pseudo-header and flag a wrong one")'
+    )
+    w(
+        'lmaho.prefs.show_pmip = Pref.bool("Show PBU/PBA fields under lmaho too", false, '
+        "\"Besides Wireshark's own MIPv6 tree, decode Proxy Binding Update and "
+        "Acknowledgement with lmaho's schema fields\")"
+    )
+    w("")
+    w("-- Registration.")
+    w("R.proto, R.opt_proto = lmaho, lmaho_opt")
+    w(f"R.mip6 = Dissector.get({lua_str(WIRESHARK_MIP6)})")
+    w(f"R.opt_table = DissectorTable.get({lua_str(WIRESHARK_OPTION_TABLE)})")
+    w("lmaho.init = R.reset")
+    w("lmaho.prefs_changed = function() R.apply_prefs(lmaho.prefs) end")
+    w("lmaho.dissector = R.guarded(R.dissect)")
+    w("lmaho_opt.dissector = R.guarded(R.dissect_option)")
+    w("R.apply_prefs(lmaho.prefs)")
+    w(f'DissectorTable.get("ip.proto"):add({MH_NEXT_HEADER}, lmaho)')
+    return "\n".join(out) + "\n"
+
+
+def _pref(key: str, kind: str) -> str:
+    return f"{kind}_type_{key}"
+
+
+def _header_function(gen: _Generator, header: Struct, type_name: str) -> str:
+    """S.header: the MH header fields, the type shown with the names in force."""
+    code = _Code()
+    code.add(0, "S.header = function(tvb, s, t, pos, stop, v)")
+    code.add(1, "local x, n")
+    for sc in header.subcons:
+        c = _unrename(sc)
+        abbrev = f"{PROTO_NAME}.{sc.name}"
+        if sc.name == type_name and isinstance(c, NamedEnum):
+            # The names follow the preferences, so the label is written at run time.
+            fsize, _ = _int_spec(c.subcon)
+            vs = gen.value_string({int(k): str(v) for k, v in c.decmapping.items()})
+            ref = gen.declare(
+                abbrev,
+                _int_ctor(fsize, False),
+                f"{lua_str(label_of(sc.name))}, base.DEC, {vs}, nil, "
+                + lua_str("Mobility Header type (RFC 6275 6.1.1)"),
+                sc.name,
+            )
+            gen.read_int(code, 1, fsize, False, label_of(sc.name), lua_key("v", sc.name))
+            code.add(
+                1,
+                f'if t then t:add({ref}, tvb(pos, {fsize}), x, format("%s: %s (%d)", '
+                f'{lua_str(label_of(sc.name))}, R.mh_names[x] or "Unknown", x)) end',
+            )
+            code.add(1, f"pos = pos + {fsize}")
+            continue
+        if sc.name == CHECKSUM_FIELD:
+            fsize, _ = _int_spec(c)
+            ref = gen.declare(
+                abbrev,
+                _int_ctor(fsize, False),
+                f"{lua_str(label_of(sc.name))}, base.HEX, nil, nil, "
+                + lua_str("Mobility Header checksum (RFC 6275 6.1.1)"),
+                sc.name,
+            )
+            gen.read_int(code, 1, fsize, False, label_of(sc.name), lua_key("v", sc.name))
+            code.add(1, f"if t then t:add({ref}, tvb(pos, {fsize}), x) end")
+            code.add(1, f"pos = pos + {fsize}")
+            continue
+        gen.leaf(code, 1, sc.name, c, abbrev, "Mobility Header (RFC 6275 6.1.1)", _Scope(["v"]))
+    code.add(1, "return pos")
+    code.add(0, "end")
+    return "\n".join(code.lines)
+
+
+def _message(gen: _Generator, mh_type: int, body: MessageBody, draft: dict[int, str]) -> str:
+    if not isinstance(body, MessageBody):
+        raise GeneratorError(f"MH type {mh_type}: body is {body!r}, not a MessageBody")
+    struct = _unrename(body.subcon)
+    if not isinstance(struct, Struct):
+        raise GeneratorError(f"{body.key}: fixed part must be a Struct")
+    abbrev = f"{PROTO_NAME}.{body.key}"
+    blurb = f"{body.title} ({body.reference})"
+    lookup = {sc.name: _unrename(sc) for sc in struct.subcons if isinstance(sc, Renamed)}
+    ref = gen.declare(abbrev, "none", f"{lua_str(body.title)}, {lua_str(blurb)}", body.key)
+    fn = gen.struct_function(f"m_{body.key}", struct, abbrev, blurb)
+    if body.role not in ("request", "response"):
+        raise GeneratorError(f"{body.key}: role {body.role!r}")
+    if body.role == "response" and not body.answers:
+        raise GeneratorError(f"{body.key}: a response must name the request it answers")
+    if SEQUENCE_FIELD not in lookup:
+        raise GeneratorError(f"{body.key}: no {SEQUENCE_FIELD} field to pair requests with")
+    entries = {
+        "key": lua_str(body.key),
+        "name": lua_str(body.name),
+        "title": lua_str(body.title),
+        "role": lua_str(body.role),
+        "pair": lua_str(body.answers if body.role == "response" else body.key),
+        "field": ref,
+        "length": str(body.length),
+        "dissect": fn,
+        "type": str(mh_type),
+        "delegated": "false" if mh_type in draft else "true",
+    }
+    if mh_type in draft:
+        entries["pref"] = lua_str(_pref(body.key, "mh"))
+    status = lookup.get(STATUS_FIELD)
+    if isinstance(status, NamedEnum):
+        entries["status_vs"] = gen.value_string(
+            {int(k): str(v) for k, v in status.decmapping.items()}
+        )
+    if body.proxy_flag:
+        for sc in struct.subcons:
+            c = _unrename(sc)
+            if isinstance(c, Flags) and body.proxy_flag in c.masks:
+                entries["proxy_field"] = lua_str(sc.name)
+                entries["proxy_mask"] = str(c.masks[body.proxy_flag])
+                entries["proxy_name"] = lua_str(body.proxy_name or body.name)
+                break
+        else:
+            raise GeneratorError(f"{body.key}: proxy flag {body.proxy_flag} is in no Flags field")
+    return "R.MSG[#R.MSG + 1] = {\n" + _entries(entries) + "}"
+
+
+def _option(
+    gen: _Generator, opt_type: int | None, body: OptionBody, draft: dict[int, str]
+) -> tuple[str, str]:
+    if not isinstance(body, OptionBody):
+        raise GeneratorError(f"option type {opt_type}: body is {body!r}, not an OptionBody")
+    struct = _unrename(body.subcon)
+    if not isinstance(struct, Struct):
+        raise GeneratorError(f"{body.key}: option data must be a Struct")
+    abbrev = f"{PROTO_NAME}.opt.{body.key}"
+    blurb = f"{body.title} option ({body.reference})"
+    ref = gen.declare(abbrev, "none", f"{lua_str(body.title)}, {lua_str(blurb)}", body.key)
+    fn = gen.struct_function(f"o_{body.key}", struct, abbrev, blurb)
+    summary, info = gen.summary_function(struct)
+    entries = {
+        "key": lua_str(body.key),
+        "title": lua_str(body.title),
+        "field": ref,
+        "length": "nil" if body.length is None else str(body.length),
+        "min": str(body.min_length),
+        "dissect": fn,
+        "summary": summary,
+        "info": info,
+    }
+    if body.align is not None:
+        entries["ax"], entries["ay"] = str(body.align[0]), str(body.align[1])
+    if opt_type is not None:
+        entries["type"] = str(opt_type)
+        if opt_type in draft:
+            entries["pref"] = lua_str(_pref(body.key, "opt"))
+        return ref, "R.OPT[#R.OPT + 1] = {\n" + _entries(entries) + "}"
+    return ref, "{\n" + _entries(entries) + "}"
+
+
+def _entries(entries: dict[str, str]) -> str:
+    return "".join(f"    {k} = {v},\n" for k, v in entries.items())
+
+
+def write(path: Path | None = None, schema: Schema | None = None) -> Path:
+    """Generate and write the dissector (``dissector/lmaho.lua`` by default)."""
+    target = path or OUTPUT
+    text = generate(schema)
+    target.write_text(text)
+    return target
+
+
+def field_abbrevs(text: str) -> list[str]:
+    """Every ProtoField abbreviation declared in generated Lua ``text`` (for checks)."""
+    return re.findall(r'ProtoField\.\w+\("([^"]+)"', text)
+
+
+def expert_abbrevs() -> Iterable[str]:
+    return (e[1] for e in EXPERTS)

@@ -1,0 +1,889 @@
+-- lmaho Lua runtime: the hand-written helpers that dissector/generator.py pastes
+-- verbatim into dissector/lmaho.lua, ahead of the code it generates.
+--
+-- Nothing about the wire format lives here: no message, option, field, type
+-- number or length. Every such fact reaches these helpers through the tables
+-- the generated code fills in (R.F fields, R.E experts, R.MSG and R.OPT
+-- descriptors, R.C constants), so the schema stays the only description.
+--
+-- Plain Lua 5.2 to 5.4: no bit32, no integer division operator, no goto.
+-- Values come from one tvb:raw() string read with string.byte, because a Lua
+-- call into the tvb per field costs more than the rest of the dissection.
+-- Offsets are 0-based like tvb offsets; string positions are offset + 1.
+
+local R = {}
+
+local byte, sub, format, concat = string.byte, string.sub, string.format, table.concat
+local floor = math.floor
+
+R.F, R.E, R.C = {}, {}, {}
+R.MSG, R.OPT = {}, {}
+R.msg_by_type, R.opt_by_type = {}, {}
+R.mh_names, R.opt_names = {}, {}
+
+-- --- reading ----------------------------------------------------------------
+
+function R.u8(s, o)
+    return byte(s, o + 1)
+end
+
+function R.u16(s, o)
+    local a, b = byte(s, o + 1, o + 2)
+    return a * 256 + b
+end
+
+function R.u24(s, o)
+    local a, b, c = byte(s, o + 1, o + 3)
+    return (a * 256 + b) * 256 + c
+end
+
+function R.u32(s, o)
+    local a, b, c, d = byte(s, o + 1, o + 4)
+    return ((a * 256 + b) * 256 + c) * 256 + d
+end
+
+-- Exact up to 6 octets (2^48 fits a double); wider values are approximate,
+-- which only ever affects a summary line, never a field value.
+function R.uint(s, o, n)
+    local x = 0
+    for i = o + 1, o + n do
+        x = x * 256 + byte(s, i)
+    end
+    return x
+end
+
+-- Bitwise AND by arithmetic: bit32 is gone in 5.4 and `&` is a syntax error in 5.2.
+function R.band(a, b)
+    local r, bit = 0, 1
+    while a > 0 and b > 0 do
+        if a % 2 == 1 and b % 2 == 1 then
+            r = r + bit
+        end
+        a, b, bit = floor(a / 2), floor(b / 2), bit * 2
+    end
+    return r
+end
+
+-- --- showing values ----------------------------------------------------------
+
+function R.hex(raw)
+    local n = #raw
+    if n == 0 then
+        return ""
+    end
+    local t = { byte(raw, 1, n) }
+    for i = 1, n do
+        t[i] = format("%02x", t[i])
+    end
+    return concat(t, ":")
+end
+
+-- Printable ASCII as is, everything else escaped: the result goes into
+-- columns and labels, which must not receive control characters.
+function R.text(raw)
+    if not raw:find("[^\32-\126]") then
+        return raw
+    end
+    return (raw:gsub("[^\32-\126]", function(c)
+        return format("\\x%02x", byte(c))
+    end))
+end
+
+function R.ipv4(raw)
+    if #raw ~= 4 then
+        return R.hex(raw)
+    end
+    return format("%d.%d.%d.%d", byte(raw, 1, 4))
+end
+
+-- RFC 5952 text: lower-case hex, the longest run (two or more) of zero
+-- groups, the first of equal runs, written as "::".
+function R.ipv6(raw)
+    if #raw ~= 16 then
+        return R.hex(raw)
+    end
+    local w = {}
+    for i = 1, 8 do
+        local a, b = byte(raw, 2 * i - 1, 2 * i)
+        w[i] = a * 256 + b
+    end
+    local best, best_len, run, run_len = 0, 0, 0, 0
+    for i = 1, 8 do
+        if w[i] == 0 then
+            if run_len == 0 then
+                run = i
+            end
+            run_len = run_len + 1
+            if run_len > best_len then
+                best, best_len = run, run_len
+            end
+        else
+            run_len = 0
+        end
+    end
+    local parts = {}
+    for i = 1, 8 do
+        parts[i] = format("%x", w[i])
+    end
+    if best_len < 2 then
+        return concat(parts, ":")
+    end
+    local head = concat(parts, ":", 1, best - 1)
+    local tail = concat(parts, ":", best + best_len, 8)
+    return head .. "::" .. tail
+end
+
+-- Parse an IPv6 address as Wireshark prints it ("2001:db8::1",
+-- "::ffff:192.0.2.1", "fe80::1%eth0") into eight 16-bit words, or nil.
+function R.parse_ipv6(text)
+    if type(text) ~= "string" or #text < 2 or #text > 64 then
+        return nil
+    end
+    text = text:gsub("%%.*$", "")
+    local v4 = nil
+    local a, b, c, d = text:match(":(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+    if a then
+        a, b, c, d = tonumber(a), tonumber(b), tonumber(c), tonumber(d)
+        if a > 255 or b > 255 or c > 255 or d > 255 then
+            return nil
+        end
+        v4 = { a * 256 + b, c * 256 + d }
+        text = text:gsub("[%d%.]+$", "0:0")
+    end
+    local function groups(part)
+        local out = {}
+        if part == "" then
+            return out
+        end
+        for g in (part .. ":"):gmatch("([^:]*):") do
+            if not g:match("^%x%x?%x?%x?$") then
+                return nil
+            end
+            out[#out + 1] = tonumber(g, 16)
+        end
+        return out
+    end
+    local words
+    local left, right = text:match("^(.-)::(.*)$")
+    if left then
+        if right:find("::", 1, true) then
+            return nil
+        end
+        local l, r = groups(left), groups(right)
+        if not l or not r or #l + #r > 7 then
+            return nil
+        end
+        words = {}
+        for i = 1, #l do
+            words[#words + 1] = l[i]
+        end
+        for _ = 1, 8 - #l - #r do
+            words[#words + 1] = 0
+        end
+        for i = 1, #r do
+            words[#words + 1] = r[i]
+        end
+    else
+        words = groups(text)
+        if not words or #words ~= 8 then
+            return nil
+        end
+    end
+    if v4 then
+        words[7], words[8] = v4[1], v4[2]
+    end
+    return words
+end
+
+function R.enum(vs, x)
+    local name = vs[x]
+    if name then
+        return name
+    end
+    return format("Unknown (%d)", x)
+end
+
+-- "Flags: 0x8000 (T)": the value and the names of the set flags.
+function R.flags_label(label, x, width, flags)
+    local set = {}
+    for i = 1, #flags do
+        if R.band(x, flags[i][1]) ~= 0 then
+            set[#set + 1] = flags[i][2]
+        end
+    end
+    local digits = format("%%s: 0x%%0%dx", width / 4)
+    local text = format(digits, label, x)
+    if #set > 0 then
+        text = text .. " (" .. concat(set, ", ") .. ")"
+    end
+    return text
+end
+
+function R.scaled_label(label, x, factor, unit)
+    return format("%s: %d (%d %s)", label, x, x * factor, unit)
+end
+
+-- An NSTime from a count of seconds and a fraction over `scale`.
+function R.nstime(seconds, fraction, scale)
+    return NSTime.new(seconds, floor(fraction * 1000000000 / scale))
+end
+
+-- An NSTime from a (possibly negative) difference of two float times,
+-- rounded to the nanosecond.
+function R.delta(x)
+    local neg = x < 0
+    if neg then
+        x = -x
+    end
+    local secs = floor(x)
+    local ns = floor((x - secs) * 1000000000 + 0.5)
+    if ns >= 1000000000 then
+        secs, ns = secs + 1, ns - 1000000000
+    end
+    if neg then
+        return NSTime.new(-secs, -ns)
+    end
+    return NSTime.new(secs, ns)
+end
+
+function R.utc(seconds, fraction, scale)
+    if seconds > 253402300799 then
+        return format("%d+%d/%d s", seconds, fraction, scale)
+    end
+    local ok, text = pcall(os.date, "!%Y-%m-%d %H:%M:%S", seconds)
+    if not ok or type(text) ~= "string" then
+        return format("%d s", seconds)
+    end
+    return format("%s.%06d UTC", text, floor(fraction * 1000000 / scale))
+end
+
+function R.seconds(x)
+    return format("%.6f s", x)
+end
+
+-- --- tree helpers --------------------------------------------------------------
+
+-- A field that needs `need` octets where fewer are left: flag it on the
+-- bytes that are there and tell the caller to stop at `stop`.
+function R.short(tvb, t, pos, stop, what, need)
+    if t then
+        local left = stop - pos
+        if left < 0 then
+            left = 0
+        end
+        t:add_tvb_expert_info(
+            R.E.field_short,
+            tvb(pos, left),
+            format("%s needs %d octet(s), %d left", what, need, left)
+        )
+    end
+    return stop
+end
+
+function R.trailing(tvb, t, pos, stop)
+    if t and stop > pos then
+        t:add_tvb_expert_info(
+            R.E.field_trailing,
+            tvb(pos, stop - pos),
+            format("%d unexpected octet(s) after the last field", stop - pos)
+        )
+    end
+    return stop
+end
+
+-- Octet fields: an empty one still gets an item, so filters see it.
+function R.add_bytes(t, field, tvb, pos, n, label)
+    if n == 0 then
+        return t:add(field, tvb(pos, 0), "", label .. ": (empty)")
+    end
+    return t:add(field, tvb(pos, n))
+end
+
+function R.add_text(t, field, tvb, pos, n, label)
+    if n == 0 then
+        return t:add(field, tvb(pos, 0), "", label .. ": (empty)")
+    end
+    return t:add_packet_field(field, tvb(pos, n), ENC_UTF_8)
+end
+
+-- --- mobility options ------------------------------------------------------------
+
+function R.opt_type_label(ty)
+    return format("Type: %s (%d)", R.opt_names[ty] or "Unknown", ty)
+end
+
+-- One option at `pos` (its Type octet); returns the offset after it.
+-- ctx.base is the offset of the Mobility Header in `s` when alignment can be
+-- checked (nil when Wireshark's own MIPv6 dissector hands over one option);
+-- ctx.visible asks for summary lines; ctx collects the MN identifier.
+function R.option(tvb, s, tree, pos, stop, ctx)
+    local C, F, E = R.C, R.F, R.E
+    local ty = byte(s, pos + 1)
+    local d = R.opt_by_type[ty] or R.unknown_opt
+    if ty == C.pad1 then
+        if tree then
+            local it = tree:add(R.pad1_opt.field, tvb(pos, 1))
+            it:add(F.opt_type, tvb(pos, 1), ty, R.opt_type_label(ty))
+        end
+        return pos + 1
+    end
+    if pos + 2 > stop then
+        if tree then
+            tree:add_tvb_expert_info(
+                E.opt_no_length,
+                tvb(pos, stop - pos),
+                format("%s option (type %d) has no Length octet", d.title, ty)
+            )
+        end
+        return stop
+    end
+    local len = byte(s, pos + 2)
+    local dend = pos + 2 + len
+    local over = dend > stop
+    if over then
+        dend = stop
+    end
+    local it = nil
+    if tree then
+        it = tree:add(d.field, tvb(pos, dend - pos))
+        it:add(F.opt_type, tvb(pos, 1), ty, R.opt_type_label(ty))
+        it:add(F.opt_length, tvb(pos + 1, 1), len)
+        if over then
+            it:add_tvb_expert_info(
+                E.opt_overrun,
+                tvb(pos + 1, 1),
+                format(
+                    "%s option length %d runs past the end of the Mobility Header (%d octets left)",
+                    d.title,
+                    len,
+                    stop - pos - 2
+                )
+            )
+        elseif d.length and len ~= d.length then
+            it:add_tvb_expert_info(
+                E.opt_bad_length,
+                tvb(pos + 1, 1),
+                format("%s option has length %d, must be %d", d.title, len, d.length)
+            )
+        elseif len < d.min then
+            it:add_tvb_expert_info(
+                E.opt_bad_length,
+                tvb(pos + 1, 1),
+                format("%s option has length %d, at least %d needed", d.title, len, d.min)
+            )
+        end
+        if ctx.base and d.ax and (pos - ctx.base) % d.ax ~= d.ay then
+            it:add_tvb_expert_info(
+                E.opt_misaligned,
+                tvb(pos, 1),
+                format(
+                    "%s option starts at offset %d, not aligned %dn+%d",
+                    d.title,
+                    pos - ctx.base,
+                    d.ax,
+                    d.ay
+                )
+            )
+        end
+        if d == R.unknown_opt then
+            it:add_tvb_expert_info(
+                E.opt_unknown,
+                tvb(pos, 1),
+                format("Unknown mobility option type %d, skipped", ty)
+            )
+        end
+        if ty == C.padn and sub(s, pos + 3, dend):find("[^%z]") then
+            it:add_tvb_expert_info(
+                E.padn_nonzero,
+                tvb(pos + 2, dend - pos - 2),
+                "PadN option carries non-zero octets"
+            )
+        end
+    end
+    local wanted = d.key == C.mnid_key and ctx.mnid == nil
+    if it or wanted then
+        local v = {}
+        d.dissect(tvb, s, it, pos + 2, dend, v)
+        if it and ctx.visible then
+            local text = d.summary(v)
+            if text ~= "" then
+                it:append_text(": " .. text)
+            end
+        end
+        if wanted then
+            ctx.mnid = sub(s, pos + 3, dend)
+            ctx.mnid_text = d.info(v)
+        end
+    end
+    return dend
+end
+
+function R.options(tvb, s, tree, pos, stop, ctx)
+    while pos < stop do
+        pos = R.option(tvb, s, tree, pos, stop, ctx)
+    end
+    return pos
+end
+
+-- --- checksum ------------------------------------------------------------------
+
+-- The Internet checksum of s[1..n] (the checksum field, 1-based `skip` and
+-- skip+1, counted as zero) under an IPv6 pseudo-header of 8-word addresses.
+function R.checksum(s, n, skip, src, dst, next_header)
+    local sum = floor(n / 65536) + n % 65536 + next_header
+    for i = 1, 8 do
+        sum = sum + src[i] + dst[i]
+    end
+    local i = 1
+    while i < n do
+        if i ~= skip then
+            local a, b = byte(s, i, i + 1)
+            sum = sum + a * 256 + b
+        end
+        i = i + 2
+    end
+    if i == n then
+        sum = sum + byte(s, n) * 256
+    end
+    while sum > 65535 do
+        sum = sum % 65536 + floor(sum / 65536)
+    end
+    return 65535 - sum
+end
+
+-- Verify and show. The pseudo-header addresses come from pinfo as text:
+-- with network name resolution on they may be names, and then the checksum
+-- is left unverified rather than guessed.
+function R.verify_checksum(tvb, s, t, pinfo, total, value)
+    local C, F, E = R.C, R.F, R.E
+    local at = C.checksum_offset
+    if #s < total then
+        t:add(F.checksum_status, tvb(at, 2), 2):set_generated()
+        return
+    end
+    local src = R.parse_ipv6(tostring(pinfo.src))
+    local dst = R.parse_ipv6(tostring(pinfo.dst))
+    if not src or not dst then
+        t:add(F.checksum_status, tvb(at, 2), 2):set_generated()
+        return
+    end
+    local want = R.checksum(s, total, at + 1, src, dst, C.next_header)
+    t:add(F.checksum_calculated, tvb(at, 2), want):set_generated()
+    if want == value then
+        t:add(F.checksum_status, tvb(at, 2), 1):set_generated()
+    else
+        local it = t:add(F.checksum_status, tvb(at, 2), 0)
+        it:set_generated()
+        it:add_proto_expert_info(
+            E.checksum_bad,
+            format("Bad checksum 0x%04x, should be 0x%04x", value, want)
+        )
+    end
+end
+
+-- --- request/response and handover tracking ------------------------------------------
+
+function R.reset()
+    R.tr = { frames = {}, requests = {}, handovers = {} }
+end
+R.reset()
+
+local function join(...)
+    return concat({ ... }, "\0")
+end
+
+-- What one frame is to the others, worked out on the first pass (the only
+-- one where frames come in order) and kept by frame number for later passes.
+-- `d` is the message descriptor, `v` its fixed-part values, `mnid` the raw
+-- MN identifier option data (nil when absent).
+function R.track(pinfo, d, v, mnid)
+    local tr = R.tr
+    local num = pinfo.number
+    local rec = tr.frames[num]
+    if rec then
+        return rec
+    end
+    rec = { frame = num }
+    tr.frames[num] = rec
+    local C = R.C
+    local now = pinfo.rel_ts
+    local seq = v[C.sequence] or -1
+    local src, dst = tostring(pinfo.src), tostring(pinfo.dst)
+    local mn = mnid or ""
+    local success = true
+    if d.role == "response" then
+        local status = v[C.status]
+        success = status == nil or status < C.success_below
+        rec.failed = not success
+        local req = tr.requests[join(d.pair, seq, mn, dst, src)]
+        if req then
+            rec.response_to = req.frame
+            rec.time = now - req.time
+            if req.response then
+                rec.retransmission_of = req.response
+            else
+                req.response = num
+                req.rec.response_in = num
+            end
+            rec.request_rec = req.rec
+        end
+    else
+        local key = join(d.pair, seq, mn, src, dst)
+        local first = tr.requests[key]
+        if first then
+            rec.retransmission_of = first.frame
+        else
+            tr.requests[key] = { frame = num, time = now, rec = rec }
+        end
+    end
+    if mnid == nil then
+        return rec
+    end
+    -- The handover of this MN (draft section 4.2): opened by its first
+    -- request, answered, registered by a PBU, completed by the PBA.
+    local h = tr.handovers[mnid]
+    if d.key == C.ho_start then
+        if not (h and h.open and h.seq == seq) then
+            h = { start = num, time = now, seq = seq, open = true }
+            tr.handovers[mnid] = h
+        end
+    end
+    if not (h and h.open) then
+        return rec
+    end
+    if d.key == C.ho_register and not h.answered then
+        return rec
+    end
+    if d.key == C.ho_complete then
+        local req = rec.request_rec
+        if not (h.registered or (req and req.handover == h)) then
+            return rec
+        end
+    end
+    rec.handover = h
+    rec.ho_start = h.start
+    rec.ho_elapsed = now - h.time
+    if d.key == C.ho_register then
+        h.registered = true
+    end
+    local ends = false
+    if d.role == "response" and d.pair == C.ho_start then
+        h.answered = success
+        ends = not success
+    end
+    if d.key == C.ho_complete then
+        ends = true
+    end
+    if ends then
+        h.open = false
+        rec.ho_duration = now - h.time
+        rec.ho_success = success
+    end
+    return rec
+end
+
+function R.show_tracking(t, rec)
+    local F, E = R.F, R.E
+    if rec.response_in then
+        t:add(F.response_in, rec.response_in):set_generated()
+    end
+    if rec.response_to then
+        t:add(F.response_to, rec.response_to):set_generated()
+        t:add(F.time, R.delta(rec.time)):set_generated()
+    end
+    if rec.retransmission_of then
+        local it = t:add(F.retransmission_of, rec.retransmission_of)
+        it:set_generated()
+        it:add_proto_expert_info(
+            E.retransmission,
+            format("Retransmission of frame %d", rec.retransmission_of)
+        )
+    end
+    if rec.ho_start and rec.ho_start ~= rec.frame then
+        t:add(F.ho_start, rec.ho_start):set_generated()
+        t:add(F.ho_elapsed, R.delta(rec.ho_elapsed)):set_generated()
+    end
+    if rec.ho_duration then
+        local it = t:add(F.ho_duration, R.delta(rec.ho_duration))
+        it:set_generated()
+        t:add(F.ho_success, rec.ho_success):set_generated()
+        if rec.ho_success then
+            it:add_proto_expert_info(
+                E.ho_completed,
+                format("Handover completed in %s", R.seconds(rec.ho_duration))
+            )
+        else
+            it:add_proto_expert_info(
+                E.ho_failed,
+                format("Handover failed after %s", R.seconds(rec.ho_duration))
+            )
+        end
+    end
+end
+
+-- "LMA Handover Response (LMA_HO_Resp) Seq=9 Status=ACCEPTED MN-ID=mn1@example"
+function R.info(d, name, v, ctx, rec)
+    local C = R.C
+    local parts = { d.title .. " (" .. name .. ")" }
+    local seq = v[C.sequence]
+    if seq then
+        parts[#parts + 1] = format("Seq=%d", seq)
+    end
+    local status = v[C.status]
+    if status and d.status_vs then
+        parts[#parts + 1] = "Status=" .. R.enum(d.status_vs, status)
+    end
+    if ctx.mnid_text then
+        parts[#parts + 1] = "MN-ID=" .. ctx.mnid_text
+    end
+    if rec and rec.retransmission_of then
+        parts[#parts + 1] = "[Retransmission]"
+    end
+    return concat(parts, " ")
+end
+
+-- --- the Mobility Header ----------------------------------------------------------
+
+function R.call_mip6(tvb, pinfo, root)
+    return R.mip6:call(tvb, pinfo, root)
+end
+
+-- Our top item, or nil when Wireshark builds no tree for this packet (tshark
+-- printing summaries only): then only columns and tracking are worked out.
+function R.root_item(root, tvb, cap)
+    local it = root:add(R.proto, tvb(0, cap))
+    if it.text == nil then
+        return nil
+    end
+    return it
+end
+
+function R.is_proxy(d, v)
+    if not d.proxy_mask then
+        return true
+    end
+    local flags = v[d.proxy_field]
+    return flags ~= nil and R.band(flags, d.proxy_mask) ~= 0
+end
+
+-- Header, fixed part and options of message `d`, shown under `t` when it is
+-- a tree. Returns the header values, the fixed-part values and the length
+-- Header Len gives, or nil when not even the header is there.
+function R.decode(d, tvb, s, t, cap, ctx)
+    local C, E, F = R.C, R.E, R.F
+    local hv = {}
+    local pos = R.header(tvb, s, t, 0, cap, hv)
+    if pos < C.header_size then
+        if t then
+            t:add_tvb_expert_info(
+                E.truncated,
+                tvb(0, cap),
+                format(
+                    "Truncated Mobility Header: %d octets, the header alone has %d",
+                    cap,
+                    C.header_size
+                )
+            )
+        end
+        return nil
+    end
+    local total = C.header_size + R.msg_len(hv)
+    local stop = total
+    if total > cap then
+        stop = cap
+        if t then
+            t:add_tvb_expert_info(
+                E.header_len_long,
+                tvb(C.header_len_offset, 1),
+                format(
+                    "Header Len %d says %d octets but only %d are present",
+                    hv[C.header_len],
+                    total,
+                    cap
+                )
+            )
+        end
+    elseif total < cap and t then
+        t:add_tvb_expert_info(
+            E.after_mh,
+            tvb(total, cap - total),
+            format("%d octet(s) after the %d octets that Header Len gives", cap - total, total)
+        )
+    end
+    if t then
+        t:set_len(stop)
+        if hv[C.payload_proto] ~= C.no_next_header then
+            t:add_tvb_expert_info(
+                E.payload_proto,
+                tvb(0, 1),
+                format("Payload Proto is %d, RFC 6275 wants %d", hv[C.payload_proto], C.no_next_header)
+            )
+        end
+    end
+    local fixed_end = pos + d.length
+    local fstop = fixed_end
+    if fstop > stop then
+        fstop = stop
+        if t and total < fixed_end then
+            t:add_tvb_expert_info(
+                E.header_len_short,
+                tvb(C.header_len_offset, 1),
+                format(
+                    "%s needs %d octets of message data, Header Len leaves %d",
+                    d.title,
+                    d.length,
+                    total - C.header_size
+                )
+            )
+        end
+    end
+    local mt = nil
+    if t then
+        mt = t:add(d.field, tvb(pos, fstop - pos))
+    end
+    local v = {}
+    d.dissect(tvb, s, mt, pos, fstop, v)
+    if fixed_end < stop then
+        local ot = nil
+        if t then
+            ot = t:add(F.options, tvb(fixed_end, stop - fixed_end))
+        end
+        ctx.base = 0
+        R.options(tvb, s, ot, fixed_end, stop, ctx)
+    end
+    return hv, v, total
+end
+
+function R.dissect(tvb, pinfo, root)
+    local C, E = R.C, R.E
+    local cap = tvb:len()
+    if cap <= C.type_offset then
+        return R.call_mip6(tvb, pinfo, root)
+    end
+    local d = R.msg_by_type[tvb(C.type_offset, 1):uint()]
+    if d == nil then
+        return R.call_mip6(tvb, pinfo, root)
+    end
+    local s = tvb:raw(0, cap)
+    if d.delegated then
+        -- Wireshark's own tree first, untouched; lmaho adds its tracking only
+        -- for the proxy variant (PBU/PBA), never to plain MIPv6.
+        R.call_mip6(tvb, pinfo, root)
+        local ctx = {}
+        local hv, v, total = R.decode(d, tvb, s, nil, cap, ctx)
+        if not hv or not R.is_proxy(d, v) then
+            return cap
+        end
+        local rec = R.track(pinfo, d, v, ctx.mnid)
+        local t = R.root_item(root, tvb, cap)
+        if t == nil then
+            return cap
+        end
+        t:append_text(", " .. d.proxy_name)
+        if R.show_pmip then
+            R.decode(d, tvb, s, t, cap, { visible = root.visible })
+        else
+            t:set_len(math.min(total, cap))
+        end
+        if R.verify then
+            R.verify_checksum(tvb, s, t, pinfo, total, hv[C.checksum])
+        end
+        R.show_tracking(t, rec)
+        return cap
+    end
+    local t = R.root_item(root, tvb, cap)
+    local ctx = { visible = t ~= nil and root.visible }
+    pinfo.cols.protocol:set(C.column)
+    local hv, v, total = R.decode(d, tvb, s, t, cap, ctx)
+    if not hv then
+        pinfo.cols.info:set(d.title .. " (" .. d.name .. ") [Malformed]")
+        return cap
+    end
+    local rec = R.track(pinfo, d, v, ctx.mnid)
+    pinfo.cols.info:set(R.info(d, d.name, v, ctx, rec))
+    if t then
+        t:append_text(", " .. d.name)
+        if R.verify then
+            R.verify_checksum(tvb, s, t, pinfo, total, hv[C.checksum])
+        end
+        local status = v[C.status]
+        if d.role == "response" and status and status >= C.success_below then
+            t:add_proto_expert_info(
+                E.status_failure,
+                format("%s status %s: failure", d.name, R.enum(d.status_vs or {}, status))
+            )
+        end
+        R.show_tracking(t, rec)
+    end
+    return cap
+end
+
+-- One option handed over by Wireshark's MIPv6 dissector (mip6.option table):
+-- the tvb holds Type, Length and data; alignment is not checkable here.
+function R.dissect_option(tvb, pinfo, tree)
+    local cap = tvb:len()
+    if cap == 0 then
+        return 0
+    end
+    local s = tvb:raw(0, cap)
+    local ctx = { visible = tree.visible }
+    R.option(tvb, s, tree, 0, cap, ctx)
+    return cap
+end
+
+-- Last guard only: the dissector bounds-checks everything itself, but a bug
+-- must show as an expert item, never as a Lua error that stops the tree.
+function R.guarded(fn)
+    return function(tvb, pinfo, root)
+        local ok, res = pcall(fn, tvb, pinfo, root)
+        if ok then
+            return res
+        end
+        root:add_proto_expert_info(R.E.internal, "lmaho dissector error: " .. tostring(res))
+        return tvb:len()
+    end
+end
+
+-- The type numbers in force: fixed ones from the schema, the draft's from
+-- the preferences. Also (re)registers the draft's options in Wireshark's
+-- mip6.option table, so they decode inside its own PBU/PBA too.
+function R.apply_prefs(prefs)
+    local by_type, names = {}, {}
+    for t, n in pairs(R.mh_names_fixed) do
+        names[t] = n
+    end
+    for _, d in ipairs(R.MSG) do
+        local t = d.type
+        if d.pref then
+            t = prefs[d.pref]
+        end
+        d.current = t
+        by_type[t] = d
+        if not d.delegated then
+            names[t] = d.name
+        end
+    end
+    R.msg_by_type, R.mh_names = by_type, names
+    local opt_by, opt_names = {}, {}
+    for _, d in ipairs(R.OPT) do
+        local t = d.type
+        if d.pref then
+            t = prefs[d.pref]
+            if d.registered ~= t then
+                if d.registered then
+                    R.opt_table:remove(d.registered, R.opt_proto)
+                end
+                R.opt_table:add(t, R.opt_proto)
+                d.registered = t
+            end
+        end
+        if d.type == R.C.pad1 then
+            R.pad1_opt = d
+        end
+        opt_by[t] = d
+        opt_names[t] = d.title
+    end
+    R.opt_by_type, R.opt_names = opt_by, opt_names
+    R.verify = prefs.verify_checksum
+    R.show_pmip = prefs.show_pmip
+end
