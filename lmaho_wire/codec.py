@@ -38,6 +38,7 @@ def clear_caches() -> None:
     """Forget compiled parsers and plans (after the type numbers changed)."""
     _compiled.clear()
     _plans.clear()
+    _option_tables.clear()
 
 
 def _fast(subcon: Construct) -> Construct:
@@ -262,6 +263,35 @@ def _reason(e: Exception) -> str:
     return text[-1] if text else type(e).__name__
 
 
+class _OptionSpec(NamedTuple):
+    """What walk_options needs of one option type, looked up once per schema."""
+
+    body: OptionBody
+    plan: Plan
+    length: int | None
+    min_length: int
+    align: tuple[int, int] | None
+    key: str
+    title: str
+
+
+_option_tables: dict[int, tuple[Mapping[int, OptionBody], dict[int, _OptionSpec]]] = {}
+
+
+def _spec(body: OptionBody) -> _OptionSpec:
+    return _OptionSpec(
+        body, _plan(body.subcon), body.length, body.min_length, body.align, body.key, body.title
+    )
+
+
+def _option_table(cases: Mapping[int, OptionBody]) -> dict[int, _OptionSpec]:
+    entry = _option_tables.get(id(cases))
+    if entry is None or entry[0] is not cases:
+        entry = (cases, {t: _spec(b) for t, b in cases.items()})
+        _option_tables[id(cases)] = entry
+    return entry[1]
+
+
 def walk_options(
     cases: Mapping[int, OptionBody], mh: bytes, start: int, end: int
 ) -> tuple[list[Option], list[Finding]]:
@@ -270,6 +300,10 @@ def walk_options(
     Strict: an option whose Length runs past ``end`` or whose data does not
     decode is an error. Misalignment and non-zero padding are findings.
     """
+    table = _option_table(cases)
+    unknown = table.get(-1)
+    if unknown is None:
+        unknown = table[-1] = _spec(UNKNOWN_OPTION)
     options: list[Option] = []
     findings: list[Finding] = []
     pos = start
@@ -279,30 +313,40 @@ def walk_options(
             options.append(Option(PAD1, "pad1", "Pad1", {}, b"", pos))
             pos += 1
             continue
-        body = cases.get(opt_type, UNKNOWN_OPTION)
+        _body, plan, fixed, min_length, align, key, title = table.get(opt_type, unknown)
         if pos + 2 > end:
-            raise MalformedPacket(f"{body.title} option (type {opt_type}) has no Length octet", pos)
+            raise MalformedPacket(f"{title} option (type {opt_type}) has no Length octet", pos)
         length = mh[pos + 1]
-        if pos + 2 + length > end:
+        stop = pos + 2 + length
+        if stop > end:
             raise MalformedPacket(
-                f"{body.title} option length {length} runs past the end of the "
+                f"{title} option length {length} runs past the end of the "
                 f"Mobility Header ({end - pos - 2} octets left)",
                 pos + 1,
             )
-        opt = _parse_option(body, opt_type, mh, pos, pos + 2 + length)
-        if body.align is not None and pos % body.align[0] != body.align[1]:
+        if fixed is not None and length != fixed:
+            raise MalformedPacket(f"{title} option has length {length}, must be {fixed}", pos + 1)
+        if length < min_length:
+            raise MalformedPacket(
+                f"{title} option has length {length}, at least {min_length} needed", pos + 1
+            )
+        try:
+            fields, _ = plan(mh, pos + 2, stop, {})
+        except MalformedPacket as e:
+            raise MalformedPacket(f"{title} option: {e.what}", e.offset) from None
+        data = mh[pos + 2 : stop]
+        options.append(Option(opt_type, key, title, fields, data, pos))
+        if align is not None and pos % align[0] != align[1]:
             findings.append(
                 Finding(
                     "alignment",
-                    f"{body.title} option starts at offset {pos}, not aligned "
-                    f"{body.align[0]}n+{body.align[1]}",
+                    f"{title} option starts at offset {pos}, not aligned {align[0]}n+{align[1]}",
                     pos,
                 )
             )
-        if opt_type == PADN and any(opt.data):
+        if opt_type == PADN and any(data):
             findings.append(Finding("padding", "PadN option carries non-zero octets", pos))
-        options.append(opt)
-        pos += 2 + length
+        pos = stop
     return options, findings
 
 

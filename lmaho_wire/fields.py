@@ -32,8 +32,13 @@ class NamedEnum(Enum):
     """
 
     def _decode(self, obj: int, context: Any, path: str) -> Named:
-        name = self.decmapping.get(obj)
-        return Named(obj, None if name is None else str(name))
+        # Named values are immutable ints: one instance per value serves every decode.
+        cache: dict[int, Named] = self.__dict__.setdefault("_named", {})
+        named = cache.get(obj)
+        if named is None:
+            name = self.decmapping.get(obj)
+            named = cache[obj] = Named(obj, None if name is None else str(name))
+        return named
 
     def _encode(self, obj: Any, context: Any, path: str) -> int:
         if isinstance(obj, int) and not isinstance(obj, bool):
@@ -59,9 +64,14 @@ class Flags(Adapter):
     def __init__(self, subcon: Construct, **masks: int) -> None:
         super().__init__(subcon)
         self.masks: dict[str, int] = dict(masks)
+        self._bits: dict[int, FlagBits] = {}
 
     def _decode(self, obj: int, context: Any, path: str) -> FlagBits:
-        return FlagBits(obj, self.masks)
+        # One FlagBits per value seen (at most 2**16 for a 16-bit word).
+        bits = self._bits.get(obj)
+        if bits is None:
+            bits = self._bits[obj] = FlagBits(obj, self.masks)
+        return bits
 
     def _encode(self, obj: Any, context: Any, path: str) -> int:
         if isinstance(obj, int):

@@ -113,6 +113,49 @@ def make_plan(subcon: Construct, what: str = "field") -> Plan:
     raise NotImplementedError(f"no fast plan for {type(subcon).__name__}")
 
 
+def _fixed_field(subcon: Construct) -> tuple[str, list[Callable[..., Any]]] | None:
+    """A big-endian fixed-size field (under Renamed/Adapters): its struct code and decoders.
+
+    Decoders are listed innermost first. None when the field is not of that kind.
+    """
+    decoders: list[Callable[..., Any]] = []
+    while True:
+        if isinstance(subcon, Renamed):
+            subcon = subcon.subcon
+        elif isinstance(subcon, Adapter):
+            decoders.insert(0, subcon._decode)
+            subcon = subcon.subcon
+        else:
+            break
+    if isinstance(subcon, FormatField) and subcon.fmtstr[:1] == ">" and len(subcon.fmtstr) == 2:
+        return subcon.fmtstr[1], decoders
+    if isinstance(subcon, Bytes) and isinstance(subcon.length, int):
+        return f"{subcon.length}s", decoders
+    if isinstance(subcon, BytesInteger) and isinstance(subcon.length, int):
+        order = "little" if subcon.swapped else "big"
+        signed = subcon.signed
+
+        def from_bytes(value: bytes, ctx: Any, path: str) -> int:
+            return int.from_bytes(value, order, signed=signed)
+
+        return f"{subcon.length}s", [from_bytes, *decoders]
+    return None
+
+
+def _greedy_field(subcon: Construct) -> list[Callable[..., Any]] | None:
+    """The decoders of a field that takes all remaining octets (Adapters over GreedyBytes)."""
+    decoders: list[Callable[..., Any]] = []
+    while True:
+        if isinstance(subcon, Renamed):
+            subcon = subcon.subcon
+        elif isinstance(subcon, Adapter):
+            decoders.insert(0, subcon._decode)
+            subcon = subcon.subcon
+        else:
+            break
+    return decoders if subcon is GreedyBytes else None
+
+
 def _struct_plan(subcon: Struct) -> Plan:
     steps: list[tuple[str | None, Plan | None]] = []
     for sc in subcon.subcons:
@@ -135,4 +178,66 @@ def _struct_plan(subcon: Struct) -> Plan:
                 result[name] = value
         return result, pos
 
-    return parse_struct
+    # A struct of one field that takes every octet (PadN, unknown options, ...).
+    greedy = _greedy_field(subcon.subcons[0]) if len(subcon.subcons) == 1 else None
+    if greedy is not None:
+        only = subcon.subcons[0].name
+
+        def parse_greedy(data: bytes, pos: int, end: int, ctx: dict[str, Any]) -> tuple[Any, int]:
+            result: dict[str, Any] = {}
+            value: Any = data[pos:end]
+            try:
+                for decode in greedy:
+                    value = decode(value, result, only)
+            except (ValueError, UnicodeError, OverflowError):
+                return parse_struct(data, pos, end, ctx)
+            if only is not None:
+                result[only] = value
+            return result, end
+
+        return parse_greedy
+
+    # A struct that opens with fixed-size big-endian fields reads them with one
+    # struct.unpack; anything short or failing to decode takes the field-by-field
+    # path above, so results and errors are the same.
+    head: list[tuple[str | None, list[Callable[..., Any]]]] = []
+    codes = ""
+    for sc in subcon.subcons:
+        fixed = None if sc is Terminated else _fixed_field(sc)
+        if fixed is None:
+            break
+        codes += fixed[0]
+        head.append((sc.name, fixed[1]))
+    if not head:
+        return parse_struct
+    unpack = struct.Struct(">" + codes).unpack_from
+    size = struct.calcsize(">" + codes)
+    rest = steps[len(head) :]
+    whole = not rest
+
+    def parse_fused(data: bytes, pos: int, end: int, ctx: dict[str, Any]) -> tuple[Any, int]:
+        if pos + size > end:
+            return parse_struct(data, pos, end, ctx)
+        result: dict[str, Any] = {}
+        try:
+            for (name, decoders), value in zip(head, unpack(data, pos), strict=True):
+                for decode in decoders:
+                    value = decode(value, result, name)
+                if name is not None:
+                    result[name] = value
+        except (ValueError, UnicodeError, OverflowError):
+            return parse_struct(data, pos, end, ctx)
+        p = pos + size
+        if whole:
+            return result, p
+        for name, step in rest:
+            if step is None:
+                if p != end:
+                    raise MalformedPacket(f"{end - p} unexpected octet(s) after the last field", p)
+                continue
+            value, p = step(data, p, end, result)
+            if name is not None:
+                result[name] = value
+        return result, p
+
+    return parse_fused
