@@ -553,7 +553,8 @@ class FrameEvent:
     mn: str | None = None
     handover: int | None = None
     tunnelled: bool = False
-    note: str = ""
+    note: str = ""  # short: a status, "again", "bad checksum", "IPv6-in-IPv6"
+    detail: str = ""  # long: the addresses inside a data packet
 
 
 # --- per-MN state ---------------------------------------------------------------
@@ -956,6 +957,8 @@ class ProcedureAnalyser:
         handover: Handover | None
         if spec.letter in self._answered_step:
             handover = self._place_response(seen, spec)
+            if handover is None:
+                return None  # a PBA outside any handover: ordinary PMIPv6
         elif spec.letter == "b":
             handover = self._current(seen.mn_id)
             state = None if handover is None else handover.steps.get("b")
@@ -1234,9 +1237,10 @@ class ProcedureAnalyser:
                 segment.last_frame = frame
         self.entities.note(sender, self._entity_role(sender, roles), frame)
         self.entities.note(receiver, self._entity_role(receiver, roles), frame)
-        label = f"data {inner.src} -> {inner.dst}"
+        label = f"{direction} data"
         if phase in DATA_STEPS:
             label = f"({phase}) {label}"
+        inside = f"{inner.src} -> {inner.dst}"
         self._emit(
             FrameEvent(
                 frame,
@@ -1250,6 +1254,7 @@ class ProcedureAnalyser:
                 handover=None if handover is None else handover.number,
                 tunnelled=tunnel is not None,
                 note="IPv6-in-IPv6" if tunnel else "",
+                detail=f"{inside} in {tunnel[0]} -> {tunnel[1]}" if tunnel else inside,
             )
         )
 
