@@ -585,7 +585,7 @@ def _build_fixed(subcon: Construct, fields: Mapping[str, Any], title: str) -> by
     unknown = set(fields) - set(names)
     if unknown:
         raise ValueError(f"{title} has no field(s) {sorted(unknown)}; fields: {', '.join(names)}")
-    values = {n: 0 for n in names}
+    values: dict[str, Any] = {n: 0 for n in names}
     if "data" in names and "data" not in fields:
         values["data"] = b""
     values.update(_prepare(subcon, fields))

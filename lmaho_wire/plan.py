@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from construct import (
     Adapter,
@@ -55,7 +55,7 @@ def make_plan(subcon: Construct, what: str = "field") -> Plan:
         return fmt
     if isinstance(subcon, BytesInteger) and isinstance(subcon.length, int):
         nbytes = subcon.length
-        order = "little" if subcon.swapped else "big"
+        order: Literal["little", "big"] = "little" if subcon.swapped else "big"
         signed = subcon.signed
 
         def integer(data: bytes, pos: int, end: int, ctx: dict[str, Any]) -> tuple[Any, int]:
@@ -132,7 +132,7 @@ def _fixed_field(subcon: Construct) -> tuple[str, list[Callable[..., Any]]] | No
     if isinstance(subcon, Bytes) and isinstance(subcon.length, int):
         return f"{subcon.length}s", decoders
     if isinstance(subcon, BytesInteger) and isinstance(subcon.length, int):
-        order = "little" if subcon.swapped else "big"
+        order: Literal["little", "big"] = "little" if subcon.swapped else "big"
         signed = subcon.signed
 
         def from_bytes(value: bytes, ctx: Any, path: str) -> int:
