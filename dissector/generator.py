@@ -348,6 +348,7 @@ class _Generator:
         self.functions: list[str] = []
         self.function_names: set[str] = set()
         self.siblings: dict[str, Construct] = {}
+        self.header_size = 0
 
     # --- declarations -----------------------------------------------------------
 
@@ -719,47 +720,55 @@ class _Generator:
         return None
 
     def summary_function(self, struct: Struct) -> tuple[str, str]:
-        """``function(v)`` giving an option's summary line, and one giving its last field."""
-        parts: list[tuple[str, str]] = []
+        """``function(v)`` giving an option's summary line, and one giving its last field.
+
+        The second is what the Info column shows of the MN identifier.
+        """
+        parts: list[tuple[str, list[str]]] = []
         for sc in struct.subcons:
             if not isinstance(sc, Renamed) or sc.name.startswith("reserved"):
                 continue
             c = _unrename(sc)
             if isinstance(c, Switch):
                 key = lua_expr(c.keyfunc, _Scope(["v"]))
-                branches = []
+                body: list[str] = []
                 for case_key, sub_c in c.cases.items():
-                    expr = self.summary_expr(sc.name, _unrename(sub_c), "v")
-                    if expr:
-                        branches.append((case_key, expr))
+                    expr = self.summary_expr(sc.name, _unrename(sub_c), "v") or '""'
+                    body.append(f"{'if' if not body else 'elseif'} {key} == {case_key} then")
+                    body.append(f"    x = {expr}")
                 default = self.summary_expr(sc.name, _unrename(c.default), "v") or '""'
-                expr = "(function() "
-                for case_key, e in branches:
-                    expr += f"if {key} == {case_key} then return {e} end "
-                expr += f"return {default} end)()"
-                parts.append((sc.name, expr))
+                if body:
+                    body += ["else", f"    x = {default}", "end"]
+                else:
+                    body = [f"x = {default}"]
+                parts.append((sc.name, body))
                 continue
             expr = self.summary_expr(sc.name, c, "v")
             if expr:
-                parts.append((sc.name, expr))
-        lines = ["function(v)", "        local p = {}"]
-        for name, expr in parts:
-            lines.append(f"        if {lua_key('v', name)} ~= nil then")
-            lines.append(f"            local x = {expr}")
+                parts.append((sc.name, [f"x = {expr}"]))
+        pad = " " * 8
+        lines = ["function(v)", f"{pad}local p, x = {{}}, nil"]
+        for name, body in parts:
+            lines.append(f"{pad}if {lua_key('v', name)} ~= nil then")
+            lines += [f"{pad}    {line}" for line in body]
             lines.append(
-                f'            if x ~= "" then p[#p + 1] = {lua_str(label_of(name) + " ")} .. x end'
+                f'{pad}    if x ~= "" then p[#p + 1] = {lua_str(label_of(name) + " ")} .. x end'
             )
-            lines.append("        end")
-        lines.append('        return concat(p, ", ")')
+            lines.append(f"{pad}end")
+        lines.append(f'{pad}return concat(p, ", ")')
         lines.append("    end")
         if parts:
-            name, expr = parts[-1]
-            last = (
-                f"function(v) if {lua_key('v', name)} == nil then return nil end return {expr} end"
-            )
-        else:
-            last = "function(v) return nil end"
-        return "\n".join(lines), last
+            name, body = parts[-1]
+            last = [
+                "function(v)",
+                f"{pad}local x = nil",
+                f"{pad}if {lua_key('v', name)} == nil then return nil end",
+                *(f"{pad}{line}" for line in body),
+                f"{pad}return x",
+                "    end",
+            ]
+            return "\n".join(lines), "\n".join(last)
+        return "\n".join(lines), "function(v) return nil end"
 
 
 def switch_case_names(c: Switch, lookup: Callable[[str], Construct | None]) -> dict[int, str]:
@@ -862,6 +871,7 @@ def generate(schema: Schema | None = None) -> str:
 
     # Fields of the runtime: the header, option framing, checksum and tracking.
     header_fn = _header_function(gen, header, type_name)
+    gen.header_size = header_size
     for key, abbrev, ctor, label, args, blurb in OWN_FIELDS:
         middle = f"{args}, " if args else ""
         gen.named(key, abbrev, ctor, f"{lua_str(label)}, {middle}{lua_str(blurb)}")
@@ -950,6 +960,9 @@ def generate(schema: Schema | None = None) -> str:
     w(header_fn)
     w("R.header = S.header")
     w(f"R.msg_len = function(hv) return {region_len} end")
+    # The same length from the Header Len value alone, for the tree-less path.
+    len_of = region_len.replace(lua_key("hv", header_len_name), "x")
+    w(f"R.msg_len_of = function(x) return {len_of} end")
     w("")
     w("-- Messages, by MH type.")
     for desc in msg_descs:
@@ -1113,6 +1126,7 @@ def _message(gen: _Generator, mh_type: int, body: MessageBody, draft: dict[int, 
         "pair": lua_str(body.answers if body.role == "response" else body.key),
         "field": ref,
         "length": str(body.length),
+        "quick": _quick_fields(struct, body, gen.header_size),
         "dissect": fn,
         "type": str(mh_type),
         "delegated": "false" if mh_type in draft else "true",
@@ -1135,6 +1149,32 @@ def _message(gen: _Generator, mh_type: int, body: MessageBody, draft: dict[int, 
         else:
             raise GeneratorError(f"{body.key}: proxy flag {body.proxy_flag} is in no Flags field")
     return "R.MSG[#R.MSG + 1] = {\n" + _entries(entries) + "}"
+
+
+def _quick_fields(struct: Struct, body: MessageBody, header_size: int) -> str:
+    """The fixed-part fields the tree-less path reads: {name, MH offset, size} each.
+
+    Only what the Info column and the tracking need (sequence, status, the
+    proxy flag's field), at offsets known because the fixed part is fixed.
+    """
+    wanted = {SEQUENCE_FIELD, STATUS_FIELD}
+    for sc in struct.subcons:
+        c = _unrename(sc)
+        if isinstance(c, Flags) and body.proxy_flag in c.masks:
+            wanted.add(sc.name)
+    out = []
+    pos = 0
+    for sc in struct.subcons:
+        size = _sizeof(sc)
+        if size is None:
+            break
+        if sc.name in wanted:
+            c = _unrename(sc)
+            if isinstance(c, Flags | NamedEnum | FormatField | BytesInteger):
+                _int_spec(c.subcon if isinstance(c, Adapter) else c)
+                out.append(f"{{ {lua_str(sc.name)}, {header_size + pos}, {size} }}")
+        pos += size
+    return "{ " + ", ".join(out) + " }"
 
 
 def _option(

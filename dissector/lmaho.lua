@@ -440,6 +440,10 @@ end
 function R.options(tvb, s, tree, pos, stop, ctx)
     while pos < stop do
         pos = R.option(tvb, s, tree, pos, stop, ctx)
+        if not tree and ctx.mnid then
+            -- Without a tree only the MN identifier is wanted.
+            break
+        end
     end
     return pos
 end
@@ -502,179 +506,160 @@ end
 
 -- --- request/response and handover tracking ------------------------------------------
 
+-- Per-frame results live in one array per attribute, indexed by frame
+-- number: numbers in arrays give the garbage collector nothing to chase,
+-- where a table per frame made tracking most of the dissector's cost.
+local RESPONSE_IN, RESPONSE_TO, TIME, RETRANSMISSION_OF = 1, 2, 3, 4
+local HO_START, HO_ELAPSED, HO_DURATION, HO_SUCCESS = 5, 6, 7, 8
+
 function R.reset()
-    R.tr = { frames = {}, requests = {}, handovers = {} }
+    R.tr = {
+        seen = {},
+        f = { {}, {}, {}, {}, {}, {}, {}, {} },
+        requests = {},
+        handovers = {},
+    }
 end
 R.reset()
 
-local function join(...)
-    return concat({ ... }, "\0")
-end
-
 -- What one frame is to the others, worked out on the first pass (the only
--- one where frames come in order) and kept by frame number for later passes.
+-- one where frames come in order) and kept by frame number for later passes;
+-- returns the frame number, the key to R.show_tracking.
 -- `d` is the message descriptor, `v` its fixed-part values, `mnid` the raw
--- MN identifier option data (nil when absent).
+-- MN identifier option data (nil when absent). Requests and responses pair
+-- by message, Sequence Number and MN identifier (docs/wire-format.md 3),
+-- the way a PBA answers its PBU.
 function R.track(pinfo, d, v, mnid)
     local tr = R.tr
     local num = pinfo.number
-    local rec = tr.frames[num]
-    if rec then
-        return rec
+    if tr.seen[num] then
+        return num
     end
-    rec = { frame = num }
-    tr.frames[num] = rec
+    tr.seen[num] = true
+    local f = tr.f
     local C = R.C
+    -- rel_ts, not abs_ts: small values keep nanoseconds in a double.
     local now = pinfo.rel_ts
     local seq = v[C.sequence] or -1
-    local src, dst = tostring(pinfo.src), tostring(pinfo.dst)
-    local mn = mnid or ""
+    local key = d.pair .. "\0" .. seq .. "\0" .. (mnid or "")
     local success = true
+    local req = tr.requests[key]
     if d.role == "response" then
         local status = v[C.status]
         success = status == nil or status < C.success_below
-        rec.failed = not success
-        local req = tr.requests[join(d.pair, seq, mn, dst, src)]
         if req then
-            rec.response_to = req.frame
-            rec.time = now - req.time
+            f[RESPONSE_TO][num] = req.frame
+            f[TIME][num] = now - req.time
             if req.response then
-                rec.retransmission_of = req.response
+                f[RETRANSMISSION_OF][num] = req.response
             else
                 req.response = num
-                req.rec.response_in = num
+                f[RESPONSE_IN][req.frame] = num
             end
-            rec.request_rec = req.rec
         end
+    elseif req and not req.response then
+        f[RETRANSMISSION_OF][num] = req.frame
     else
-        local key = join(d.pair, seq, mn, src, dst)
-        local first = tr.requests[key]
-        if first then
-            rec.retransmission_of = first.frame
-        else
-            tr.requests[key] = { frame = num, time = now, rec = rec }
-        end
+        -- A request after the answer is a new exchange (sequence numbers wrap).
+        req = { frame = num, time = now, ho = false, response = false }
+        tr.requests[key] = req
     end
     if mnid == nil then
-        return rec
+        return num
     end
     -- The handover of this MN (draft section 4.2): opened by its first
     -- request, answered, registered by a PBU, completed by the PBA.
     local h = tr.handovers[mnid]
-    if d.key == C.ho_start then
-        if not (h and h.open and h.seq == seq) then
-            h = { start = num, time = now, seq = seq, open = true }
-            tr.handovers[mnid] = h
-        end
+    if d.key == C.ho_start and not (h and h.open and h.seq == seq) then
+        h = { start = num, time = now, seq = seq, open = true, answered = false }
+        tr.handovers[mnid] = h
     end
     if not (h and h.open) then
-        return rec
+        return num
     end
-    if d.key == C.ho_register and not h.answered then
-        return rec
-    end
-    if d.key == C.ho_complete then
-        local req = rec.request_rec
-        if not (h.registered or (req and req.handover == h)) then
-            return rec
-        end
-    end
-    rec.handover = h
-    rec.ho_start = h.start
-    rec.ho_elapsed = now - h.time
     if d.key == C.ho_register then
-        h.registered = true
+        if not h.answered then
+            return num
+        end
+        if req then
+            req.ho = h
+        end
+    elseif d.key == C.ho_complete and not (req and req.ho == h) then
+        return num
     end
-    local ends = false
+    f[HO_START][num] = h.start
+    f[HO_ELAPSED][num] = now - h.time
+    local ends = d.key == C.ho_complete
     if d.role == "response" and d.pair == C.ho_start then
         h.answered = success
         ends = not success
     end
-    if d.key == C.ho_complete then
-        ends = true
-    end
     if ends then
         h.open = false
-        rec.ho_duration = now - h.time
-        rec.ho_success = success
+        f[HO_DURATION][num] = now - h.time
+        f[HO_SUCCESS][num] = success
     end
-    return rec
+    return num
 end
 
-function R.show_tracking(t, rec)
+function R.show_tracking(t, num)
     local F, E = R.F, R.E
-    if rec.response_in then
-        t:add(F.response_in, rec.response_in):set_generated()
+    local f = R.tr.f
+    local x = f[RESPONSE_IN][num]
+    if x then
+        t:add(F.response_in, x):set_generated()
     end
-    if rec.response_to then
-        t:add(F.response_to, rec.response_to):set_generated()
-        t:add(F.time, R.delta(rec.time)):set_generated()
+    x = f[RESPONSE_TO][num]
+    if x then
+        t:add(F.response_to, x):set_generated()
+        t:add(F.time, R.delta(f[TIME][num])):set_generated()
     end
-    if rec.retransmission_of then
-        local it = t:add(F.retransmission_of, rec.retransmission_of)
+    x = f[RETRANSMISSION_OF][num]
+    if x then
+        local it = t:add(F.retransmission_of, x)
         it:set_generated()
-        it:add_proto_expert_info(
-            E.retransmission,
-            format("Retransmission of frame %d", rec.retransmission_of)
-        )
+        it:add_proto_expert_info(E.retransmission, format("Retransmission of frame %d", x))
     end
-    if rec.ho_start and rec.ho_start ~= rec.frame then
-        t:add(F.ho_start, rec.ho_start):set_generated()
-        t:add(F.ho_elapsed, R.delta(rec.ho_elapsed)):set_generated()
+    x = f[HO_START][num]
+    if x and x ~= num then
+        t:add(F.ho_start, x):set_generated()
+        t:add(F.ho_elapsed, R.delta(f[HO_ELAPSED][num])):set_generated()
     end
-    if rec.ho_duration then
-        local it = t:add(F.ho_duration, R.delta(rec.ho_duration))
+    x = f[HO_DURATION][num]
+    if x then
+        local it = t:add(F.ho_duration, R.delta(x))
         it:set_generated()
-        t:add(F.ho_success, rec.ho_success):set_generated()
-        if rec.ho_success then
-            it:add_proto_expert_info(
-                E.ho_completed,
-                format("Handover completed in %s", R.seconds(rec.ho_duration))
-            )
+        local ok = f[HO_SUCCESS][num]
+        t:add(F.ho_success, ok):set_generated()
+        if ok then
+            it:add_proto_expert_info(E.ho_completed, format("Handover completed in %s", R.seconds(x)))
         else
-            it:add_proto_expert_info(
-                E.ho_failed,
-                format("Handover failed after %s", R.seconds(rec.ho_duration))
-            )
+            it:add_proto_expert_info(E.ho_failed, format("Handover failed after %s", R.seconds(x)))
         end
     end
 end
 
--- "LMA Handover Response (LMA_HO_Resp) Seq=9 Status=ACCEPTED MN-ID=mn1@example"
-function R.info(d, name, v, ctx, rec)
+function R.is_retransmission(num)
+    return R.tr.f[RETRANSMISSION_OF][num] ~= nil
+end
+
+-- "LMA Handover Response (LMA_HO_Resp) Seq=9 Status=ACCEPTED MN-ID=mn1@example",
+-- built in one concatenation: the Info column is set for every packet.
+function R.info(d, v, mnid_text, num)
     local C = R.C
-    local parts = { d.title .. " (" .. name .. ")" }
     local seq = v[C.sequence]
-    if seq then
-        parts[#parts + 1] = format("Seq=%d", seq)
-    end
     local status = v[C.status]
-    if status and d.status_vs then
-        parts[#parts + 1] = "Status=" .. R.enum(d.status_vs, status)
-    end
-    if ctx.mnid_text then
-        parts[#parts + 1] = "MN-ID=" .. ctx.mnid_text
-    end
-    if rec and rec.retransmission_of then
-        parts[#parts + 1] = "[Retransmission]"
-    end
-    return concat(parts, " ")
+    return d.label
+        .. (seq and format(" Seq=%d", seq) or "")
+        .. ((status and d.status_vs) and (" Status=" .. R.enum(d.status_vs, status)) or "")
+        .. (mnid_text and (" MN-ID=" .. mnid_text) or "")
+        .. (num and R.is_retransmission(num) and " [Retransmission]" or "")
 end
 
 -- --- the Mobility Header ----------------------------------------------------------
 
 function R.call_mip6(tvb, pinfo, root)
     return R.mip6:call(tvb, pinfo, root)
-end
-
--- Our top item, or nil when Wireshark builds no tree for this packet (tshark
--- printing summaries only): then only columns and tracking are worked out.
-function R.root_item(root, tvb, cap)
-    local it = root:add(R.proto, tvb(0, cap))
-    if it.text == nil then
-        return nil
-    end
-    return it
 end
 
 function R.is_proxy(d, v)
@@ -773,67 +758,131 @@ function R.decode(d, tvb, s, t, cap, ctx)
     return hv, v, total
 end
 
+-- The tree-less path: what the Info column and the tracking need, read at
+-- the offsets the generator worked out, without tables of field values for
+-- anything else. Returns nil when the packet is too broken for that; the
+-- tree path (when there is one) shows why.
+function R.quick(d, s, cap)
+    local C = R.C
+    if cap < C.header_size then
+        return nil
+    end
+    local total = C.header_size + R.msg_len_of(byte(s, C.header_len_offset + 1))
+    local stop = total
+    if stop > cap then
+        stop = cap
+    end
+    local fixed_end = C.header_size + d.length
+    if fixed_end > stop then
+        return nil
+    end
+    local v = {}
+    local q = d.quick
+    for i = 1, #q do
+        local f = q[i]
+        local at, size = f[2], f[3]
+        local x = byte(s, at + 1)
+        for j = at + 2, at + size do
+            x = x * 256 + byte(s, j)
+        end
+        v[f[1]] = x
+    end
+    local pos = fixed_end
+    local mnid_type = R.mnid_type
+    while pos + 1 < stop do
+        local ty = byte(s, pos + 1)
+        if ty == C.pad1 then
+            pos = pos + 1
+        else
+            local dend = pos + 2 + byte(s, pos + 2)
+            if dend > stop then
+                break
+            end
+            if ty == mnid_type then
+                local od = R.opt_by_type[ty]
+                local w = {}
+                od.dissect(nil, s, nil, pos + 2, dend, w)
+                return v, sub(s, pos + 3, dend), od.info(w)
+            end
+            pos = dend
+        end
+    end
+    return v, nil, nil
+end
+
+-- Without a tree (tshark printing summaries only) `root` wraps no item, and
+-- only the columns and the tracking are worked out: that path must cost
+-- little, so it makes no tree items and reads only what it needs.
 function R.dissect(tvb, pinfo, root)
     local C, E = R.C, R.E
     local cap = tvb:len()
     if cap <= C.type_offset then
         return R.call_mip6(tvb, pinfo, root)
     end
-    local d = R.msg_by_type[tvb(C.type_offset, 1):uint()]
+    local s = tvb:raw(0, cap)
+    local d = R.msg_by_type[byte(s, C.type_offset + 1)]
     if d == nil then
         return R.call_mip6(tvb, pinfo, root)
     end
-    local s = tvb:raw(0, cap)
+    local tree = root.text ~= nil
     if d.delegated then
         -- Wireshark's own tree first, untouched; lmaho adds its tracking only
         -- for the proxy variant (PBU/PBA), never to plain MIPv6.
         R.call_mip6(tvb, pinfo, root)
-        local ctx = {}
-        local hv, v, total = R.decode(d, tvb, s, nil, cap, ctx)
-        if not hv or not R.is_proxy(d, v) then
+        local v, mnid = R.quick(d, s, cap)
+        if not v or not R.is_proxy(d, v) then
             return cap
         end
-        local rec = R.track(pinfo, d, v, ctx.mnid)
-        local t = R.root_item(root, tvb, cap)
-        if t == nil then
+        local rec = R.track(pinfo, d, v, mnid)
+        if not tree then
             return cap
         end
+        local t = root:add(R.proto, tvb(0, cap))
         t:append_text(", " .. d.proxy_name)
+        local total = C.header_size + R.msg_len_of(byte(s, C.header_len_offset + 1))
         if R.show_pmip then
             R.decode(d, tvb, s, t, cap, { visible = root.visible })
         else
             t:set_len(math.min(total, cap))
         end
         if R.verify then
-            R.verify_checksum(tvb, s, t, pinfo, total, hv[C.checksum])
+            R.verify_checksum(tvb, s, t, pinfo, total, R.u16(s, C.checksum_offset))
         end
         R.show_tracking(t, rec)
         return cap
     end
-    local t = R.root_item(root, tvb, cap)
-    local ctx = { visible = t ~= nil and root.visible }
-    pinfo.cols.protocol:set(C.column)
+    local cols = pinfo.cols
+    cols.protocol = C.column
+    if not tree then
+        local v, mnid, mnid_text = R.quick(d, s, cap)
+        if not v then
+            cols.info = d.label .. " [Malformed]"
+            return cap
+        end
+        cols.info = R.info(d, v, mnid_text, R.track(pinfo, d, v, mnid))
+        return cap
+    end
+    local t = root:add(R.proto, tvb(0, cap))
+    local ctx = { visible = root.visible }
     local hv, v, total = R.decode(d, tvb, s, t, cap, ctx)
     if not hv then
-        pinfo.cols.info:set(d.title .. " (" .. d.name .. ") [Malformed]")
+        cols.info = d.label .. " [Malformed]"
         return cap
     end
     local rec = R.track(pinfo, d, v, ctx.mnid)
-    pinfo.cols.info:set(R.info(d, d.name, v, ctx, rec))
-    if t then
-        t:append_text(", " .. d.name)
-        if R.verify then
-            R.verify_checksum(tvb, s, t, pinfo, total, hv[C.checksum])
-        end
-        local status = v[C.status]
-        if d.role == "response" and status and status >= C.success_below then
-            t:add_proto_expert_info(
-                E.status_failure,
-                format("%s status %s: failure", d.name, R.enum(d.status_vs or {}, status))
-            )
-        end
-        R.show_tracking(t, rec)
+    cols.info = R.info(d, v, ctx.mnid_text, rec)
+    t:append_text(", " .. d.name)
+    if R.verify then
+        R.verify_checksum(tvb, s, t, pinfo, total, hv[C.checksum])
     end
+    local status = v[C.status]
+    if d.role == "response" and status and status >= C.success_below then
+        t:add_proto_expert_info(
+            E.status_failure,
+            format("%s status %s: failure", d.name, R.enum(d.status_vs or {}, status))
+        )
+    end
+    R.show_tracking(t, rec)
     return cap
 end
 
@@ -881,6 +930,7 @@ function R.apply_prefs(prefs)
         if not d.delegated then
             names[t] = d.name
         end
+        d.label = d.title .. " (" .. d.name .. ")"
     end
     R.msg_by_type, R.mh_names = by_type, names
     local opt_by, opt_names = {}, {}
@@ -898,6 +948,9 @@ function R.apply_prefs(prefs)
         end
         if d.type == R.C.pad1 then
             R.pad1_opt = d
+        end
+        if d.key == R.C.mnid_key then
+            R.mnid_type = t
         end
         opt_by[t] = d
         opt_names[t] = d.title
@@ -1841,6 +1894,7 @@ S.header = function(tvb, s, t, pos, stop, v)
 end
 R.header = S.header
 R.msg_len = function(hv) return (((hv.header_len + 1) * 8) - 6) end
+R.msg_len_of = function(x) return (((x + 1) * 8) - 6) end
 
 -- Messages, by MH type.
 R.MSG[#R.MSG + 1] = {
@@ -1851,6 +1905,7 @@ R.MSG[#R.MSG + 1] = {
     pair = "binding_update",
     field = F[19],
     length = 6,
+    quick = { { "sequence", 6, 2 }, { "flags", 8, 2 } },
     dissect = S.m_binding_update,
     type = 5,
     delegated = true,
@@ -1866,6 +1921,7 @@ R.MSG[#R.MSG + 1] = {
     pair = "binding_update",
     field = F[35],
     length = 6,
+    quick = { { "status", 6, 1 }, { "flags", 7, 1 }, { "sequence", 8, 2 } },
     dissect = S.m_binding_ack,
     type = 6,
     delegated = true,
@@ -1882,6 +1938,7 @@ R.MSG[#R.MSG + 1] = {
     pair = "lma_ho_req",
     field = F[47],
     length = 6,
+    quick = { { "sequence", 6, 2 } },
     dissect = S.m_lma_ho_req,
     type = 200,
     delegated = false,
@@ -1895,6 +1952,7 @@ R.MSG[#R.MSG + 1] = {
     pair = "lma_ho_req",
     field = F[51],
     length = 6,
+    quick = { { "status", 6, 1 }, { "sequence", 8, 2 } },
     dissect = S.m_lma_ho_resp,
     type = 201,
     delegated = false,
@@ -1909,6 +1967,7 @@ R.MSG[#R.MSG + 1] = {
     pair = "lma_ho_init",
     field = F[56],
     length = 6,
+    quick = { { "sequence", 6, 2 } },
     dissect = S.m_lma_ho_init,
     type = 202,
     delegated = false,
@@ -1922,6 +1981,7 @@ R.MSG[#R.MSG + 1] = {
     pair = "lma_ho_init",
     field = F[61],
     length = 6,
+    quick = { { "status", 6, 1 }, { "sequence", 8, 2 } },
     dissect = S.m_lma_hack,
     type = 203,
     delegated = false,
@@ -1936,6 +1996,7 @@ R.MSG[#R.MSG + 1] = {
     pair = "update",
     field = F[67],
     length = 6,
+    quick = { { "sequence", 6, 2 } },
     dissect = S.m_update,
     type = 204,
     delegated = false,
@@ -1949,6 +2010,7 @@ R.MSG[#R.MSG + 1] = {
     pair = "update",
     field = F[71],
     length = 6,
+    quick = { { "status", 6, 1 }, { "sequence", 8, 2 } },
     dissect = S.m_update_ack,
     type = 205,
     delegated = false,
@@ -1965,7 +2027,7 @@ R.OPT[#R.OPT + 1] = {
     min = 0,
     dissect = S.o_pad1,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         return concat(p, ", ")
     end,
     info = function(v) return nil end,
@@ -1979,14 +2041,19 @@ R.OPT[#R.OPT + 1] = {
     min = 0,
     dissect = S.o_padn,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.padding ~= nil then
-            local x = R.hex(v.padding)
+            x = R.hex(v.padding)
             if x ~= "" then p[#p + 1] = "Padding " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.padding == nil then return nil end return R.hex(v.padding) end,
+    info = function(v)
+        local x = nil
+        if v.padding == nil then return nil end
+        x = R.hex(v.padding)
+        return x
+    end,
     type = 1,
 }
 R.OPT[#R.OPT + 1] = {
@@ -1997,14 +2064,19 @@ R.OPT[#R.OPT + 1] = {
     min = 2,
     dissect = S.o_binding_refresh_advice,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.refresh_interval ~= nil then
-            local x = format("%d s", v.refresh_interval * 4)
+            x = format("%d s", v.refresh_interval * 4)
             if x ~= "" then p[#p + 1] = "Refresh Interval " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.refresh_interval == nil then return nil end return format("%d s", v.refresh_interval * 4) end,
+    info = function(v)
+        local x = nil
+        if v.refresh_interval == nil then return nil end
+        x = format("%d s", v.refresh_interval * 4)
+        return x
+    end,
     ax = 2,
     ay = 0,
     type = 2,
@@ -2017,14 +2089,19 @@ R.OPT[#R.OPT + 1] = {
     min = 16,
     dissect = S.o_alternate_care_of_address,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.address ~= nil then
-            local x = R.ipv6(v.address)
+            x = R.ipv6(v.address)
             if x ~= "" then p[#p + 1] = "Address " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.address == nil then return nil end return R.ipv6(v.address) end,
+    info = function(v)
+        local x = nil
+        if v.address == nil then return nil end
+        x = R.ipv6(v.address)
+        return x
+    end,
     ax = 8,
     ay = 6,
     type = 3,
@@ -2037,18 +2114,23 @@ R.OPT[#R.OPT + 1] = {
     min = 4,
     dissect = S.o_nonce_indices,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.home_nonce_index ~= nil then
-            local x = format("%d", v.home_nonce_index)
+            x = format("%d", v.home_nonce_index)
             if x ~= "" then p[#p + 1] = "Home Nonce Index " .. x end
         end
         if v.care_of_nonce_index ~= nil then
-            local x = format("%d", v.care_of_nonce_index)
+            x = format("%d", v.care_of_nonce_index)
             if x ~= "" then p[#p + 1] = "Care Of Nonce Index " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.care_of_nonce_index == nil then return nil end return format("%d", v.care_of_nonce_index) end,
+    info = function(v)
+        local x = nil
+        if v.care_of_nonce_index == nil then return nil end
+        x = format("%d", v.care_of_nonce_index)
+        return x
+    end,
     ax = 2,
     ay = 0,
     type = 4,
@@ -2061,14 +2143,19 @@ R.OPT[#R.OPT + 1] = {
     min = 0,
     dissect = S.o_binding_authorization_data,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.authenticator ~= nil then
-            local x = R.hex(v.authenticator)
+            x = R.hex(v.authenticator)
             if x ~= "" then p[#p + 1] = "Authenticator " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.authenticator == nil then return nil end return R.hex(v.authenticator) end,
+    info = function(v)
+        local x = nil
+        if v.authenticator == nil then return nil end
+        x = R.hex(v.authenticator)
+        return x
+    end,
     ax = 8,
     ay = 2,
     type = 5,
@@ -2081,18 +2168,35 @@ R.OPT[#R.OPT + 1] = {
     min = 1,
     dissect = S.o_mn_identifier,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.subtype ~= nil then
-            local x = R.enum(VS[4], v.subtype)
+            x = R.enum(VS[4], v.subtype)
             if x ~= "" then p[#p + 1] = "Subtype " .. x end
         end
         if v.identifier ~= nil then
-            local x = (function() if v.subtype == 1 then return R.text(v.identifier) end if v.subtype == 2 then return R.ipv6(v.identifier) end return R.hex(v.identifier) end)()
+            if v.subtype == 1 then
+                x = R.text(v.identifier)
+            elseif v.subtype == 2 then
+                x = R.ipv6(v.identifier)
+            else
+                x = R.hex(v.identifier)
+            end
             if x ~= "" then p[#p + 1] = "Identifier " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.identifier == nil then return nil end return (function() if v.subtype == 1 then return R.text(v.identifier) end if v.subtype == 2 then return R.ipv6(v.identifier) end return R.hex(v.identifier) end)() end,
+    info = function(v)
+        local x = nil
+        if v.identifier == nil then return nil end
+        if v.subtype == 1 then
+            x = R.text(v.identifier)
+        elseif v.subtype == 2 then
+            x = R.ipv6(v.identifier)
+        else
+            x = R.hex(v.identifier)
+        end
+        return x
+    end,
     type = 8,
 }
 R.OPT[#R.OPT + 1] = {
@@ -2103,14 +2207,19 @@ R.OPT[#R.OPT + 1] = {
     min = 0,
     dissect = S.o_experimental,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.data ~= nil then
-            local x = R.hex(v.data)
+            x = R.hex(v.data)
             if x ~= "" then p[#p + 1] = "Data " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.data == nil then return nil end return R.hex(v.data) end,
+    info = function(v)
+        local x = nil
+        if v.data == nil then return nil end
+        x = R.hex(v.data)
+        return x
+    end,
     type = 18,
 }
 R.OPT[#R.OPT + 1] = {
@@ -2121,22 +2230,27 @@ R.OPT[#R.OPT + 1] = {
     min = 5,
     dissect = S.o_vendor_specific,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.vendor_id ~= nil then
-            local x = format("%d", v.vendor_id)
+            x = format("%d", v.vendor_id)
             if x ~= "" then p[#p + 1] = "Vendor ID " .. x end
         end
         if v.subtype ~= nil then
-            local x = format("%d", v.subtype)
+            x = format("%d", v.subtype)
             if x ~= "" then p[#p + 1] = "Subtype " .. x end
         end
         if v.data ~= nil then
-            local x = R.hex(v.data)
+            x = R.hex(v.data)
             if x ~= "" then p[#p + 1] = "Data " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.data == nil then return nil end return R.hex(v.data) end,
+    info = function(v)
+        local x = nil
+        if v.data == nil then return nil end
+        x = R.hex(v.data)
+        return x
+    end,
     ax = 4,
     ay = 2,
     type = 19,
@@ -2149,18 +2263,23 @@ R.OPT[#R.OPT + 1] = {
     min = 18,
     dissect = S.o_home_network_prefix,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.prefix_length ~= nil then
-            local x = format("%d", v.prefix_length)
+            x = format("%d", v.prefix_length)
             if x ~= "" then p[#p + 1] = "Prefix Length " .. x end
         end
         if v.prefix ~= nil then
-            local x = R.ipv6(v.prefix)
+            x = R.ipv6(v.prefix)
             if x ~= "" then p[#p + 1] = "Prefix " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.prefix == nil then return nil end return R.ipv6(v.prefix) end,
+    info = function(v)
+        local x = nil
+        if v.prefix == nil then return nil end
+        x = R.ipv6(v.prefix)
+        return x
+    end,
     ax = 8,
     ay = 4,
     type = 22,
@@ -2173,14 +2292,19 @@ R.OPT[#R.OPT + 1] = {
     min = 2,
     dissect = S.o_handoff_indicator,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.indicator ~= nil then
-            local x = R.enum(VS[5], v.indicator)
+            x = R.enum(VS[5], v.indicator)
             if x ~= "" then p[#p + 1] = "Indicator " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.indicator == nil then return nil end return R.enum(VS[5], v.indicator) end,
+    info = function(v)
+        local x = nil
+        if v.indicator == nil then return nil end
+        x = R.enum(VS[5], v.indicator)
+        return x
+    end,
     type = 23,
 }
 R.OPT[#R.OPT + 1] = {
@@ -2191,14 +2315,19 @@ R.OPT[#R.OPT + 1] = {
     min = 2,
     dissect = S.o_access_technology_type,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.technology ~= nil then
-            local x = R.enum(VS[6], v.technology)
+            x = R.enum(VS[6], v.technology)
             if x ~= "" then p[#p + 1] = "Technology " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.technology == nil then return nil end return R.enum(VS[6], v.technology) end,
+    info = function(v)
+        local x = nil
+        if v.technology == nil then return nil end
+        x = R.enum(VS[6], v.technology)
+        return x
+    end,
     type = 24,
 }
 R.OPT[#R.OPT + 1] = {
@@ -2209,14 +2338,19 @@ R.OPT[#R.OPT + 1] = {
     min = 2,
     dissect = S.o_mn_link_layer_identifier,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.identifier ~= nil then
-            local x = R.hex(v.identifier)
+            x = R.hex(v.identifier)
             if x ~= "" then p[#p + 1] = "Identifier " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.identifier == nil then return nil end return R.hex(v.identifier) end,
+    info = function(v)
+        local x = nil
+        if v.identifier == nil then return nil end
+        x = R.hex(v.identifier)
+        return x
+    end,
     ax = 8,
     ay = 2,
     type = 25,
@@ -2229,14 +2363,19 @@ R.OPT[#R.OPT + 1] = {
     min = 16,
     dissect = S.o_link_local_address,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.address ~= nil then
-            local x = R.ipv6(v.address)
+            x = R.ipv6(v.address)
             if x ~= "" then p[#p + 1] = "Address " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.address == nil then return nil end return R.ipv6(v.address) end,
+    info = function(v)
+        local x = nil
+        if v.address == nil then return nil end
+        x = R.ipv6(v.address)
+        return x
+    end,
     ax = 8,
     ay = 6,
     type = 26,
@@ -2249,14 +2388,19 @@ R.OPT[#R.OPT + 1] = {
     min = 8,
     dissect = S.o_timestamp,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.timestamp ~= nil then
-            local x = R.utc(v.timestamp.seconds, v.timestamp.fraction, 65536)
+            x = R.utc(v.timestamp.seconds, v.timestamp.fraction, 65536)
             if x ~= "" then p[#p + 1] = "Timestamp " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.timestamp == nil then return nil end return R.utc(v.timestamp.seconds, v.timestamp.fraction, 65536) end,
+    info = function(v)
+        local x = nil
+        if v.timestamp == nil then return nil end
+        x = R.utc(v.timestamp.seconds, v.timestamp.fraction, 65536)
+        return x
+    end,
     ax = 8,
     ay = 2,
     type = 27,
@@ -2269,14 +2413,19 @@ R.OPT[#R.OPT + 1] = {
     min = 2,
     dissect = S.o_context_request,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.requests ~= nil then
-            local x = format("%d item(s)", #v.requests)
+            x = format("%d item(s)", #v.requests)
             if x ~= "" then p[#p + 1] = "Requests " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.requests == nil then return nil end return format("%d item(s)", #v.requests) end,
+    info = function(v)
+        local x = nil
+        if v.requests == nil then return nil end
+        x = format("%d item(s)", #v.requests)
+        return x
+    end,
     type = 40,
 }
 R.OPT[#R.OPT + 1] = {
@@ -2287,18 +2436,35 @@ R.OPT[#R.OPT + 1] = {
     min = 2,
     dissect = S.o_lma_address,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.option_code ~= nil then
-            local x = R.enum(VS[7], v.option_code)
+            x = R.enum(VS[7], v.option_code)
             if x ~= "" then p[#p + 1] = "Option Code " .. x end
         end
         if v.address ~= nil then
-            local x = (function() if v.option_code == 1 then return R.ipv6(v.address) end if v.option_code == 2 then return R.ipv4(v.address) end return R.hex(v.address) end)()
+            if v.option_code == 1 then
+                x = R.ipv6(v.address)
+            elseif v.option_code == 2 then
+                x = R.ipv4(v.address)
+            else
+                x = R.hex(v.address)
+            end
             if x ~= "" then p[#p + 1] = "Address " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.address == nil then return nil end return (function() if v.option_code == 1 then return R.ipv6(v.address) end if v.option_code == 2 then return R.ipv4(v.address) end return R.hex(v.address) end)() end,
+    info = function(v)
+        local x = nil
+        if v.address == nil then return nil end
+        if v.option_code == 1 then
+            x = R.ipv6(v.address)
+        elseif v.option_code == 2 then
+            x = R.ipv4(v.address)
+        else
+            x = R.hex(v.address)
+        end
+        return x
+    end,
     type = 41,
 }
 R.OPT[#R.OPT + 1] = {
@@ -2309,18 +2475,23 @@ R.OPT[#R.OPT + 1] = {
     min = 18,
     dissect = S.o_mag_ipv6_address,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.address_length ~= nil then
-            local x = format("%d", v.address_length)
+            x = format("%d", v.address_length)
             if x ~= "" then p[#p + 1] = "Address Length " .. x end
         end
         if v.address ~= nil then
-            local x = R.ipv6(v.address)
+            x = R.ipv6(v.address)
             if x ~= "" then p[#p + 1] = "Address " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.address == nil then return nil end return R.ipv6(v.address) end,
+    info = function(v)
+        local x = nil
+        if v.address == nil then return nil end
+        x = R.ipv6(v.address)
+        return x
+    end,
     ax = 8,
     ay = 4,
     type = 51,
@@ -2333,18 +2504,31 @@ R.OPT[#R.OPT + 1] = {
     min = 2,
     dissect = S.o_new_ap_id,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.id_type ~= nil then
-            local x = R.enum(VS[8], v.id_type)
+            x = R.enum(VS[8], v.id_type)
             if x ~= "" then p[#p + 1] = "ID Type " .. x end
         end
         if v.identifier ~= nil then
-            local x = (function() if v.id_type == 3 then return R.text(v.identifier) end return R.hex(v.identifier) end)()
+            if v.id_type == 3 then
+                x = R.text(v.identifier)
+            else
+                x = R.hex(v.identifier)
+            end
             if x ~= "" then p[#p + 1] = "Identifier " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.identifier == nil then return nil end return (function() if v.id_type == 3 then return R.text(v.identifier) end return R.hex(v.identifier) end)() end,
+    info = function(v)
+        local x = nil
+        if v.identifier == nil then return nil end
+        if v.id_type == 3 then
+            x = R.text(v.identifier)
+        else
+            x = R.hex(v.identifier)
+        end
+        return x
+    end,
     type = 200,
     pref = "opt_type_new_ap_id",
 }
@@ -2356,18 +2540,35 @@ R.OPT[#R.OPT + 1] = {
     min = 2,
     dissect = S.o_previous_lma_address,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.option_code ~= nil then
-            local x = R.enum(VS[7], v.option_code)
+            x = R.enum(VS[7], v.option_code)
             if x ~= "" then p[#p + 1] = "Option Code " .. x end
         end
         if v.address ~= nil then
-            local x = (function() if v.option_code == 1 then return R.ipv6(v.address) end if v.option_code == 2 then return R.ipv4(v.address) end return R.hex(v.address) end)()
+            if v.option_code == 1 then
+                x = R.ipv6(v.address)
+            elseif v.option_code == 2 then
+                x = R.ipv4(v.address)
+            else
+                x = R.hex(v.address)
+            end
             if x ~= "" then p[#p + 1] = "Address " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.address == nil then return nil end return (function() if v.option_code == 1 then return R.ipv6(v.address) end if v.option_code == 2 then return R.ipv4(v.address) end return R.hex(v.address) end)() end,
+    info = function(v)
+        local x = nil
+        if v.address == nil then return nil end
+        if v.option_code == 1 then
+            x = R.ipv6(v.address)
+        elseif v.option_code == 2 then
+            x = R.ipv4(v.address)
+        else
+            x = R.hex(v.address)
+        end
+        return x
+    end,
     type = 201,
     pref = "opt_type_previous_lma_address",
 }
@@ -2379,14 +2580,19 @@ R.unknown_opt = {
     min = 0,
     dissect = S.o_unknown,
     summary = function(v)
-        local p = {}
+        local p, x = {}, nil
         if v.data ~= nil then
-            local x = R.hex(v.data)
+            x = R.hex(v.data)
             if x ~= "" then p[#p + 1] = "Data " .. x end
         end
         return concat(p, ", ")
     end,
-    info = function(v) if v.data == nil then return nil end return R.hex(v.data) end,
+    info = function(v)
+        local x = nil
+        if v.data == nil then return nil end
+        x = R.hex(v.data)
+        return x
+    end,
 }
 
 R.C = {
