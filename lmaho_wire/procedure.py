@@ -26,6 +26,7 @@ or at the end of the capture.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 import statistics
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .capture import LINKTYPE_ETHERNET
-from .codec import Message
+from .codec import Message, Option
 from .dissect import FrameRecord
 from .registry import current_schema
 from .values import FlagBits, Named, Timestamp
@@ -120,6 +121,8 @@ INITIAL_TIMEOUT = 1.0
 MAX_RETRANSMISSIONS = 3
 # A request is given up after its last retransmission times out: 1 + 2 + 4 + 8 s.
 GIVE_UP_AFTER = INITIAL_TIMEOUT * (2 ** (MAX_RETRANSMISSIONS + 1) - 1)
+# Addresses whose text form is remembered (cleared when full; any capture works).
+MAX_ADDRESS_TEXTS = 65_536
 # Retransmission intervals may come this much early (clock jitter) before we warn.
 TIMER_TOLERANCE = 0.9
 
@@ -234,13 +237,17 @@ class Sighting:
 
     @classmethod
     def of(cls, frame: int, time: float, src: Address, dst: Address, msg: Message) -> Sighting:
+        first: dict[str, Option] = {}
+        for opt in msg.options:
+            if not opt.is_padding:
+                first.setdefault(opt.key, opt)
+
         def address(key: str) -> Address | None:
-            opt = msg.option(key)
-            value = None if opt is None else opt.fields.get("address")
+            value = field_of(key, "address")
             return value if isinstance(value, Address) else None
 
         def field_of(key: str, name: str) -> Any:
-            opt = msg.option(key)
+            opt = first.get(key)
             return None if opt is None else opt.fields.get(name)
 
         mn_id = msg.mn_identifier
@@ -256,8 +263,12 @@ class Sighting:
             flags=msg.fields.get("flags"),
             lifetime=msg.fields.get("lifetime"),
             mn_id=None if mn_id is None else str(mn_id),
-            prefixes=frozenset(msg.home_network_prefixes),
-            option_keys=frozenset(o.key for o in msg.options if not o.is_padding),
+            prefixes=frozenset(
+                _network(opt.fields["prefix"], opt.fields["prefix_length"])
+                for opt in msg.options
+                if opt.key == HNP and opt.fields["prefix_length"] <= 128
+            ),
+            option_keys=frozenset(first),
             link_layer_id=None if link_layer is None else str(link_layer),
             lma_address=address(LMA_ADDRESS),
             previous_lma_address=address(PLMA_ADDRESS),
@@ -399,6 +410,10 @@ class Handover:
     roles: dict[str, Address] = field(default_factory=dict)
     prefixes: frozenset[Prefix] = frozenset()
     retransmissions: list[Retransmission] = field(default_factory=list)
+    # live_roles() of the steps so far; dropped whenever a step is added.
+    _live_roles: dict[str, Address] | None = field(default=None, repr=False)
+    # The same, from the address's text to the role (for naming data-plane hops).
+    role_by_text: dict[str, str] | None = field(default=None, repr=False)
 
     def step(self, letter: str) -> Sighting | None:
         state = self.steps.get(letter)
@@ -406,7 +421,13 @@ class Handover:
 
     def live_roles(self) -> dict[str, Address]:
         """Who is bMAG, PLMA, NLMA, policy store, from the steps seen so far."""
-        return _infer_roles(self)
+        if self._live_roles is None:
+            self._live_roles = _infer_roles(self)
+        return self._live_roles
+
+    def steps_changed(self) -> None:
+        self._live_roles = None
+        self.role_by_text = None
 
     @property
     def latency(self) -> float | None:
@@ -450,6 +471,12 @@ class Handover:
             "violations": [i.to_json() for i in self.violations],
             "warnings": [i.to_json() for i in self.warnings],
         }
+
+
+@functools.lru_cache(maxsize=4096)
+def _network(prefix: Address, length: int) -> Prefix:
+    """The prefix of an HNP option (as Message.home_network_prefixes, but made once)."""
+    return ipaddress.IPv6Network((prefix, length), strict=False)
 
 
 def _infer_roles(handover: Handover) -> dict[str, Address]:
@@ -639,7 +666,9 @@ class ProcedureAnalyser:
         self._answered_step = _answered_steps(self._pairs)
         self._mobiles: dict[str, MobileState] = {}
         self._open: dict[int, Handover] = {}
-        self._prefix_owner: dict[Prefix, MobileState] = {}
+        # Prefix owners by (length, the address's top ``length`` bits): one dict look-up
+        # per prefix length in use, no IPv6Network made per packet.
+        self._prefix_owner: dict[tuple[int, int], MobileState] = {}
         self._prefix_lengths: set[int] = set()
         self._tunnel_users: dict[tuple[Address, Address], set[str]] = {}
         # Requests of open handovers by (message, src, dst, seq, MN ID), and without the
@@ -650,6 +679,7 @@ class ProcedureAnalyser:
         self._macs: dict[bytes, str | None] = {}
         self._now = float("-inf")
         self._last_sweep = float("-inf")
+        self._texts: dict[int, str] = {}
 
     # -- driving ------------------------------------------------------------------
 
@@ -697,6 +727,16 @@ class ProcedureAnalyser:
             self.issues.append(issue)
         else:
             self.issues_dropped += 1
+
+    def _text(self, address: Address) -> str:
+        """``str(address)``, memoised: formatting IPv6 addresses is the hot spot of a run."""
+        value = int(address)  # int keys: no IPv6Address.__eq__ per look-up
+        text = self._texts.get(value)
+        if text is None:
+            if len(self._texts) >= MAX_ADDRESS_TEXTS:
+                self._texts.clear()
+            text = self._texts[value] = str(address)
+        return text
 
     def _emit(self, event: FrameEvent) -> None:
         if self.on_event is not None:
@@ -747,8 +787,8 @@ class ProcedureAnalyser:
                 frame,
                 record.frame.time,
                 "malformed",
-                self.entities.note(str(payload.src), None, frame).key,
-                self.entities.note(str(payload.dst), None, frame).key,
+                self.entities.note(self._text(payload.src), None, frame).key,
+                self.entities.note(self._text(payload.dst), None, frame).key,
                 "malformed MH",
                 note=record.error.what,
             )
@@ -794,8 +834,8 @@ class ProcedureAnalyser:
                 seen.frame,
                 seen.time,
                 "signalling",
-                str(seen.src),
-                str(seen.dst),
+                self._text(seen.src),
+                self._text(seen.dst),
                 label,
                 step=None if spec is None else spec.letter,
                 mn=seen.mn_id if handover is None else handover.mn_id,
@@ -816,22 +856,22 @@ class ProcedureAnalyser:
                 continue
             known = self._macs.get(mac, "")
             if known == "":
-                self._macs[mac] = str(address)
-            elif known != str(address):
+                self._macs[mac] = self._text(address)
+            elif known != self._text(address):
                 self._macs[mac] = None  # a router, or a shared MAC: no use for naming
 
     def _note_entities(self, seen: Sighting, spec: StepSpec | None) -> None:
         if spec is not None:
-            self.entities.note(str(seen.src), spec.sender, seen.frame)
-            self.entities.note(str(seen.dst), spec.receiver, seen.frame)
+            self.entities.note(self._text(seen.src), spec.sender, seen.frame)
+            self.entities.note(self._text(seen.dst), spec.receiver, seen.frame)
             return
         sender_role = receiver_role = None
         if seen.message == "PBU":
             sender_role, receiver_role = MAG, LMA
         elif seen.message == "PBA":
             sender_role, receiver_role = LMA, MAG
-        self.entities.note(str(seen.src), sender_role, seen.frame)
-        self.entities.note(str(seen.dst), receiver_role, seen.frame)
+        self.entities.note(self._text(seen.src), sender_role, seen.frame)
+        self.entities.note(self._text(seen.dst), receiver_role, seen.frame)
 
     def _message_findings(
         self, msg: Message, seen: Sighting, spec: StepSpec | None, out: list[Issue]
@@ -1048,6 +1088,7 @@ class ProcedureAnalyser:
         state = handover.steps.get(spec.letter)
         if state is None:
             handover.steps[spec.letter] = StepState(spec, seen)
+            handover.steps_changed()
         else:
             state.copies.append(seen)
         if spec.letter not in self._answered_step:
@@ -1105,7 +1146,7 @@ class ProcedureAnalyser:
         for prefix in prefixes:
             if prefix in mobile.prefixes:
                 continue
-            owner = self._prefix_owner.get(prefix)
+            owner = self._prefix_owner.get(_prefix_key(prefix))
             if owner is not None and owner is not mobile:
                 self._global(
                     Issue(
@@ -1118,7 +1159,7 @@ class ProcedureAnalyser:
                 )
                 owner.prefixes.discard(prefix)
             mobile.prefixes.add(prefix)
-            self._prefix_owner[prefix] = mobile
+            self._prefix_owner[_prefix_key(prefix)] = mobile
             self._prefix_lengths.add(prefix.prefixlen)
 
     def _grant(
@@ -1176,9 +1217,9 @@ class ProcedureAnalyser:
     # -- data plane ------------------------------------------------------------------
 
     def _owner_of(self, address: Address) -> MobileState | None:
+        value = int(address)
         for length in self._prefix_lengths:
-            network = ipaddress.IPv6Network((address, length), strict=False)
-            owner = self._prefix_owner.get(network)
+            owner = self._prefix_owner.get((length, value >> (128 - length)))
             if owner is not None:
                 return owner
         return None
@@ -1214,7 +1255,7 @@ class ProcedureAnalyser:
         self.counters.data += 1
         direction = DOWN if downlink_mn is not None else UP
         handover = mobile.current if mobile.current and not mobile.current.closed else None
-        roles = handover.live_roles() if handover is not None else {}
+        roles = self._role_by_text(handover)
         issue = self._check_tunnel(mobile, tunnel, direction, inner.src, inner.dst, frame)
         if issue is not None:
             if handover is not None:
@@ -1237,10 +1278,12 @@ class ProcedureAnalyser:
                 segment.last_frame = frame
         self.entities.note(sender, self._entity_role(sender, roles), frame)
         self.entities.note(receiver, self._entity_role(receiver, roles), frame)
+        if self.on_event is None:
+            return
         label = f"{direction} data"
         if phase in DATA_STEPS:
             label = f"({phase}) {label}"
-        inside = f"{inner.src} -> {inner.dst}"
+        inside = f"{self._text(inner.src)} -> {self._text(inner.dst)}"
         self._emit(
             FrameEvent(
                 frame,
@@ -1254,7 +1297,7 @@ class ProcedureAnalyser:
                 handover=None if handover is None else handover.number,
                 tunnelled=tunnel is not None,
                 note="IPv6-in-IPv6" if tunnel else "",
-                detail=f"{inside} in {tunnel[0]} -> {tunnel[1]}" if tunnel else inside,
+                detail=f"{inside} in {sender} -> {receiver}" if tunnel else inside,
             )
         )
 
@@ -1281,6 +1324,8 @@ class ProcedureAnalyser:
         if tunnel is None:
             return None
         grant = mobile.tunnels.get(tunnel)
+        if grant is not None and grant.direction == direction and grant.active:
+            return None
         what = (
             f"{direction} data of MN {mobile.mn_id} ({inner_src} -> {inner_dst}) "
             f"tunnelled {tunnel[0]} => {tunnel[1]}"
@@ -1308,15 +1353,13 @@ class ProcedureAnalyser:
                 (frame,),
                 mn=mobile.mn_id,
             )
-        if not grant.active:
-            return Issue(
-                "warning",
-                "tunnel",
-                f"{what}: a tunnel the handover retired ({grant.reason})",
-                (frame,),
-                mn=mobile.mn_id,
-            )
-        return None
+        return Issue(
+            "warning",
+            "tunnel",
+            f"{what}: a tunnel the handover retired ({grant.reason})",
+            (frame,),
+            mn=mobile.mn_id,
+        )
 
     def _data_ends(
         self,
@@ -1327,12 +1370,12 @@ class ProcedureAnalyser:
     ) -> tuple[str, str]:
         """Entity keys of the hop a data packet is on: tunnel ends, else MACs, else MN/CN."""
         if tunnel is not None:
-            return str(tunnel[0]), str(tunnel[1])
+            return self._text(tunnel[0]), self._text(tunnel[1])
         payload = record.payload
         assert payload is not None
         inner = payload.hops[-1]
         mn = mobile_key(mobile.mn_id)
-        correspondent = str(inner.src if direction == DOWN else inner.dst)
+        correspondent = self._text(inner.src if direction == DOWN else inner.dst)
         sender = mn if direction == UP else correspondent
         receiver = mn if direction == DOWN else correspondent
         frame = record.frame
@@ -1341,10 +1384,20 @@ class ProcedureAnalyser:
             receiver = self._macs.get(frame.data[0:6]) or receiver
         return sender, receiver
 
-    def _role_name(self, key: str, roles: dict[str, Address]) -> str:
-        for role, address in roles.items():
-            if str(address) == key:
-                return role
+    def _role_by_text(self, handover: Handover | None) -> dict[str, str]:
+        if handover is None:
+            return {}
+        if handover.role_by_text is None:
+            handover.role_by_text = {
+                self._text(address): role for role, address in handover.live_roles().items()
+            }
+        return handover.role_by_text
+
+    def _role_name(self, key: str, roles: dict[str, str]) -> str:
+        """The role of an entity key in a handover (``roles``: text -> role), else its own."""
+        role = roles.get(key)
+        if role is not None:
+            return role
         if key.startswith("mn:"):
             return MN
         entity = self.entities.get(key)
@@ -1352,7 +1405,7 @@ class ProcedureAnalyser:
             return entity.ordered_roles()[0]
         return CN
 
-    def _entity_role(self, key: str, roles: dict[str, Address]) -> str | None:
+    def _entity_role(self, key: str, roles: dict[str, str]) -> str | None:
         name = self._role_name(key, roles)
         entity = self.entities.get(key)
         if name == CN and entity is not None and entity.roles:
@@ -1381,6 +1434,9 @@ class ProcedureAnalyser:
             return handover
         handover.closed = True
         self._open.pop(handover.number, None)
+        mobile = self._mobiles.get(handover.mn_id) if handover.mn_id is not None else None
+        if mobile is not None and mobile.current is handover:
+            mobile.current = None  # the caller owns it now; the MN keeps only its tunnels
         for state in handover.steps.values():
             if state.spec.letter in self._answered_step:
                 continue
@@ -1401,6 +1457,10 @@ class ProcedureAnalyser:
         if latency is not None:
             self.latencies.append(latency)
         return handover
+
+
+def _prefix_key(prefix: Prefix) -> tuple[int, int]:
+    return prefix.prefixlen, int(prefix.network_address) >> (128 - prefix.prefixlen)
 
 
 def _option_title(key: str) -> str:

@@ -51,7 +51,7 @@ class Mobile:
 
     @property
     def mac(self) -> str:
-        return f"02:00:00:00:01:{self.number:02x}"
+        return f"02:00:00:01:{(self.number >> 8) & 0xFF:02x}:{self.number & 0xFF:02x}"
 
     @property
     def prefix(self) -> str:
