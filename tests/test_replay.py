@@ -410,11 +410,16 @@ def test_truncated_capture_sends_nothing(
 ) -> None:
     cap = write_capture(tmp_path / "in.pcap", numbered_frames(5))
     data = cap.read_bytes()
-    cap.write_bytes(data[: -(90 + 4)])  # cut inside the last record's 16-byte header
-    code, _out, err = cli(cap, "-i", veth.send, "-t")
-    assert code == 2
-    assert "lmaho: error:" in err and "corrupt record after frame 4" in err
-    assert sniffer.frames(1, timeout=0.2) == []
+    # Cut inside the last record's 16-byte header, then inside the last frame's data.
+    for cut, message in (
+        (90 + 4, "truncated record header after frame 4"),
+        (10, "frame 5 cut off"),
+    ):
+        cap.write_bytes(data[:-cut])
+        code, _out, err = cli(cap, "-i", veth.send, "-t")
+        assert code == 2
+        assert "lmaho: error:" in err and message in err
+        assert sniffer.frames(1, timeout=0.2) == []
 
 
 # --- errors (no root needed) -----------------------------------------------------------------
@@ -468,7 +473,7 @@ def test_missing_interface_from_the_console_script(small_capture: Path) -> None:
     [
         (b"", "empty or truncated file"),
         (b"this is not a capture at all", "not a pcap or pcapng file"),
-        (b"\xd4\xc3\xb2\xa1\x02\x00", "corrupt capture header"),
+        (b"\xd4\xc3\xb2\xa1\x02\x00", "truncated pcap file header"),
         (None, "no such file"),
     ],
     ids=["empty", "garbage", "short-header", "missing"],
