@@ -608,6 +608,17 @@ class MobileState:
     tunnels: dict[tuple[Address, Address], TunnelGrant] = field(default_factory=dict)
     current: Handover | None = None
     link_layer_id: str | None = None
+    mac: bytes | None = None  # the MN-LL-ID, when it is a MAC address
+    # Where the MN's plain (untunnelled) traffic enters and leaves the domain: the LMA
+    # anchoring its prefix (downlink in), the LMA serving it (uplink out), its MAG.
+    anchor: Address | None = None
+    serving_lma: Address | None = None
+    serving_mag: Address | None = None
+
+    def attach(self, lma: Address, mag: Address) -> None:
+        """The MN is bound at ``lma`` through ``mag`` (its first LMA is its anchor)."""
+        self.anchor = self.anchor or lma
+        self.serving_lma, self.serving_mag = lma, mag
 
 
 @dataclass(slots=True)
@@ -666,6 +677,7 @@ class ProcedureAnalyser:
         self._answered_step = _answered_steps(self._pairs)
         self._mobiles: dict[str, MobileState] = {}
         self._open: dict[int, Handover] = {}
+        self._closed: list[Handover] = []  # judged, not yet handed to the caller
         # Prefix owners by (length, the address's top ``length`` bits): one dict look-up
         # per prefix length in use, no IPv6Network made per packet.
         self._prefix_owner: dict[tuple[int, int], MobileState] = {}
@@ -704,19 +716,23 @@ class ProcedureAnalyser:
             self.counters.other += 1
         if self._now - self._last_sweep >= 1.0:
             self._last_sweep = self._now
-            return self._sweep()
-        return []
+            self._sweep()
+        return self._take_closed()
 
     def finish(self) -> list[Handover]:
         """Close every handover still open: the capture is over."""
-        closed = [
+        for handover in sorted(self._open.values(), key=lambda h: h.number):
             self._close(handover, capture_end=self._now)
-            for handover in sorted(self._open.values(), key=lambda h: h.number)
-        ]
         for request in self._ordinary.values():
             if not request.answered:
                 self._ordinary_unanswered(request, capture_end=self._now)
         self._ordinary.clear()
+        return self._take_closed()
+
+    def _take_closed(self) -> list[Handover]:
+        if not self._closed:
+            return []
+        closed, self._closed = self._closed, []
         return closed
 
     # -- reporting helpers ---------------------------------------------------------
@@ -1060,22 +1076,28 @@ class ProcedureAnalyser:
     def _adopt(self, seen: Sighting, spec: StepSpec) -> Handover | None:
         """A request whose MN ID matches no handover: the open one it fits, if exactly one.
 
-        It fits when it lacks this step, the step's sender is the role this
-        message comes from, and the prefixes (when both sides have them) overlap.
+        It fits when it lacks this step and the step's sender is the role this
+        message comes from; candidates are the handovers of the MNs owning the
+        message's prefixes, or, for a message with neither MN ID nor prefix,
+        every open handover.
         """
-        candidates = []
-        for handover in self._open.values():
-            if handover.ended_at is not None or spec.letter in handover.steps:
-                continue
-            if handover.mn_id == seen.mn_id:
-                continue
-            roles = handover.live_roles()
-            if roles.get(spec.sender) != seen.src:
-                continue
-            prefixes = _handover_prefixes(handover)
-            if seen.prefixes and prefixes and not seen.prefixes & prefixes:
-                continue
-            candidates.append(handover)
+        pool: Iterable[Handover]
+        if seen.prefixes:
+            owners = (self._prefix_owner.get(_prefix_key(p)) for p in seen.prefixes)
+            pool = {o.current for o in owners if o is not None and o.current is not None}
+        elif seen.mn_id is None:
+            pool = self._open.values()
+        else:
+            return None
+        candidates = [
+            handover
+            for handover in pool
+            if not handover.closed
+            and handover.ended_at is None
+            and spec.letter not in handover.steps
+            and handover.mn_id != seen.mn_id
+            and handover.live_roles().get(spec.sender) == seen.src
+        ]
         return candidates[0] if len(candidates) == 1 else None
 
     def _record(self, handover: Handover, seen: Sighting, spec: StepSpec) -> None:
@@ -1111,12 +1133,14 @@ class ProcedureAnalyser:
             mobile.link_layer_id = seen.link_layer_id
             mac = _mac_of(seen.link_layer_id)
             if mac is not None:
+                mobile.mac = mac
                 self._macs.setdefault(mac, mobile_key(mobile.mn_id))
         # Tunnels run between the addresses of the messages that set them up.
         if mobile is not None and spec.letter == "b":
             reason = f"Tunnel0 of the MN's binding with the PLMA (from (b) frame {seen.frame})"
             self._grant(mobile, seen.dst, seen.src, DOWN, reason)
             self._grant(mobile, seen.src, seen.dst, UP, reason)
+            mobile.attach(seen.dst, seen.src)
         if mobile is not None and spec.letter == "d" and seen.succeeded:
             reason = f"PLMA-NLMA tunnel from (d) frame {seen.frame}"
             self._grant(mobile, seen.dst, seen.src, DOWN, reason)
@@ -1128,6 +1152,7 @@ class ProcedureAnalyser:
                 reason = f"Tunnel1 from (i) frame {seen.frame}"
                 self._grant(mobile, nlma, bmag, DOWN, reason)
                 self._grant(mobile, bmag, nlma, UP, reason)
+                mobile.attach(nlma, bmag)
                 if plma:
                     self._retire(mobile, plma, bmag)
                     self._retire(mobile, bmag, plma)
@@ -1204,6 +1229,7 @@ class ProcedureAnalyser:
             reason = f"binding registered by PBA frame {seen.frame}"
             self._grant(mobile, seen.src, seen.dst, DOWN, reason)
             self._grant(mobile, seen.dst, seen.src, UP, reason)
+            mobile.attach(seen.src, seen.dst)
 
     def _ordinary_unanswered(
         self, request: OrdinaryRequest, *, capture_end: float | None = None
@@ -1368,7 +1394,13 @@ class ProcedureAnalyser:
         direction: str,
         tunnel: tuple[Address, Address] | None,
     ) -> tuple[str, str]:
-        """Entity keys of the hop a data packet is on: tunnel ends, else MACs, else MN/CN."""
+        """Entity keys of the hop a data packet is on.
+
+        A tunnel names its ends. A plain packet is named by its MACs where
+        signalling taught them; else the MN's own MAC (its MN-LL-ID) tells the
+        access leg (MAG<->MN) from the correspondent's leg (CN<->LMA), whose
+        LMA is the anchor downlink and the serving LMA uplink.
+        """
         if tunnel is not None:
             return self._text(tunnel[0]), self._text(tunnel[1])
         payload = record.payload
@@ -1376,13 +1408,25 @@ class ProcedureAnalyser:
         inner = payload.hops[-1]
         mn = mobile_key(mobile.mn_id)
         correspondent = self._text(inner.src if direction == DOWN else inner.dst)
-        sender = mn if direction == UP else correspondent
-        receiver = mn if direction == DOWN else correspondent
         frame = record.frame
+        src_mac = dst_mac = None
         if frame.linktype == LINKTYPE_ETHERNET and len(frame.data) >= 14:
-            sender = self._macs.get(frame.data[6:12]) or sender
-            receiver = self._macs.get(frame.data[0:6]) or receiver
-        return sender, receiver
+            src_mac, dst_mac = frame.data[6:12], frame.data[0:6]
+        mn_end, far_end = (dst_mac, src_mac) if direction == DOWN else (src_mac, dst_mac)
+        access_leg: bool | None = None  # unknown without MACs
+        if mobile.mac is not None and mn_end is not None:
+            access_leg = mn_end == mobile.mac
+        if access_leg is None or access_leg:
+            near, far = mn, correspondent
+            if access_leg and mobile.serving_mag is not None:
+                far = self._text(mobile.serving_mag)
+        else:
+            lma = mobile.anchor if direction == DOWN else mobile.serving_lma
+            near = self._text(lma) if lma is not None else mn
+            far = correspondent
+        near = (self._macs.get(mn_end) if mn_end is not None else None) or near
+        far = (self._macs.get(far_end) if far_end is not None else None) or far
+        return (far, near) if direction == DOWN else (near, far)
 
     def _role_by_text(self, handover: Handover | None) -> dict[str, str]:
         if handover is None:
@@ -1414,24 +1458,22 @@ class ProcedureAnalyser:
 
     # -- closing handovers -------------------------------------------------------------
 
-    def _sweep(self) -> list[Handover]:
-        closed = []
+    def _sweep(self) -> None:
         for handover in list(self._open.values()):
             if handover.ended_at is not None:
                 if self._now - handover.ended_at >= self.linger:
-                    closed.append(self._close(handover))
+                    self._close(handover)
             elif self._now - handover.last_activity >= self.stall_after:
-                closed.append(self._close(handover))
+                self._close(handover)
         for key, request in list(self._ordinary.items()):
             if self._now - request.sighting.time >= self.stall_after:
                 del self._ordinary[key]
                 self._ordinary_unanswered(request)
-        return closed
 
-    def _close(self, handover: Handover, *, capture_end: float | None = None) -> Handover:
-        """Judge a handover and let it go; ``capture_end`` when the capture ran out first."""
+    def _close(self, handover: Handover, *, capture_end: float | None = None) -> None:
+        """Judge a handover and queue it for the caller; ``capture_end`` if the capture ran out."""
         if handover.closed:
-            return handover
+            return
         handover.closed = True
         self._open.pop(handover.number, None)
         mobile = self._mobiles.get(handover.mn_id) if handover.mn_id is not None else None
@@ -1456,7 +1498,7 @@ class ProcedureAnalyser:
         latency = handover.latency
         if latency is not None:
             self.latencies.append(latency)
-        return handover
+        self._closed.append(handover)
 
 
 def _prefix_key(prefix: Prefix) -> tuple[int, int]:

@@ -363,3 +363,43 @@ def test_memory_is_per_open_handover(tmp_path: Path) -> None:
         assert analyser.open_handovers <= 2
     assert len(closed_while_running) >= 28
     assert len(closed_while_running) + len(analyser.finish()) == 30
+
+
+def test_registration_and_tunnel0_traffic_before_the_handover(tmp_path: Path) -> None:
+    mobile = Mobile()
+    registration = [
+        option("mn_identifier", subtype="NAI", identifier=mobile.mn_id),
+        option("home_network_prefix", prefix_length=64, prefix=mobile.prefix),
+        option("handoff_indicator", indicator="NEW_INTERFACE"),
+        option("access_technology_type", technology="IEEE_802_11"),
+    ]
+    pbu = Packet("reg", 990.0, BMAG, PLMA, "PBU", {"sequence": 9, "flags": {"A", "H"}})
+    pba = Packet("reg", 990.001, PLMA, BMAG, "PBA", {"sequence": 9, "status": "ACCEPTED"})
+    pbu.options = pba.options = registration
+    tunnel0 = [
+        Packet("d", 995.0, CN, mobile.address, tunnel=(PLMA, BMAG)),
+        Packet("u", 995.001, mobile.address, CN, tunnel=(BMAG, PLMA)),
+        # During the handover, before (i): still Tunnel0.
+        Packet("d", 1000.005, CN, mobile.address, tunnel=(PLMA, BMAG)),
+    ]
+    result = check(tmp_path, [pbu, pba, *tunnel0, *handover()])
+    assert result.violations == [] and result.warnings == []
+    h = only_handover(result)
+    assert h.outcome is not None and h.outcome.status == "completed"
+    assert ("before", "PLMA=>bMAG") in h.data
+    assert result.analyser.counters.data == 3 + 7
+    # The registration is ordinary PMIPv6, not a step of the handover.
+    assert h.steps["f"].first.frame > 5
+
+
+def test_the_same_mn_handed_over_twice_gives_two_handovers(tmp_path: Path) -> None:
+    first = handover()
+    second = handover(t0=1000.05)  # before the first one's data-plane linger ran out
+    for p in second:
+        if p.message is not None:
+            p.fields = {**p.fields, "sequence": 2}
+    result = check(tmp_path, [*first, *second])
+    assert [h.number for h in result.handovers] == [1, 2]
+    assert [h.steps["b"].first.frame for h in result.handovers] == [1, 9]
+    assert all(h.outcome and h.outcome.status == "completed" for h in result.handovers)
+    assert result.violations == []
