@@ -639,8 +639,20 @@ end
 
 -- --- the Mobility Header ----------------------------------------------------------
 
-function R.call_mip6(tvb, pinfo, root)
+-- Wireshark's MIPv6 dissector throws on a packet too short for it; Lua's
+-- Dissector:call has then already shown that as Wireshark's own "Malformed
+-- Packet" item (as without lmaho) and turns the exception into a Lua error,
+-- which is swallowed here so that it does not also show as a Lua error.
+local function mip6_call(tvb, pinfo, root)
     return R.mip6:call(tvb, pinfo, root)
+end
+
+function R.call_mip6(tvb, pinfo, root)
+    local ok, len = pcall(mip6_call, tvb, pinfo, root)
+    if ok then
+        return len
+    end
+    return tvb:len()
 end
 
 function R.is_proxy(d, v)
