@@ -21,7 +21,7 @@ import typer
 
 from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
-from lmaho_wire.procedure import MN, Entity, FrameEvent, ProcedureAnalyser
+from lmaho_wire.procedure import CN, MN, Entity, FrameEvent, ProcedureAnalyser
 
 from .main import app
 
@@ -48,6 +48,9 @@ marks a frame that `lmaho check` reports a violation for.
 """
 
 MIN_WIDTH = 60
+# More MNs (or CNs) than this share one column: "MNs", "CNs".
+MAX_COLUMNS_OF_A_KIND = 4
+SHARED_TITLES = (MN, CN)
 DEFAULT_WIDTH_RANGE = (100, 120)
 GUTTER = 19  # "frame  +seconds ! "
 
@@ -126,24 +129,40 @@ def _survey(
     return survey, analyser
 
 
-def _columns(survey: Survey, analyser: ProcedureAnalyser) -> list[Column]:
+def _columns(survey: Survey, analyser: ProcedureAnalyser) -> dict[str, Column]:
+    """The column of every entity key drawn; many MNs (or CNs) share one column."""
     entities = [analyser.entities.get(key) or Entity(key) for key in survey.keys]
     # Figure 2's order (MN, bMAG, PLMA, NLMA, Policy store, CN), then by first appearance.
     entities.sort(key=lambda entity: (entity.rank, survey.keys[entity.key]))
     titles = [_title(entity) for entity in entities]
-    # The same title twice (two bMAGs, two MNs): number them.
     counts: dict[str, int] = {}
     for title in titles:
         counts[title] = counts.get(title, 0) + 1
-    seen: dict[str, int] = {}
-    columns = []
-    for index, (entity, title) in enumerate(zip(entities, titles, strict=True)):
+    numbered: dict[str, int] = {}
+    shared: dict[str, Column] = {}
+    column_of: dict[str, Column] = {}
+    distinct: list[Column] = []  # left to right
+    for entity, title in zip(entities, titles, strict=True):
+        if title in SHARED_TITLES and counts[title] > MAX_COLUMNS_OF_A_KIND:
+            if title not in shared:
+                shared[title] = Column(f"{title}*", f"{title}s", f"{counts[title]} of them", 0)
+                distinct.append(shared[title])
+            column_of[entity.key] = shared[title]
+            continue
         if counts[title] > 1 and title != entity.address:
-            seen[title] = seen.get(title, 0) + 1
-            title = f"{title} {seen[title]}"
+            # The same title twice (two bMAGs, two MNs): number them.
+            numbered[title] = numbered.get(title, 0) + 1
+            title = f"{title} {numbered[title]}"
         subtitle = entity.address if title != entity.address else ""
-        columns.append(Column(entity.key, title, subtitle, index))
-    return columns
+        column_of[entity.key] = Column(entity.key, title, subtitle, 0)
+        distinct.append(column_of[entity.key])
+    for index, column in enumerate(distinct):
+        column.index = index
+    return column_of
+
+
+def _distinct(column_of: dict[str, Column]) -> list[Column]:
+    return sorted({id(c): c for c in column_of.values()}.values(), key=lambda c: c.index)
 
 
 def _title(entity: Entity) -> str:
@@ -182,10 +201,13 @@ def _tooltip(event: FrameEvent) -> str:
 class TextChart:
     """A chart of fixed-width lines: two per row (label, then arrow)."""
 
-    def __init__(self, out: TextIO, columns: list[Column], width: int, ascii_only: bool) -> None:
+    def __init__(
+        self, out: TextIO, column_of: dict[str, Column], width: int, ascii_only: bool
+    ) -> None:
         self.out = out
-        self.columns = {c.key: c for c in columns}
-        self.count = max(len(columns), 1)
+        self.column_of = column_of
+        self.ordered = _distinct(column_of)
+        self.count = max(len(self.ordered), 1)
         self.width = width
         span = (width - GUTTER) // self.count
         self.span = max(span, 8)
@@ -193,8 +215,7 @@ class TextChart:
         self.ascii = ascii_only
         self.lifeline = "|" if ascii_only else "│"
         self.t0: float | None = None
-        ordered = sorted(columns, key=lambda c: c.index)
-        self.centres = [GUTTER + self.span * c.index + self.span // 2 for c in ordered]
+        self.centres = [GUTTER + self.span * c.index + self.span // 2 for c in self.ordered]
 
     def _blank(self) -> list[str]:
         line = [" "] * self.width
@@ -215,7 +236,7 @@ class TextChart:
         return line[: self.width]
 
     def header(self) -> None:
-        ordered = sorted(self.columns.values(), key=lambda c: c.index)
+        ordered = self.ordered
         head = self._centred([c.title for c in ordered])
         head[0:GUTTER] = list(f"{'frame':>6} {'time':>9}".ljust(GUTTER))
         self._emit(head, {"bold": True})
@@ -227,8 +248,8 @@ class TextChart:
     def row(self, event: FrameEvent, flagged: bool) -> None:
         if self.t0 is None:
             self.t0 = event.time
-        a = self.centres[self.columns[event.sender].index]
-        b = self.centres[self.columns[event.receiver].index]
+        a = self.centres[self.column_of[event.sender].index]
+        b = self.centres[self.column_of[event.receiver].index]
         label = self._blank()
         gutter = f"{event.frame:>6} {event.time - self.t0:>+9.4f} {'!' if flagged else ' '}"
         label[0:GUTTER] = list(gutter.ljust(GUTTER))
@@ -297,17 +318,18 @@ text { font-family: DejaVu Sans Mono, Menlo, Consolas, monospace; font-size: 11p
 class SvgChart:
     """Hand-written SVG, streamed: the size is known from the first pass."""
 
-    def __init__(self, out: TextIO, columns: list[Column], rows: int) -> None:
+    def __init__(self, out: TextIO, column_of: dict[str, Column], rows: int) -> None:
         self.out = out
-        self.columns = {c.key: c for c in columns}
-        self.width = SVG_LEFT + SVG_COLUMN * max(len(columns), 1) + 40
+        self.column_of = column_of
+        self.ordered = _distinct(column_of)
+        self.width = SVG_LEFT + SVG_COLUMN * max(len(self.ordered), 1) + 40
         self.height = SVG_TOP + SVG_ROW * (rows + 1) + 40
         self.bottom = SVG_TOP + SVG_ROW * (rows + 1)
         self.row_number = 0
         self.t0: float | None = None
 
     def x(self, key: str) -> int:
-        return SVG_LEFT + SVG_COLUMN * self.columns[key].index + SVG_COLUMN // 2
+        return SVG_LEFT + SVG_COLUMN * self.column_of[key].index + SVG_COLUMN // 2
 
     def _write(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -335,8 +357,8 @@ class SvgChart:
             + "</defs>"
         )
         self._write('<rect width="100%" height="100%" fill="white"/>')
-        for column in sorted(self.columns.values(), key=lambda c: c.index):
-            x = self.x(column.key)
+        for column in self.ordered:
+            x = SVG_LEFT + SVG_COLUMN * column.index + SVG_COLUMN // 2
             self._write(
                 f'<g class="entity"><rect x="{x - SVG_COLUMN // 2 + 8}" y="10" '
                 f'width="{SVG_COLUMN - 16}" height="40" rx="4"/>'
@@ -448,7 +470,7 @@ def ladder_command(
     """Draw the message sequence chart of CAPTURE: entities as columns, one arrow per frame."""
     wanted = _wanted(mn, signalling_only)
     survey, analyser = _survey(capture, wanted, max_rows)
-    columns = _columns(survey, analyser)
+    column_of = _columns(survey, analyser)
     footer = [f"{survey.rows} arrow(s) drawn, from {survey.frames} frame(s)"]
     if survey.rows_total > survey.rows:
         footer.append(f"{survey.rows_total - survey.rows} more not drawn (--max-rows)")
@@ -464,14 +486,14 @@ def ladder_command(
     svg_file = None
     if not quiet:
         charts.append(
-            TextChart(sys.stdout, columns, width or _terminal_width(), ascii_only=ascii_only)
+            TextChart(sys.stdout, column_of, width or _terminal_width(), ascii_only=ascii_only)
         )
     if svg is not None:
         try:
             svg_file = svg.open("w", encoding="utf-8")
         except OSError as e:
             raise CaptureError(f"{svg}: cannot write: {e.strerror}") from None
-        charts.append(SvgChart(svg_file, columns, survey.rows))
+        charts.append(SvgChart(svg_file, column_of, survey.rows))
     try:
         for chart in charts:
             chart.header()
@@ -503,6 +525,7 @@ def ladder_command(
         if svg_file is not None:
             svg_file.close()
     if svg is not None and quiet:
-        typer.echo(f"{svg}: {survey.rows} arrow(s), {len(columns)} entities", err=True)
+        columns = len(_distinct(column_of))
+        typer.echo(f"{svg}: {survey.rows} arrow(s), {columns} columns", err=True)
     if survey.error is not None:
         raise survey.error

@@ -164,3 +164,17 @@ def test_every_sample_draws(sample: Path, tmp_path: Path) -> None:
     out = ladder(str(sample), "--svg", str(svg), "--max-rows", "200", "--width", "120")
     assert max(len(line) for line in out.splitlines()) <= 120
     assert 0 < len(arrows(svg)) <= 200
+
+
+def test_many_mns_share_one_column(tmp_path: Path) -> None:
+    packets = []
+    for n in range(1, 7):
+        packets += handover(Mobile(n), t0=1000.0 + n * 0.0005)
+    path = write(tmp_path / "six.pcap", packets)
+    out = ladder(str(path), "--width", "110")
+    assert out.splitlines()[0].split()[2] == "MNs"
+    assert "6 of them" in out.splitlines()[1]
+    assert max(len(line) for line in out.splitlines()) <= 110
+    svg = tmp_path / "six.svg"
+    ladder(str(path), "--svg", str(svg), "--quiet")
+    assert len(arrows(svg)) == 6 * 15
