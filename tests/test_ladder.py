@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from test_check_scenario import MACS, NLMA, PLMA, Mobile, find, handover, lost_message, write
+from test_check_scenario import (
+    MACS,
+    NLMA,
+    PLMA,
+    Mobile,
+    find,
+    handover,
+    lmaho_process,
+    lost_message,
+    write,
+)
 from typer.testing import CliRunner
 
 from lmaho_cli.main import app
@@ -142,12 +150,7 @@ def test_repeated_lma_takes_both_role_names(tmp_path: Path) -> None:
 def test_corrupt_capture_is_an_error_without_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(b"\xd4\xc3\xb2\xa1" + b"\x00" * 7)
-    result = subprocess.run(
-        [sys.executable, "-c", "from lmaho_cli.main import main; main()", "ladder", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = lmaho_process("ladder", str(bad))
     assert result.returncode == 2
     assert result.stderr.startswith("lmaho: error: ") and "Traceback" not in result.stderr
 
