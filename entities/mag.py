@@ -1,0 +1,350 @@
+"""The boundary MAG (bMAG): the MAG with connections to more than one LMA.
+
+It triggers the LMA handover when an MN reports a new AP (a) by sending
+LMA_HO_Req to the LMA serving the MN (b); on a successful LMA_HO_Resp (e) it
+registers the MN with the NLMA named there (f), and on a successful PBA (i)
+switches the MN's policy-based route from the tunnel towards the PLMA to the
+tunnel towards the NLMA (draft Appendix A). Uplink data from an MN goes
+wherever that route points (k); downlink data from any of its tunnels is
+decapsulated and delivered on the access link (j).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lmaho_wire import Option
+
+from .clock import Scheduler
+from .context import (
+    MobileContext,
+    address_of,
+    handoff_indicator_option,
+    timestamp_option,
+)
+from .network import ApReport, Network, Node, Retransmission, SequenceCounters
+from .packets import (
+    IPv6Address,
+    Packet,
+    Signal,
+    Trace,
+    encapsulate,
+    options_tuple,
+    retried,
+    traced,
+)
+from .state import (
+    BindingUpdateListEntry,
+    PolicyRoute,
+    PrefixTable,
+    TunnelInterface,
+    TunnelTable,
+)
+
+PBU_FLAGS = frozenset({"A", "H", "P"})
+
+
+class Outcome(enum.Enum):
+    """How a handover ended, as the bMAG sees it."""
+
+    COMPLETED = "completed"
+    #: LMA_HO_Resp with an error Status (step (e)).
+    REFUSED = "refused"
+    #: PBA with an error Status (step (i)).
+    REJECTED = "rejected"
+    #: No answer after every retransmission (docs/wire-format.md 9).
+    ABANDONED = "abandoned"
+
+
+@dataclass(frozen=True, slots=True)
+class HandoverResult:
+    """The end of one handover of one MN, reported to the bMAG's observers."""
+
+    mn_id: str
+    handover: int
+    outcome: Outcome
+    previous_lma: IPv6Address
+    new_lma: IPv6Address | None
+    status: int | None
+    step: str
+
+    @property
+    def completed(self) -> bool:
+        return self.outcome is Outcome.COMPLETED
+
+
+@dataclass(slots=True)
+class MagHandover:
+    """A handover the bMAG is running for one MN."""
+
+    number: int
+    request: Signal
+    trace: Trace | None
+    previous_lma: IPv6Address
+    new_lma: IPv6Address | None = None
+    pbu_sequences: list[int] = field(default_factory=list)
+    retransmission: Retransmission | None = None
+
+
+@dataclass(slots=True)
+class AttachedMobile:
+    """An MN on the bMAG's access link: its context, where it is, who serves it."""
+
+    context: MobileContext
+    mac: bytes
+    address: IPv6Address
+    serving_lma: IPv6Address
+    handover: MagHandover | None = None
+
+
+class BoundaryMag(Node):
+    """The bMAG; ``address`` is its Proxy-CoA, ``link_local`` its address on the access link.
+
+    Tables (Appendix A): ``tunnels`` is the tunnel interface table (Tunnel0
+    towards the first LMA it needed, Tunnel1 towards the next, ...),
+    ``policy_routes`` the policy-based route of each MN, and
+    ``binding_update_list`` the RFC 5213 binding update list.
+    ``binding_lifetime`` is the lifetime (seconds) it asks for in
+    LMA_HO_Req and PBU.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        address: IPv6Address,
+        scheduler: Scheduler,
+        network: Network,
+        *,
+        link_local: IPv6Address,
+        binding_lifetime: int,
+    ) -> None:
+        super().__init__(name, address, scheduler, network)
+        self.link_local = link_local
+        self.binding_lifetime = binding_lifetime - binding_lifetime % 4
+        self.mobiles: dict[str, AttachedMobile] = {}
+        self.tunnels = TunnelTable(address)
+        self.policy_routes: dict[str, PolicyRoute] = {}
+        self.binding_update_list: dict[str, BindingUpdateListEntry] = {}
+        self.sequences = SequenceCounters()
+        self.observers: list[Callable[[HandoverResult], None]] = []
+        self._by_prefix: PrefixTable[AttachedMobile] = PrefixTable()
+        self._tunnel_remotes: set[IPv6Address] = set()
+        self._not_changed = handoff_indicator_option("NOT_CHANGED")
+
+    # --- MNs arriving and leaving ----------------------------------------------------
+
+    def attach(
+        self,
+        context: MobileContext,
+        mac: bytes,
+        address: IPv6Address,
+        serving_lma: IPv6Address,
+        *,
+        sequence: int,
+        lifetime: int,
+        registered_at: int,
+    ) -> AttachedMobile:
+        """An MN already registered with ``serving_lma`` through this bMAG (before the run)."""
+        mobile = AttachedMobile(context, mac, address, serving_lma)
+        self.mobiles[context.identifier] = mobile
+        for prefix in context.prefixes:
+            self._by_prefix.add(prefix, mobile)
+        self.binding_update_list[context.identifier] = BindingUpdateListEntry(
+            serving_lma, sequence, lifetime, registered_at
+        )
+        self._point_route(mobile, self._tunnel(serving_lma))
+        return mobile
+
+    def forget(self, mn_id: str) -> None:
+        mobile = self.mobiles.pop(mn_id, None)
+        if mobile is None:
+            return
+        if mobile.handover is not None and mobile.handover.retransmission is not None:
+            mobile.handover.retransmission.stop()
+        for prefix in mobile.context.prefixes:
+            self._by_prefix.remove(prefix)
+        self.policy_routes.pop(mn_id, None)
+        self.binding_update_list.pop(mn_id, None)
+
+    def _tunnel(self, lma: IPv6Address) -> TunnelInterface:
+        self._tunnel_remotes.add(lma)
+        return self.tunnels.to(lma)
+
+    def _point_route(self, mobile: AttachedMobile, tunnel: TunnelInterface) -> None:
+        self.policy_routes[mobile.context.identifier] = PolicyRoute(
+            mobile.mac, mobile.context.prefixes, tunnel.name
+        )
+
+    def route_of(self, mn_id: str) -> TunnelInterface:
+        """The tunnel interface the MN's policy route points at."""
+        return self.tunnels.by_name[self.policy_routes[mn_id].interface]
+
+    # --- step (a) -> (b) ---------------------------------------------------------------
+
+    def on_report(self, report: ApReport, link: str) -> None:
+        mobile = self.mobiles.get(report.mn_id)
+        if mobile is None or mobile.handover is not None:
+            return  # not ours, or a handover is already running for it
+        self._request_handover(mobile, report.new_ap, report.handover)
+
+    def _request_handover(self, mobile: AttachedMobile, new_ap: Option, number: int) -> None:
+        lma = mobile.serving_lma
+        context = mobile.context
+        request = Signal(
+            "LMA_HO_Req",
+            self.sequences.next(lma),
+            options_tuple(
+                context.mn_id,
+                context.prefix_options,
+                new_ap,
+                timestamp_option(self.scheduler.timestamp()),
+                context.link_layer,
+                context.access_technology,
+            ),
+            lifetime=self.binding_lifetime,
+        )
+        trace = Trace("b", context.identifier, number)
+        handover = MagHandover(number, request, trace, lma)
+        mobile.handover = handover
+
+        def transmit(attempt: int) -> None:
+            self.send(Packet(self.address, lma, request, trace=retried(trace, attempt)))
+
+        handover.retransmission = Retransmission(
+            self.scheduler, transmit, lambda: self._finish(mobile, Outcome.ABANDONED, None, "b")
+        ).start()
+
+    # --- receiving ---------------------------------------------------------------------
+
+    def receive(self, packet: Packet, link: str) -> None:
+        payload = packet.payload
+        if isinstance(payload, Signal):
+            if packet.dst == self.address:
+                if payload.message == "LMA_HO_Resp":
+                    self._on_lma_ho_resp(packet, payload)
+                elif payload.message == "PBA":
+                    self._on_pba(packet, payload)
+            return
+        if isinstance(payload, Packet):
+            if packet.dst == self.address and packet.src in self._tunnel_remotes:
+                self._deliver(payload)  # step (j): out of a tunnel, onto the access link
+            return
+        self._uplink(packet)
+
+    def _deliver(self, packet: Packet) -> None:
+        mobile = self._by_prefix.lookup(packet.dst)
+        if mobile is None or packet.hop_limit <= 1:
+            return
+        self.send(packet.forwarded(), mobile.address)
+
+    def _uplink(self, packet: Packet) -> None:
+        """Step (k): whatever the destination, into the tunnel of the MN's policy route."""
+        mobile = self._by_prefix.lookup(packet.src)
+        if mobile is None or packet.hop_limit <= 1:
+            return
+        tunnel = self.route_of(mobile.context.identifier)
+        self.send(encapsulate(packet.forwarded(), self.address, tunnel.remote))
+
+    # --- step (e) -> (f) ---------------------------------------------------------------
+
+    def _on_lma_ho_resp(self, packet: Packet, resp: Signal) -> None:
+        mobile = self._mobile_for(resp)
+        handover = None if mobile is None else mobile.handover
+        if (
+            mobile is None
+            or handover is None
+            or handover.new_lma is not None
+            or packet.src != handover.previous_lma
+            or resp.sequence != handover.request.sequence
+        ):
+            return
+        if handover.retransmission is not None:
+            handover.retransmission.stop()
+        lma_option = resp.option("lma_address")
+        if not resp.accepted or lma_option is None:
+            self._finish(mobile, Outcome.REFUSED, resp.status, "e")
+            return
+        new_lma = address_of(lma_option)
+        handover.new_lma = new_lma
+        self._register(mobile, handover, new_lma)
+
+    def _register(self, mobile: AttachedMobile, handover: MagHandover, lma: IPv6Address) -> None:
+        """Step (f): PBU to the NLMA, the prefixes unchanged, handoff state not changed."""
+        self._tunnel(lma)
+        context = mobile.context
+        trace = traced(handover.trace, "f")
+
+        def transmit(attempt: int) -> None:
+            # docs/wire-format.md 9: each PBU copy has a new Sequence Number and Timestamp.
+            sequence = self.sequences.next(lma)
+            handover.pbu_sequences.append(sequence)
+            pbu = Signal(
+                "PBU",
+                sequence,
+                options_tuple(
+                    context.mn_id,
+                    context.prefix_options,
+                    self._not_changed,
+                    context.access_technology,
+                    timestamp_option(self.scheduler.timestamp()),
+                    context.link_layer,
+                ),
+                flags=PBU_FLAGS,
+                lifetime=self.binding_lifetime,
+            )
+            self.send(Packet(self.address, lma, pbu, trace=retried(trace, attempt)))
+
+        handover.retransmission = Retransmission(
+            self.scheduler, transmit, lambda: self._finish(mobile, Outcome.ABANDONED, None, "f")
+        ).start()
+
+    # --- step (i) ----------------------------------------------------------------------
+
+    def _on_pba(self, packet: Packet, pba: Signal) -> None:
+        mobile = self._mobile_for(pba)
+        handover = None if mobile is None else mobile.handover
+        if (
+            mobile is None
+            or handover is None
+            or handover.new_lma != packet.src
+            or pba.sequence not in handover.pbu_sequences
+        ):
+            return
+        if handover.retransmission is not None:
+            handover.retransmission.stop()
+        if not pba.accepted:
+            # The MN stays with the PLMA: its policy route keeps pointing at Tunnel0.
+            self._finish(mobile, Outcome.REJECTED, pba.status, "i")
+            return
+        lma = handover.new_lma
+        self.binding_update_list[mobile.context.identifier] = BindingUpdateListEntry(
+            lma, pba.sequence, pba.lifetime, self.scheduler.now
+        )
+        # Appendix A: from now on everything from the MN goes through the NLMA's tunnel.
+        self._point_route(mobile, self._tunnel(lma))
+        mobile.serving_lma = lma
+        self._finish(mobile, Outcome.COMPLETED, pba.status, "i")
+
+    def _mobile_for(self, signal: Signal) -> AttachedMobile | None:
+        mn_id = signal.mn_identifier
+        return None if mn_id is None else self.mobiles.get(mn_id)
+
+    def _finish(
+        self, mobile: AttachedMobile, outcome: Outcome, status: int | None, step: str
+    ) -> None:
+        handover = mobile.handover
+        assert handover is not None
+        mobile.handover = None
+        result = HandoverResult(
+            mobile.context.identifier,
+            handover.number,
+            outcome,
+            handover.previous_lma,
+            handover.new_lma,
+            status,
+            step,
+        )
+        for observer in self.observers:
+            observer(result)
