@@ -327,8 +327,15 @@ end
 
 -- --- mobility options ------------------------------------------------------------
 
+local opt_type_labels = {}
+
 function R.opt_type_label(ty)
-    return format("Type: %s (%d)", R.opt_names[ty] or "Unknown", ty)
+    local label = opt_type_labels[ty]
+    if label == nil then
+        label = format("Type: %s (%d)", R.opt_names[ty] or "Unknown", ty)
+        opt_type_labels[ty] = label
+    end
+    return label
 end
 
 -- One option at `pos` (its Type octet); returns the offset after it.
@@ -457,21 +464,44 @@ function R.checksum(s, n, skip, src, dst, next_header)
     for i = 1, 8 do
         sum = sum + src[i] + dst[i]
     end
+    -- Eight octets per string.byte call: the call, not the addition, is the cost.
     local i = 1
+    while i + 7 <= n do
+        local a, b, c, d, e, f, g, h = byte(s, i, i + 7)
+        sum = sum + (a + c + e + g) * 256 + b + d + f + h
+        i = i + 8
+    end
     while i < n do
-        if i ~= skip then
-            local a, b = byte(s, i, i + 1)
-            sum = sum + a * 256 + b
-        end
+        local a, b = byte(s, i, i + 1)
+        sum = sum + a * 256 + b
         i = i + 2
     end
     if i == n then
         sum = sum + byte(s, n) * 256
     end
+    -- The checksum field itself counts as zero.
+    local a, b = byte(s, skip, skip + 1)
+    sum = sum - (a * 256 + b)
     while sum > 65535 do
         sum = sum % 65536 + floor(sum / 65536)
     end
     return 65535 - sum
+end
+
+-- A capture has few addresses and many packets: parse each once.
+local address_cache, address_count = {}, 0
+
+function R.address_words(text)
+    local words = address_cache[text]
+    if words == nil then
+        words = R.parse_ipv6(text) or false
+        if address_count > 10000 then
+            address_cache, address_count = {}, 0
+        end
+        address_cache[text] = words
+        address_count = address_count + 1
+    end
+    return words or nil
 end
 
 -- Verify and show. The pseudo-header addresses come from pinfo as text:
@@ -484,8 +514,8 @@ function R.verify_checksum(tvb, s, t, pinfo, total, value)
         t:add(F.checksum_status, tvb(at, 2), 2):set_generated()
         return
     end
-    local src = R.parse_ipv6(tostring(pinfo.src))
-    local dst = R.parse_ipv6(tostring(pinfo.dst))
+    local src = R.address_words(tostring(pinfo.src))
+    local dst = R.address_words(tostring(pinfo.dst))
     if not src or not dst then
         t:add(F.checksum_status, tvb(at, 2), 2):set_generated()
         return
@@ -968,6 +998,7 @@ function R.apply_prefs(prefs)
         opt_names[t] = d.title
     end
     R.opt_by_type, R.opt_names = opt_by, opt_names
+    opt_type_labels = {}
     R.verify = prefs.verify_checksum
     R.show_pmip = prefs.show_pmip
 end
