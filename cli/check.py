@@ -313,6 +313,11 @@ class TextReport(Report):
         )
         outcomes = ", ".join(f"{n} {status}" for status, n in sorted(analyser.outcomes.items()))
         self._line(f"handovers: {self.tally.handovers}" + (f" ({outcomes})" if outcomes else ""))
+        if not self.tally.handovers and counters.unknown_messages:
+            self._line(
+                f"  {counters.unknown_messages} Mobility Header message(s) of unknown types: "
+                "were the draft's messages given other type numbers? (lmaho --numbers FILE)"
+            )
         if self.tally.retransmissions:
             self._line(f"retransmitted requests: {self.tally.retransmissions}")
         latency = analyser.latency_summary()
@@ -377,6 +382,7 @@ class JsonReport(Report):
                 "data": counters.data,
                 "other_ipv6": counters.data_unattributed,
                 "malformed": counters.malformed,
+                "unknown_messages": counters.unknown_messages,
                 "not_ipv6": counters.other,
                 "handovers": self.tally.handovers,
                 "outcomes": dict(sorted(analyser.outcomes.items())),

@@ -445,10 +445,6 @@ class Handover:
     def warnings(self) -> list[Issue]:
         return [i for i in self.issues if i.severity == "warning"]
 
-    @property
-    def first_frame(self) -> int:
-        return min(s.first.frame for s in self.steps.values())
-
     def to_json(self) -> dict[str, Any]:
         latency = self.latency
         return {
@@ -596,18 +592,21 @@ class TunnelGrant:
 
     direction: str
     reason: str
-    active: bool = True
+    retired_by: str = ""  # what ended it, once it has ended
+
+    @property
+    def active(self) -> bool:
+        return not self.retired_by
 
 
 @dataclass(eq=False, slots=True)
 class MobileState:
-    """What is known of one MN: prefixes, tunnels, link-layer ID, its current handover."""
+    """What is known of one MN: prefixes, tunnels, MAC, where it is bound, its handover."""
 
     mn_id: str
     prefixes: set[Prefix] = field(default_factory=set)
     tunnels: dict[tuple[Address, Address], TunnelGrant] = field(default_factory=dict)
     current: Handover | None = None
-    link_layer_id: str | None = None
     mac: bytes | None = None  # the MN-LL-ID, when it is a MAC address
     # Where the MN's plain (untunnelled) traffic enters and leaves the domain: the LMA
     # anchoring its prefix (downlink in), the LMA serving it (uplink out), its MAG.
@@ -621,14 +620,6 @@ class MobileState:
         self.serving_lma, self.serving_mag = lma, mag
 
 
-@dataclass(slots=True)
-class OrdinaryRequest:
-    """A PMIPv6 request outside any handover (e.g. the MN's registration with its PLMA)."""
-
-    sighting: Sighting
-    answered: bool = False
-
-
 # --- the analyser ---------------------------------------------------------------
 
 
@@ -640,6 +631,7 @@ class Counters:
     data_unattributed: int = 0
     other: int = 0
     malformed: int = 0
+    unknown_messages: int = 0  # Mobility Headers of types the schema does not know
 
 
 class ProcedureAnalyser:
@@ -687,7 +679,8 @@ class ProcedureAnalyser:
         # MN ID: a response with a wrong MN ID still finds the request it answers.
         self._pending: dict[tuple[str, Address, Address, int | None, str | None], Handover] = {}
         self._pending_any_mn: dict[tuple[str, Address, Address, int | None], list[Handover]] = {}
-        self._ordinary: dict[tuple[str, Address, Address, int | None], OrdinaryRequest] = {}
+        # PMIPv6 requests outside any handover (e.g. the MN's registration with its PLMA).
+        self._ordinary: dict[tuple[str, Address, Address, int | None], Sighting] = {}
         self._macs: dict[bytes, str | None] = {}
         self._now = float("-inf")
         self._last_sweep = float("-inf")
@@ -707,6 +700,8 @@ class ProcedureAnalyser:
         self._now = max(self._now, time)
         if record.message is not None and record.payload is not None:
             self.counters.signalling += 1
+            if record.message.key is None:
+                self.counters.unknown_messages += 1
             self._signalling(record, record.message)
         elif record.error is not None:
             self._malformed(record)
@@ -724,8 +719,7 @@ class ProcedureAnalyser:
         for handover in sorted(self._open.values(), key=lambda h: h.number):
             self._close(handover, capture_end=self._now)
         for request in self._ordinary.values():
-            if not request.answered:
-                self._ordinary_unanswered(request, capture_end=self._now)
+            self._ordinary_unanswered(request, capture_end=self._now)
         self._ordinary.clear()
         return self._take_closed()
 
@@ -1130,7 +1124,6 @@ class ProcedureAnalyser:
         if mobile is not None and seen.prefixes:
             self._own_prefixes(mobile, seen.prefixes, seen.frame)
         if mobile is not None and seen.link_layer_id:
-            mobile.link_layer_id = seen.link_layer_id
             mac = _mac_of(seen.link_layer_id)
             if mac is not None:
                 mobile.mac = mac
@@ -1154,11 +1147,13 @@ class ProcedureAnalyser:
                 self._grant(mobile, bmag, nlma, UP, reason)
                 mobile.attach(nlma, bmag)
                 if plma:
-                    self._retire(mobile, plma, bmag)
-                    self._retire(mobile, bmag, plma)
+                    moved = f"(i) frame {seen.frame} moved the MN to Tunnel1"
+                    self._retire(mobile, plma, bmag, moved)
+                    self._retire(mobile, bmag, plma, moved)
             elif plma:
-                self._retire(mobile, plma, nlma)
-                self._retire(mobile, nlma, plma)
+                refused = f"(i) frame {seen.frame} refused the handover"
+                self._retire(mobile, plma, nlma, refused)
+                self._retire(mobile, nlma, plma, refused)
         ends = (
             spec.letter == "i"
             or (spec.letter == "e" and not seen.succeeded)
@@ -1193,18 +1188,17 @@ class ProcedureAnalyser:
         mobile.tunnels[(src, dst)] = TunnelGrant(direction, reason)
         self._tunnel_users.setdefault((src, dst), set()).add(mobile.mn_id)
 
-    def _retire(self, mobile: MobileState, src: Address, dst: Address) -> None:
+    def _retire(self, mobile: MobileState, src: Address, dst: Address, why: str) -> None:
         grant = mobile.tunnels.get((src, dst))
         if grant is not None:
-            grant.active = False
+            grant.retired_by = why
 
     # -- PMIPv6 signalling outside handovers -----------------------------------------------
 
     def _ordinary_message(self, seen: Sighting) -> None:
         if seen.message in self._requests:
             key = (seen.message, seen.src, seen.dst, seen.sequence)
-            if key not in self._ordinary:
-                self._ordinary[key] = OrdinaryRequest(seen)
+            self._ordinary.setdefault(key, seen)
             return
         request = self._pairs.get(seen.message)
         if request is None:
@@ -1222,19 +1216,22 @@ class ProcedureAnalyser:
                 )
             )
             return
+        if seen.message != "PBA" or not seen.succeeded or seen.mn_id is None:
+            return
+        mobile = self._mobile(seen.mn_id)
+        if pending.lifetime == 0:  # a de-registration: the binding and its tunnel are gone
+            ended = f"the de-registration acknowledged by PBA frame {seen.frame}"
+            self._retire(mobile, seen.src, seen.dst, ended)
+            self._retire(mobile, seen.dst, seen.src, ended)
+            return
         # A PBA accepting a registration outside any handover: the MN's binding, Tunnel0.
-        if seen.message == "PBA" and seen.succeeded and seen.mn_id is not None:
-            mobile = self._mobile(seen.mn_id)
-            self._own_prefixes(mobile, seen.prefixes or pending.sighting.prefixes, seen.frame)
-            reason = f"binding registered by PBA frame {seen.frame}"
-            self._grant(mobile, seen.src, seen.dst, DOWN, reason)
-            self._grant(mobile, seen.dst, seen.src, UP, reason)
-            mobile.attach(seen.src, seen.dst)
+        self._own_prefixes(mobile, seen.prefixes or pending.prefixes, seen.frame)
+        reason = f"binding registered by PBA frame {seen.frame}"
+        self._grant(mobile, seen.src, seen.dst, DOWN, reason)
+        self._grant(mobile, seen.dst, seen.src, UP, reason)
+        mobile.attach(seen.src, seen.dst)
 
-    def _ordinary_unanswered(
-        self, request: OrdinaryRequest, *, capture_end: float | None = None
-    ) -> None:
-        seen = request.sighting
+    def _ordinary_unanswered(self, seen: Sighting, *, capture_end: float | None = None) -> None:
         what = f"{seen.message} seq={seen.sequence} from {seen.src} to {seen.dst} never answered"
         if capture_end is not None and capture_end - seen.time < INITIAL_TIMEOUT:
             what += " (the capture ends first)"
@@ -1382,7 +1379,7 @@ class ProcedureAnalyser:
         return Issue(
             "warning",
             "tunnel",
-            f"{what}: a tunnel the handover retired ({grant.reason})",
+            f"{what}: a tunnel out of use since {grant.retired_by} (it came from {grant.reason})",
             (frame,),
             mn=mobile.mn_id,
         )
@@ -1466,7 +1463,7 @@ class ProcedureAnalyser:
             elif self._now - handover.last_activity >= self.stall_after:
                 self._close(handover)
         for key, request in list(self._ordinary.items()):
-            if self._now - request.sighting.time >= self.stall_after:
+            if self._now - request.time >= self.stall_after:
                 del self._ordinary[key]
                 self._ordinary_unanswered(request)
 

@@ -18,6 +18,8 @@ from test_check_scenario import (
     write,
 )
 
+from lmaho_wire import CaptureWriter, Numbers, load_numbers_file, use_numbers
+from lmaho_wire.capture import LINKTYPE_RAW
 from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
 from lmaho_wire.procedure import RULES, check_records
@@ -149,3 +151,39 @@ def test_rules_and_help() -> None:
     assert all(name in rules.stdout for name in RULES)
     helped = lmaho("check", "--help")
     assert helped.returncode == 0 and "Examples:" in helped.stdout
+
+
+def test_raw_ipv6_capture_without_link_layer(tmp_path: Path) -> None:
+    path = tmp_path / "raw.pcap"
+    with CaptureWriter(path, linktype=LINKTYPE_RAW) as writer:
+        for p in handover():
+            writer.write(p.encode()[14:], p.time)  # the IPv6 packet, no Ethernet header
+    result = check_records(analyse_capture(path))
+    assert result.violations == [] and result.warnings == []
+    [h] = result.handovers
+    assert h.outcome is not None and h.outcome.status == "completed"
+    hops = {segment.hop for segment in h.data.values()}
+    assert {"PLMA=>NLMA", "NLMA=>bMAG", "bMAG=>NLMA"} <= hops  # tunnels need no MACs
+
+
+def test_renumbered_messages_need_the_same_numbers(tmp_path: Path) -> None:
+    numbers_file = tmp_path / "numbers.toml"
+    numbers_file.write_text(
+        "[mh_types]\nLMA_HO_Req = 240\nLMA_HO_Resp = 241\nLMA_HO_Init = 242\n"
+        "LMA_HAck = 243\nUpdate = 244\nUpdate_Ack = 245\n"
+        "[option_types]\nnew_ap_id = 240\nprevious_lma_address = 241\n"
+    )
+    use_numbers(load_numbers_file(numbers_file))
+    try:
+        path = write(tmp_path / "renumbered.pcap", handover())
+    finally:
+        use_numbers(Numbers())
+    # Without the numbers only the PBU/PBA are understood, and the data plane makes no sense.
+    plain = lmaho("check", str(path))
+    assert "handovers: 0" in plain.stdout
+    assert "6 Mobility Header message(s) of unknown types" in plain.stdout
+    assert "--numbers" in plain.stdout
+    renumbered = lmaho("--numbers", str(numbers_file), "check", str(path))
+    use_numbers(Numbers())
+    assert renumbered.returncode == 0, renumbered.stdout
+    assert "handovers: 1 (1 completed)" in renumbered.stdout

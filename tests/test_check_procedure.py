@@ -365,17 +365,25 @@ def test_memory_is_per_open_handover(tmp_path: Path) -> None:
     assert len(closed_while_running) + len(analyser.finish()) == 30
 
 
-def test_registration_and_tunnel0_traffic_before_the_handover(tmp_path: Path) -> None:
-    mobile = Mobile()
-    registration = [
+def registration_exchange(mobile: Mobile, t: float, *, lifetime: int) -> list[Packet]:
+    """An ordinary PBU/PBA between the bMAG and the PLMA (lifetime 0: a de-registration)."""
+    options = [
         option("mn_identifier", subtype="NAI", identifier=mobile.mn_id),
         option("home_network_prefix", prefix_length=64, prefix=mobile.prefix),
         option("handoff_indicator", indicator="NEW_INTERFACE"),
         option("access_technology_type", technology="IEEE_802_11"),
     ]
-    pbu = Packet("reg", 990.0, BMAG, PLMA, "PBU", {"sequence": 9, "flags": {"A", "H"}})
-    pba = Packet("reg", 990.001, PLMA, BMAG, "PBA", {"sequence": 9, "status": "ACCEPTED"})
-    pbu.options = pba.options = registration
+    seq = 9 if lifetime else 10
+    pbu = Packet("reg", t, BMAG, PLMA, "PBU", {"sequence": seq, "flags": {"A", "H"}})
+    pba = Packet("reg", t + 0.001, PLMA, BMAG, "PBA", {"sequence": seq, "status": "ACCEPTED"})
+    pbu.fields["lifetime"] = pba.fields["lifetime"] = lifetime
+    pbu.options = pba.options = options
+    return [pbu, pba]
+
+
+def test_registration_and_tunnel0_traffic_before_the_handover(tmp_path: Path) -> None:
+    mobile = Mobile()
+    pbu, pba = registration_exchange(mobile, 990.0, lifetime=3600)
     tunnel0 = [
         Packet("d", 995.0, CN, mobile.address, tunnel=(PLMA, BMAG)),
         Packet("u", 995.001, mobile.address, CN, tunnel=(BMAG, PLMA)),
@@ -403,3 +411,17 @@ def test_the_same_mn_handed_over_twice_gives_two_handovers(tmp_path: Path) -> No
     assert [h.steps["b"].first.frame for h in result.handovers] == [1, 9]
     assert all(h.outcome and h.outcome.status == "completed" for h in result.handovers)
     assert result.violations == []
+
+
+def test_tunnel0_after_a_deregistration_is_a_stale_tunnel(tmp_path: Path) -> None:
+    mobile = Mobile()
+    packets = [
+        *registration_exchange(mobile, 990.0, lifetime=3600),
+        *registration_exchange(mobile, 991.0, lifetime=0),
+        Packet("d", 992.0, CN, mobile.address, tunnel=(PLMA, BMAG)),
+    ]
+    result = check(tmp_path, packets)
+    assert result.handovers == [] and result.violations == []
+    [stale] = result.warnings
+    assert stale.rule == "tunnel" and stale.frames == (5,)
+    assert "out of use since the de-registration acknowledged by PBA frame 4" in stale.what
