@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -110,24 +111,31 @@ def check_command(
         return
     if capture is None:
         raise typer.BadParameter("a capture file is needed", param_hint="CAPTURE")
+    records = analyse_capture(capture)
+    # Not a capture at all (missing, empty, another format): the error alone, no report.
+    first = next(records, None)
     analyser = ProcedureAnalyser(linger=linger)
     report: Report = (JsonReport if as_json else TextReport)(sys.stdout, str(capture), brief)
-    report.start()
     error: CaptureError | None = None
     try:
-        for record in analyse_capture(capture):
-            for handover in analyser.feed(record):
-                report.handover(handover)
-    except CaptureError as e:
-        error = e
+        report.start()
+        try:
+            for record in itertools.chain([first] if first is not None else [], records):
+                for handover in analyser.feed(record):
+                    report.handover(handover)
+        except CaptureError as e:
+            error = e  # cut short: report what was read, then the error (exit status 2)
+        for handover in analyser.finish():
+            report.handover(handover)
+        status = report.finish(
+            analyser, strict=strict, require_success=require_success, error=error
+        )
+        sys.stdout.flush()
     except BrokenPipeError:
+        # A pager or `head` closed the pipe: stop quietly, as decode does.
         sys.stderr.close()
         raise typer.Exit(0) from None
-    for handover in analyser.finish():
-        report.handover(handover)
-    status = report.finish(analyser, strict=strict, require_success=require_success, error=error)
     if error is not None:
-        sys.stdout.flush()
         raise error
     raise typer.Exit(status)
 

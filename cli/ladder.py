@@ -117,6 +117,8 @@ def _survey(
                 for issue in handover.violations:
                     flag(issue.frames)
     except CaptureError as e:
+        if not analyser.counters.frames:
+            raise  # not a capture at all: the error alone, no chart
         # Draw what could be read; the error still ends the command with status 2.
         survey.error = e
     for handover in analyser.finish():

@@ -111,6 +111,7 @@ def test_unreadable_input_exits_2_without_traceback(tmp_path: Path, content: byt
         assert result.returncode == 2
         assert result.stderr.startswith("lmaho: error: ")
         assert "Traceback" not in result.stderr
+        assert result.stdout == ""
 
 
 def test_capture_cut_short_reports_what_was_read_then_exits_2(clean_capture: Path) -> None:

@@ -13,6 +13,7 @@ from test_check_scenario import (
     Mobile,
     find,
     handover,
+    lmaho,
     lmaho_process,
     lost_message,
     write,
@@ -151,7 +152,7 @@ def test_corrupt_capture_is_an_error_without_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(b"\xd4\xc3\xb2\xa1" + b"\x00" * 7)
     result = lmaho_process("ladder", str(bad))
-    assert result.returncode == 2
+    assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("lmaho: error: ") and "Traceback" not in result.stderr
 
 
@@ -181,3 +182,12 @@ def test_many_mns_share_one_column(tmp_path: Path) -> None:
     svg = tmp_path / "six.svg"
     ladder(str(path), "--svg", str(svg), "--quiet")
     assert len(arrows(svg)) == 6 * 15
+
+
+def test_capture_cut_short_draws_what_was_read_then_exits_2(capture: Path) -> None:
+    data = capture.read_bytes()
+    capture.write_bytes(data[: len(data) - 30])
+    result = lmaho("ladder", str(capture), "--width", "100")
+    assert result.returncode == 2
+    assert result.stderr.startswith("lmaho: error: ") and "cut off" in result.stderr
+    assert "14 arrow(s) drawn" in result.stdout
