@@ -114,6 +114,8 @@ STEPS: tuple[StepSpec, ...] = (
 STEP_BY_LETTER: dict[str, StepSpec] = {s.letter: s for s in STEPS}
 STEP_BY_MESSAGE: dict[str, StepSpec] = {s.message: s for s in STEPS}
 LETTERS = "".join(s.letter for s in STEPS)
+# RFC 5213 lets a PBU and a PBA carry more options than section 7 lists.
+PROXY_MESSAGES = frozenset({"PBU", "PBA"})
 DATA_STEPS = {"j": "downlink", "k": "uplink"}
 
 # Timers (docs/wire-format.md section 9).
@@ -143,6 +145,7 @@ RULES: dict[str, str] = {
     "prefix": "every message carries the MN's home network prefixes, unchanged",
     "link-layer-id": "the MN Link-layer Identifier is the same wherever it appears",
     "mandatory-option": "each message carries the options section 7 marks MUST",
+    "unexpected-option": "the draft's six messages carry only options section 7 lists for them",
     "flags": "the flags section 7 requires are set",
     "status": "a refusal propagates: statuses agree along the handover",
     "handoff-indicator": "the PBU's Handoff Indicator is 5 (not changed), and the PBA's matches",
@@ -512,7 +515,6 @@ class Entity:
 
     key: str
     roles: dict[str, int] = field(default_factory=dict)  # role -> first frame it was seen in
-    first_frame: int = 0
 
     @property
     def is_mobile(self) -> bool:
@@ -545,7 +547,7 @@ class EntityBook:
     def note(self, key: str, role: str | None, frame: int) -> Entity:
         entity = self.entities.get(key)
         if entity is None:
-            entity = self.entities[key] = Entity(key, first_frame=frame)
+            entity = self.entities[key] = Entity(key)
         if role is not None and role not in entity.roles:
             # A specific role makes the generic guess (MAG, LMA) redundant.
             generic = {BMAG: MAG, PLMA: LMA, NLMA: LMA}.get(role)
@@ -911,6 +913,21 @@ class ProcedureAnalyser:
         missing = [key for key in spec.must if key not in seen.option_keys]
         if seen.succeeded and seen.status is not None:
             missing += [key for key in spec.must_on_success if key not in seen.option_keys]
+        if spec.message not in PROXY_MESSAGES:
+            listed = {*spec.must, *spec.may, *spec.must_on_success}
+            extra = sorted(seen.option_keys - listed)
+            if extra:
+                titles = ", ".join(_option_title(key) for key in extra)
+                out.append(
+                    Issue(
+                        "warning",
+                        "unexpected-option",
+                        f"{name} carries {titles}, which section 7 does not list for it",
+                        frames,
+                        step,
+                        seen.mn_id,
+                    )
+                )
         if missing:
             titles = ", ".join(_option_title(key) for key in missing)
             out.append(

@@ -425,3 +425,13 @@ def test_tunnel0_after_a_deregistration_is_a_stale_tunnel(tmp_path: Path) -> Non
     [stale] = result.warnings
     assert stale.rule == "tunnel" and stale.frames == (5,)
     assert "out of use since the de-registration acknowledged by PBA frame 4" in stale.what
+
+
+def test_option_the_step_table_does_not_list_is_a_warning(tmp_path: Path) -> None:
+    packets = handover()
+    find(packets, "b").options.append(option("link_local_address", address="fe80::1"))
+    result = check(tmp_path, packets)
+    assert result.violations == []
+    [extra] = result.warnings
+    assert extra.rule == "unexpected-option" and extra.frames == (1,)
+    assert "Link-local Address" in extra.what
