@@ -56,6 +56,7 @@ Exit status: 0 no violations; 1 violations (or, with --strict, warnings; with
 """
 
 DEFAULT_LINGER = 30.0
+REPORT_WIDTH = 100  # where long lists of the text report wrap
 
 
 @app.command("check", epilog=EPILOG)
@@ -210,6 +211,19 @@ def _frames(frames: tuple[int, ...]) -> str:
     return ("frame " if len(frames) == 1 else "frames ") + ", ".join(map(str, frames))
 
 
+def _wrap_items(items: list[str], head: str, width: int) -> list[str]:
+    """``items`` joined by commas after ``head``, wrapped between items, never inside one."""
+    lines: list[str] = []
+    line = head
+    for n, item in enumerate(items):
+        piece = item + ("," if n < len(items) - 1 else "")
+        if len(line) > len(head) and len(line) + 1 + len(piece) > width:
+            lines.append(line)
+            line = " " * len(head)
+        line += piece if len(line) == len(head) else " " + piece
+    return [*lines, line]
+
+
 class TextReport(Report):
     """The human report: streamed, one block per handover as it closes."""
 
@@ -276,12 +290,13 @@ class TextReport(Report):
                 if not segments:
                     continue
                 title = f"({step}) {DATA_STEPS[step]}" if step in DATA_STEPS else "before (i)"
-                hops = ", ".join(
+                hops = [
                     f"{s.hop} {s.first_frame}"
-                    + (f"-{s.last_frame} ({s.count} packets)" if s.count > 1 else "")
+                    + (f" to {s.last_frame} ({s.count} packets)" if s.count > 1 else "")
                     for s in segments
-                )
-                self._line(f"    {title:<14} {hops}")
+                ]
+                for line in _wrap_items(hops, f"    {title:<14} ", REPORT_WIDTH):
+                    self._line(line)
         for retransmission in handover.retransmissions:
             self._line(f"  retransmission: {retransmission.describe()}")
         for issue in handover.issues:
