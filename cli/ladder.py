@@ -239,6 +239,8 @@ class TextChart:
 
     def header(self) -> None:
         ordered = self.ordered
+        if not ordered:
+            return  # nothing to draw: the footer says so
         head = self._centred([c.title for c in ordered])
         head[0:GUTTER] = list(f"{'frame':>6} {'time':>9}".ljust(GUTTER))
         self._emit(head, {"bold": True})
@@ -470,6 +472,8 @@ def ladder_command(
     ] = False,
 ) -> None:
     """Draw the message sequence chart of CAPTURE: entities as columns, one arrow per frame."""
+    if quiet and svg is None:
+        raise typer.BadParameter("--quiet leaves nothing to show without --svg FILE")
     wanted = _wanted(mn, signalling_only)
     survey, analyser = _survey(capture, wanted, max_rows)
     column_of = _columns(survey, analyser)
@@ -483,7 +487,11 @@ def ladder_command(
             + (", data" if signalling_only else "")
         )
     if survey.rows == 0:
-        footer.append("nothing to draw: no Mobility Header message or data of a known MN")
+        footer.append(
+            f"nothing to draw: no message or data of MN {mn}"
+            if mn is not None
+            else "nothing to draw: no Mobility Header message or data of a known MN"
+        )
     charts: list[TextChart | SvgChart] = []
     svg_file = None
     if not quiet:
