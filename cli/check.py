@@ -116,7 +116,9 @@ def check_command(
     # Not a capture at all (missing, empty, another format): the error alone, no report.
     first = next(records, None)
     analyser = ProcedureAnalyser(linger=linger)
-    report: Report = (JsonReport if as_json else TextReport)(sys.stdout, str(capture), brief)
+    report: Report = (JsonReport if as_json else TextReport)(
+        sys.stdout, str(capture), brief=brief, strict=strict, require_success=require_success
+    )
     error: CaptureError | None = None
     try:
         report.start()
@@ -128,9 +130,7 @@ def check_command(
             error = e  # cut short: report what was read, then the error (exit status 2)
         for handover in analyser.finish():
             report.handover(handover)
-        status = report.finish(
-            analyser, strict=strict, require_success=require_success, error=error
-        )
+        status = report.finish(analyser, error)
         sys.stdout.flush()
     except BrokenPipeError:
         # A pager or `head` closed the pipe: stop quietly, as decode does.
@@ -139,14 +139,6 @@ def check_command(
     if error is not None:
         raise error
     raise typer.Exit(status)
-
-
-def _exit_status(tally: Tally, *, strict: bool, require_success: bool) -> int:
-    if tally.violations or (strict and tally.warnings):
-        return 1
-    if require_success and tally.unsuccessful:
-        return 1
-    return 0
 
 
 class Tally:
@@ -173,28 +165,47 @@ class Tally:
 
 
 class Report:
-    """Where handovers go as they close, and the closing summary."""
+    """Where handovers go as they close, then the summary; decides the exit status."""
 
-    def __init__(self, out: TextIO, capture: str, brief: bool) -> None:
+    def __init__(
+        self, out: TextIO, capture: str, *, brief: bool, strict: bool, require_success: bool
+    ) -> None:
         self.out = out
         self.capture = capture
         self.brief = brief
+        self.strict = strict
+        self.require_success = require_success
         self.tally = Tally()
+
+    def handover(self, handover: Handover) -> None:
+        self.tally.add(handover)
+        self.write_handover(handover)
+
+    def finish(self, analyser: ProcedureAnalyser, error: CaptureError | None) -> int:
+        """Write the summary; the exit status: 0, 1 (see --strict, --require-success) or 2."""
+        self.tally.add_global(analyser)
+        status = 2 if error is not None else int(bool(self.failure_reason()))
+        self.write_summary(analyser, status, error)
+        return status
+
+    def failure_reason(self) -> str:
+        if self.tally.violations:
+            return f"{self.tally.violations} violation(s)"
+        if self.strict and self.tally.warnings:
+            return "warnings (--strict)"
+        if self.require_success and self.tally.unsuccessful:
+            return "a handover did not complete (--require-success)"
+        return ""
 
     def start(self) -> None:
         raise NotImplementedError
 
-    def handover(self, handover: Handover) -> None:
+    def write_handover(self, handover: Handover) -> None:
         raise NotImplementedError
 
-    def finish(
-        self,
-        analyser: ProcedureAnalyser,
-        *,
-        strict: bool,
-        require_success: bool,
-        error: CaptureError | None,
-    ) -> int:
+    def write_summary(
+        self, analyser: ProcedureAnalyser, status: int, error: CaptureError | None
+    ) -> None:
         raise NotImplementedError
 
 
@@ -235,8 +246,7 @@ class TextReport(Report):
         self._line(f"lmaho check {self.capture}")
         self._line()
 
-    def handover(self, handover: Handover) -> None:
-        self.tally.add(handover)
+    def write_handover(self, handover: Handover) -> None:
         outcome = handover.outcome
         assert outcome is not None
         status = outcome.status
@@ -312,15 +322,9 @@ class TextReport(Report):
             word = typer.style("warning", fg=typer.colors.YELLOW)
         self._line(f"{indent}{word}{where} [{issue.rule}]: {issue.what}")
 
-    def finish(
-        self,
-        analyser: ProcedureAnalyser,
-        *,
-        strict: bool,
-        require_success: bool,
-        error: CaptureError | None,
-    ) -> int:
-        self.tally.add_global(analyser)
+    def write_summary(
+        self, analyser: ProcedureAnalyser, status: int, error: CaptureError | None
+    ) -> None:
         if analyser.issues:
             self._line("outside any handover:")
             for issue in analyser.issues:
@@ -349,7 +353,6 @@ class TextReport(Report):
                 f"latency (b)->(i): min {_ms(latency['min'])}, median {_ms(latency['median'])}, "
                 f"max {_ms(latency['max'])} over {int(latency['count'])} handover(s)"
             )
-        status = _exit_status(self.tally, strict=strict, require_success=require_success)
         if error is not None:
             verdict = "capture unreadable past this point (see the error below)"
         elif self.tally.violations:
@@ -359,11 +362,8 @@ class TextReport(Report):
         else:
             verdict = typer.style("no violations", fg=typer.colors.GREEN, bold=True)
         self._line(f"result: {verdict}, {self.tally.warnings} warning(s)")
-        if status and not self.tally.violations and error is None:
-            reason = "warnings (--strict)" if strict and self.tally.warnings else None
-            reason = reason or "a handover did not complete (--require-success)"
-            self._line(f"exit status 1: {reason}")
-        return status
+        if status == 1 and not self.tally.violations:
+            self._line(f"exit status 1: {self.failure_reason()}")
 
 
 # --- JSON ----------------------------------------------------------------------------
@@ -376,23 +376,13 @@ class JsonReport(Report):
         self.out.write('{"capture": ' + json.dumps(self.capture) + ', "handovers": [')
         self._first = True
 
-    def handover(self, handover: Handover) -> None:
-        self.tally.add(handover)
+    def write_handover(self, handover: Handover) -> None:
         self.out.write(("\n" if self._first else ",\n") + json.dumps(handover.to_json()))
         self._first = False
 
-    def finish(
-        self,
-        analyser: ProcedureAnalyser,
-        *,
-        strict: bool,
-        require_success: bool,
-        error: CaptureError | None,
-    ) -> int:
-        self.tally.add_global(analyser)
-        status = _exit_status(self.tally, strict=strict, require_success=require_success)
-        if error is not None:
-            status = 2
+    def write_summary(
+        self, analyser: ProcedureAnalyser, status: int, error: CaptureError | None
+    ) -> None:
         latency = analyser.latency_summary()
         counters = analyser.counters
         tail: dict[str, Any] = {
@@ -423,4 +413,3 @@ class JsonReport(Report):
         for key, value in tail.items():
             self.out.write(f", {json.dumps(key)}: {json.dumps(value)}")
         self.out.write("}\n")
-        return status
