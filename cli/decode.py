@@ -55,10 +55,10 @@ def _checksum_word(msg: Message) -> str:
     return {True: "ok", False: "BAD", None: "-"}[msg.checksum_ok]
 
 
-def _table_line(rec: FrameRecord) -> str:
+def _table_line(rec: FrameRecord, time_zero: float) -> str:
     src = str(rec.payload.src) if rec.payload else "?"
     dst = str(rec.payload.dst) if rec.payload else "?"
-    head = f"{rec.frame.number:>6} {rec.frame.time:>17.6f}  {src:>24} -> {dst:<24}"
+    head = f"{rec.frame.number:>6} {rec.frame.time - time_zero:>11.6f}  {src:>24} -> {dst:<24}"
     if rec.message is not None:
         m = rec.message
         tunnel = " [tunnelled]" if rec.payload and rec.payload.tunnelled else ""
@@ -68,8 +68,8 @@ def _table_line(rec: FrameRecord) -> str:
     return f"{head} {'MALFORMED':<12} {'-':>3}  {rec.error}"
 
 
-def _tree(rec: FrameRecord) -> str:
-    lines = [_table_line(rec)]
+def _tree(rec: FrameRecord, time_zero: float) -> str:
+    lines = [_table_line(rec, time_zero)]
     if rec.payload is not None:
         for hop in rec.payload.hops:
             lines.append(f"    IPv6 {hop.src} -> {hop.dst} (hop limit {hop.hop_limit})")
@@ -122,6 +122,13 @@ def decode_command(
     strict: Annotated[
         bool, typer.Option("--strict", help="Treat checksum and alignment findings as errors.")
     ] = False,
+    absolute_time: Annotated[
+        bool,
+        typer.Option(
+            "--absolute-time",
+            help="Times in seconds since 1970, not since the first frame (JSON always so).",
+        ),
+    ] = False,
 ) -> None:
     """Decode every Mobility Header packet in CAPTURE, tunnelled ones included.
 
@@ -129,8 +136,11 @@ def decode_command(
     """
     out = sys.stdout
     count = errors = 0
+    time_zero: float | None = 0.0 if absolute_time else None
     try:
         for rec in analyse_capture(capture, strict=strict):
+            if time_zero is None:
+                time_zero = rec.frame.time  # relative to the first frame, as tshark shows it
             if not rec.is_mobility:
                 continue
             count += 1
@@ -138,9 +148,9 @@ def decode_command(
             if as_json:
                 out.write(json.dumps(rec.to_json(), separators=(",", ":")) + "\n")
             elif verbose:
-                out.write(_tree(rec) + "\n\n")
+                out.write(_tree(rec, time_zero) + "\n\n")
             else:
-                out.write(_table_line(rec) + "\n")
+                out.write(_table_line(rec, time_zero) + "\n")
     except BrokenPipeError:
         # A pager or `head` closed the pipe: stop quietly, as tshark does.
         sys.stderr.close()
