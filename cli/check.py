@@ -249,7 +249,7 @@ class TextReport(Report):
     def write_handover(self, handover: Handover) -> None:
         outcome = handover.outcome
         assert outcome is not None
-        status = outcome.status
+        status: str = outcome.status
         if status != "completed":
             status = status.upper() + (f" at ({outcome.step})" if outcome.step else "")
         latency = handover.latency

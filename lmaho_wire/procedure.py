@@ -1277,7 +1277,7 @@ class ProcedureAnalyser:
             self.counters.data_unattributed += 1
             if tunnel is not None and tunnel in self._tunnel_users:
                 users = sorted(self._tunnel_users[tunnel])
-                issue = Issue(
+                foreign = Issue(
                     "violation",
                     "foreign-prefix",
                     f"tunnel {tunnel[0]} => {tunnel[1]} (of MN {', '.join(users)}) carries "
@@ -1288,9 +1288,9 @@ class ProcedureAnalyser:
                 )
                 owner = self._current(users[0]) if len(users) == 1 else None
                 if owner is not None:
-                    owner.issues.append(issue)
+                    owner.issues.append(foreign)
                 else:
-                    self._global(issue)
+                    self._global(foreign)
             return
         self.counters.data += 1
         direction = DOWN if downlink_mn is not None else UP

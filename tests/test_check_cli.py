@@ -142,8 +142,8 @@ def test_corrupted_bytes_never_raise(clean_capture: Path) -> None:
         for h in result.handovers:
             h.to_json()
             assert h.outcome is not None
-    result = lmaho_process("check", str(clean_capture))
-    assert result.returncode in (0, 1, 2) and "Traceback" not in result.stderr
+    run = lmaho_process("check", str(clean_capture))
+    assert run.returncode in (0, 1, 2) and "Traceback" not in run.stderr
 
 
 def test_rules_and_help() -> None:

@@ -98,7 +98,7 @@ def test_clean_handover_has_every_step_no_issue_and_its_latency(tmp_path: Path) 
 def test_refusals_are_failures_not_violations(
     tmp_path: Path, statuses: dict[str, str], step: str, words: str
 ) -> None:
-    result = check(tmp_path, handover(**statuses))
+    result = check(tmp_path, handover(Mobile(), 1000.0, **statuses))
     h = only_handover(result)
     assert result.violations == []
     assert h.outcome is not None

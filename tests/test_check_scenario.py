@@ -303,9 +303,18 @@ def data_plane(mobile: Mobile = Mobile(), t0: float = 1000.1) -> list[Packet]:
     return packets
 
 
-def handover(mobile: Mobile = Mobile(), t0: float = 1000.0, **statuses: str) -> list[Packet]:
+def handover(
+    mobile: Mobile = Mobile(),
+    t0: float = 1000.0,
+    *,
+    hack_status: str = "ACCEPTED",
+    update_status: str = "ACCEPTED",
+    pba_status: str = "ACCEPTED",
+) -> list[Packet]:
     """A whole handover; the data plane follows only when it succeeded."""
-    packets = signalling(mobile, t0, **statuses)
+    packets = signalling(
+        mobile, t0, hack_status=hack_status, update_status=update_status, pba_status=pba_status
+    )
     if packets[-1].step == "i" and packets[-1].fields["status"] == "ACCEPTED":
         packets += data_plane(mobile, t0 + 0.1)
     return packets
