@@ -74,18 +74,20 @@ class MobileContext:
         if mn_id is None or not prefix_options:
             raise ValueError("a context needs the MN Identifier and a Home Network Prefix")
 
-        def pick(key: str, fallback: Option | None) -> Option | None:
+        def pick(key: str, field: str) -> Option | None:
             found = signal.option(key)
-            return found if found is not None else fallback
+            if found is None and base is not None:
+                found = getattr(base, field)
+            return found
 
         return cls(
             identifier=str(mn_id.fields["identifier"]),
             mn_id=mn_id,
             prefixes=tuple(prefix_of(o) for o in prefix_options),
             prefix_options=prefix_options,
-            link_layer=pick("mn_link_layer_identifier", base and base.link_layer),
-            access_technology=pick("access_technology_type", base and base.access_technology),
-            link_local=pick("link_local_address", base and base.link_local),
+            link_layer=pick("mn_link_layer_identifier", "link_layer"),
+            access_technology=pick("access_technology_type", "access_technology"),
+            link_local=pick("link_local_address", "link_local"),
         )
 
 

@@ -159,10 +159,7 @@ class Lma(Node):
         return bce
 
     def forget(self, mn_id: str) -> None:
-        bce = self.bindings.pop(mn_id, None)
-        if bce is not None:
-            for prefix in bce.context.prefixes:
-                self.prefix_routes.remove(prefix)
+        self._drop_binding(mn_id)
         for pending in (self.outgoing.pop(mn_id, None), self.incoming.pop(mn_id, None)):
             if pending is not None and pending.retransmission is not None:
                 pending.retransmission.stop()
@@ -500,10 +497,11 @@ class Lma(Node):
         self._pba(packet, registration.pbu, BA_STATUS["REASON_UNSPECIFIED"], trace)
 
     def _drop_binding(self, mn_id: str) -> None:
-        """The registration failed: the BCE made from the PLMA's context goes, with its route.
+        """Delete the MN's BCE and the route of its prefixes.
 
-        The PLMA is not told (the draft has no message for it) and keeps its
-        tunnel route; the bMAG keeps routing the MN through the PLMA.
+        When a registration fails this is all the NLMA can do: the draft has
+        no message telling the PLMA, which keeps its tunnel route, while the
+        bMAG keeps routing the MN through the PLMA.
         """
         bce = self.bindings.pop(mn_id, None)
         if bce is not None:

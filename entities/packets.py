@@ -27,6 +27,8 @@ from lmaho_wire import Message, Option, build, decode
 from lmaho_wire.checksum import upper_layer_checksum
 from lmaho_wire.errors import MalformedPacket
 from lmaho_wire.packet import IPPROTO_IPV6, IPPROTO_MH, IPV6_HEADER_LENGTH, ipv6_header
+from lmaho_wire.procedure import STEP_BY_MESSAGE
+from lmaho_wire.registry import current_schema
 
 IPv6Address = ipaddress.IPv6Address
 IPv6Network = ipaddress.IPv6Network
@@ -37,18 +39,17 @@ ICMPV6_ECHO_REQUEST = 128
 ICMPV6_ECHO_REPLY = 129
 DEFAULT_HOP_LIMIT = 64
 
-# Which step of the draft's section 4.2 sends each message (docs/wire-format.md 7).
-STEP_OF_MESSAGE: dict[str, str] = {
-    "LMA_HO_Req": "b",
-    "LMA_HO_Init": "c",
-    "LMA_HAck": "d",
-    "LMA_HO_Resp": "e",
-    "PBU": "f",
-    "Update": "g",
-    "Update_Ack": "h",
-    "PBA": "i",
-}
-RESPONSES = frozenset({"LMA_HO_Resp", "LMA_HAck", "Update_Ack", "PBA"})
+#: Which step of the draft's section 4.2 sends each message: the step table
+#: of docs/wire-format.md 7, as the checker holds it.
+STEP_OF_MESSAGE: dict[str, str] = {name: spec.letter for name, spec in STEP_BY_MESSAGE.items()}
+#: The messages the schema declares as responses (a PBA by its proxy name).
+RESPONSES = frozenset(
+    name
+    for body in current_schema().messages.values()
+    if body.role == "response"
+    for name in (body.name, body.proxy_name)
+    if name
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from .context import MobileContext
 from .hosts import CorrespondentNode, DataProtocol, MobileNode
 from .lma import Lma
 from .mag import BoundaryMag, HandoverResult
-from .packets import Packet, Signal, Trace
+from .packets import IPv6Address, Packet, Signal, Trace
 from .policy_store import PolicyStore
 from .scenario import LMA_ROLES, MobileSpec, Scenario, link_local, mobile_spec
 from .simnet import Hop, SimulatedNetwork
@@ -161,14 +161,15 @@ class ReferenceNetwork:
         """How comments and reports name a node ("MN" for every mobile)."""
         return self.labels.get(node_name, "MN")
 
-    def ap_towards(self, lma_address: object) -> Option:
+    def ap_towards(self, lma_address: IPv6Address) -> Option:
         """The New AP option of the first AP served by the LMA at ``lma_address``."""
         for name, ap in self.scenario.access_points.items():
             if self.scenario.lma(ap.lma).address == lma_address:
                 return self.ap_options[name]
         raise LookupError(f"no AP is served by {lma_address}")
 
-    def other_lma(self, address: object) -> Lma:
+    def other_lma(self, address: IPv6Address) -> Lma:
+        """The LMA that is not at ``address``: where an MN served there moves to."""
         plma, nlma = self.lmas["plma"], self.lmas["nlma"]
         return nlma if address == plma.address else plma
 
