@@ -500,7 +500,7 @@ def ladder_command(
         )
     if svg is not None:
         try:
-            svg_file = svg.open("w", encoding="utf-8")
+            svg_file = svg.open("w", encoding="utf-8", errors="backslashreplace")
         except OSError as e:
             raise CaptureError(f"{svg}: cannot write: {e.strerror}") from None
         charts.append(SvgChart(svg_file, column_of, survey.rows))

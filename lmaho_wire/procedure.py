@@ -265,14 +265,14 @@ class Sighting:
             status=msg.status,
             flags=msg.fields.get("flags"),
             lifetime=msg.fields.get("lifetime"),
-            mn_id=None if mn_id is None else str(mn_id),
+            mn_id=None if mn_id is None else printable(str(mn_id)),
             prefixes=frozenset(
                 _network(opt.fields["prefix"], opt.fields["prefix_length"])
                 for opt in msg.options
                 if opt.key == HNP and opt.fields["prefix_length"] <= 128
             ),
             option_keys=frozenset(first),
-            link_layer_id=None if link_layer is None else str(link_layer),
+            link_layer_id=None if link_layer is None else printable(str(link_layer)),
             lma_address=address(LMA_ADDRESS),
             previous_lma_address=address(PLMA_ADDRESS),
             mag_address=address(MAG_ADDRESS),
@@ -470,6 +470,24 @@ class Handover:
             "violations": [i.to_json() for i in self.violations],
             "warnings": [i.to_json() for i in self.warnings],
         }
+
+
+def printable(text: str) -> str:
+    """Text from a packet, safe to print: control characters and undecodable bytes escaped.
+
+    An MN Identifier is whatever octets the sender put there; shown as they
+    are, they could corrupt a terminal or fail to encode (lone surrogates).
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # an octet that was not UTF-8 (surrogateescape)
+        code -= 0xDC00
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 @functools.lru_cache(maxsize=4096)

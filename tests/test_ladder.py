@@ -191,3 +191,18 @@ def test_capture_cut_short_draws_what_was_read_then_exits_2(capture: Path) -> No
     assert result.returncode == 2
     assert result.stderr.startswith("lmaho: error: ") and "cut off" in result.stderr
     assert "14 arrow(s) drawn" in result.stdout
+
+
+def test_mn_identifier_with_undecodable_and_control_octets(tmp_path: Path) -> None:
+    mn_id = option("mn_identifier", subtype="NAI", identifier="mn\udcb2\x1b[31m@x")
+    packets = handover()
+    for p in packets:
+        if p.message is not None:
+            p.options = [mn_id if o.key == "mn_identifier" else o for o in p.options]
+    path = write(tmp_path / "odd-id.pcap", packets)
+    svg = tmp_path / "odd-id.svg"
+    out = ladder(str(path), "--width", "120", "--svg", str(svg))
+    assert "\x1b" not in out and len(arrows(svg)) == 15
+    check = lmaho("check", str(path))
+    assert check.returncode == 0
+    assert "MN mn\\xb2\\x1b[31m@x" in check.stdout  # escaped, not sent to the terminal
