@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -206,3 +207,18 @@ def test_mn_identifier_with_undecodable_and_control_octets(tmp_path: Path) -> No
     check = lmaho("check", str(path))
     assert check.returncode == 0
     assert "MN mn\\xb2\\x1b[31m@x" in check.stdout  # escaped, not sent to the terminal
+
+
+def test_corrupted_bytes_never_raise(capture: Path, tmp_path: Path) -> None:
+    pristine = capture.read_bytes()
+    rng = random.Random(11)
+    svg = tmp_path / "fuzz.svg"
+    for _ in range(40):
+        data = bytearray(pristine)
+        for _ in range(rng.randint(1, 16)):
+            data[rng.randrange(24, len(data))] = rng.randrange(256)
+        capture.write_bytes(bytes(data))
+        result = lmaho("ladder", str(capture), "--width", "100", "--svg", str(svg))
+        assert result.returncode in (0, 2), result.stderr
+        if result.returncode == 0:
+            arrows(svg)  # still well-formed XML
