@@ -62,6 +62,12 @@ _register_commands()
 
 def main() -> None:
     """Run the CLI; lmaho's own errors become one line on stderr and exit status 2."""
+    # Decoded text (an NAI, an AP name) may hold any octets; print them escaped
+    # rather than die on a terminal or pipe whose encoding cannot show them.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
         app()
     except LmahoError as e:

@@ -26,12 +26,13 @@ def _frame(mh: bytes, src: str = SRC, dst: str = DST) -> bytes:
     )
 
 
-def _lmaho(*args: str) -> subprocess.CompletedProcess[str]:
+def _lmaho(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from lmaho_cli.main import main; main()", *args],
         capture_output=True,
         text=True,
         timeout=60,
+        env=env,
     )
 
 
@@ -74,3 +75,24 @@ def test_decode_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
         assert result.returncode == 2
         assert "Traceback" not in result.stderr
         assert result.stderr.startswith("lmaho: error: ")
+
+
+def test_decode_prints_undecodable_text_escaped(tmp_path: Path) -> None:
+    import os
+
+    mh = build(
+        "PBU",
+        sequence=1,
+        options=[option("mn_identifier", subtype="NAI", identifier=b"\xff\xfemn")],
+        src=SRC,
+        dst=DST,
+    )
+    path = tmp_path / "nai.pcap"
+    with CaptureWriter(path) as w:
+        w.write(_frame(mh), 1.0)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    for extra in ((), ("--verbose",)):
+        result = _lmaho("decode", str(path), *extra, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+        assert "\\udcff\\udcfemn" in result.stdout
