@@ -49,14 +49,6 @@ class FormatChoice(enum.StrEnum):
     PCAPNG = "pcapng"
 
 
-class VariantChoice(enum.StrEnum):
-    NONE = "none"
-    NLMA_REFUSES = "nlma-refuses"
-    PBA_ERROR = "pba-error"
-    POLICY_UPDATE_FAILS = "policy-update-fails"
-    LOST_MESSAGE = "lost-message"
-
-
 class StepChoice(enum.StrEnum):
     B = "b"
     C = "c"
@@ -428,7 +420,7 @@ def craft_command(
         ),
     ] = 1,
     variant: Annotated[
-        VariantChoice,
+        Variant,
         typer.Option(
             "--variant",
             "-v",
@@ -438,7 +430,7 @@ def craft_command(
             "lost-message (one message lost, retransmitted after the timeout). "
             "Example: --variant pba-error",
         ),
-    ] = VariantChoice.NONE,
+    ] = Variant.NONE,
     lost_step: Annotated[
         StepChoice | None,
         typer.Option(
@@ -497,7 +489,7 @@ def craft_command(
         return
     if output is None:
         raise typer.BadParameter("missing the capture file to write", param_hint="OUTPUT")
-    if lost_step is not None and variant is not VariantChoice.LOST_MESSAGE:
+    if lost_step is not None and variant is not Variant.LOST_MESSAGE:
         raise typer.BadParameter(
             "only means something with --variant lost-message", param_hint="--lost-step"
         )
@@ -514,7 +506,7 @@ def craft_command(
             scenario=scenario,
             mobiles=mobiles,
             handovers=handovers,
-            variant=Variant(variant.value),
+            variant=variant,
             seed=seed,
             progress=progress,
         )
