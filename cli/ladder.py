@@ -76,6 +76,8 @@ class Survey:
     frames: int = 0
     undrawn: int = 0
     error: CaptureError | None = None
+    last_row_time: float = float("-inf")
+    read_all: bool = True  # False: stopped once the drawn rows' handovers were judged
 
 
 def _wanted(mn: str | None, signalling_only: bool) -> Callable[[FrameEvent], bool]:
@@ -88,6 +90,8 @@ def _wanted(mn: str | None, signalling_only: bool) -> Callable[[FrameEvent], boo
 
 
 MAX_FLAGGED_FRAMES = 100_000
+# A chart needs no data-plane summary per handover: judge each one soon after it ends.
+LINGER = 1.0
 
 
 def _survey(
@@ -102,17 +106,28 @@ def _survey(
         if max_rows is not None and survey.rows >= max_rows:
             return
         survey.rows += 1
+        survey.last_row_time = event.time
         survey.keys.setdefault(event.sender, survey.rows)
         survey.keys.setdefault(event.receiver, survey.rows)
 
-    analyser = ProcedureAnalyser(on_event=on_event)
+    analyser = ProcedureAnalyser(linger=LINGER, on_event=on_event)
 
     def flag(frames: tuple[int, ...]) -> None:
         if len(survey.violation_frames) < MAX_FLAGGED_FRAMES:
             survey.violation_frames.update(frames)
 
+    # With --max-rows, reading on is only needed until every handover holding a drawn
+    # row has been closed and judged (its violations flag rows).
+    settled = analyser.linger + analyser.stall_after
     try:
         for record in analyse_capture(capture):
+            if (
+                max_rows is not None
+                and survey.rows >= max_rows
+                and record.frame.time > survey.last_row_time + settled
+            ):
+                survey.read_all = False
+                break
             for handover in analyser.feed(record):
                 for issue in handover.violations:
                     flag(issue.frames)
@@ -477,10 +492,13 @@ def ladder_command(
     wanted = _wanted(mn, signalling_only)
     survey, analyser = _survey(capture, wanted, max_rows)
     column_of = _columns(survey, analyser)
-    footer = [f"{survey.rows} arrow(s) drawn, from {survey.frames} frame(s)"]
-    if survey.rows_total > survey.rows:
+    read = "" if survey.read_all else " read"
+    footer = [f"{survey.rows} arrow(s) drawn, from {survey.frames} frame(s){read}"]
+    if not survey.read_all:
+        footer.append("more not drawn (--max-rows)")
+    elif survey.rows_total > survey.rows:
         footer.append(f"{survey.rows_total - survey.rows} more not drawn (--max-rows)")
-    if survey.undrawn:
+    if survey.undrawn and survey.read_all:
         footer.append(
             f"{survey.undrawn} frame(s) not drawn: other traffic"
             + (", other MNs" if mn is not None else "")
@@ -518,7 +536,7 @@ def ladder_command(
             for chart in charts:
                 chart.row(event, flagged)
 
-        second = ProcedureAnalyser(on_event=on_event)
+        second = ProcedureAnalyser(linger=LINGER, on_event=on_event)
         try:
             for record in analyse_capture(capture):
                 if drawn >= survey.rows:

@@ -633,6 +633,8 @@ class MobileState:
     anchor: Address | None = None
     serving_lma: Address | None = None
     serving_mag: Address | None = None
+    # Its last handover completed: its data is the draft's (j) and (k) until the next one.
+    handed_over: bool = False
 
     def attach(self, lma: Address, mag: Address) -> None:
         """The MN is bound at ``lma`` through ``mag`` (its first LMA is its anchor)."""
@@ -716,8 +718,11 @@ class ProcedureAnalyser:
 
     def feed(self, record: FrameRecord) -> list[Handover]:
         self.counters.frames += 1
-        time = record.frame.time
-        self._now = max(self._now, time)
+        self._now = max(self._now, record.frame.time)
+        if self._now - self._last_sweep >= 1.0:
+            # Before this frame: it must not join a handover whose time is up.
+            self._last_sweep = self._now
+            self._sweep()
         if record.message is not None and record.payload is not None:
             self.counters.signalling += 1
             if record.message.key is None:
@@ -729,9 +734,6 @@ class ProcedureAnalyser:
             self._data(record)
         else:
             self.counters.other += 1
-        if self._now - self._last_sweep >= 1.0:
-            self._last_sweep = self._now
-            self._sweep()
         return self._take_closed()
 
     def finish(self) -> list[Handover]:
@@ -1169,6 +1171,7 @@ class ProcedureAnalyser:
             self._grant(mobile, seen.dst, seen.src, DOWN, reason)
             self._grant(mobile, seen.src, seen.dst, UP, reason)
             mobile.attach(seen.dst, seen.src)
+            mobile.handed_over = False
         if mobile is not None and spec.letter == "d" and seen.succeeded:
             reason = f"PLMA-NLMA tunnel from (d) frame {seen.frame}"
             self._grant(mobile, seen.dst, seen.src, DOWN, reason)
@@ -1181,6 +1184,7 @@ class ProcedureAnalyser:
                 self._grant(mobile, nlma, bmag, DOWN, reason)
                 self._grant(mobile, bmag, nlma, UP, reason)
                 mobile.attach(nlma, bmag)
+                mobile.handed_over = True
                 if plma:
                     moved = f"(i) frame {seen.frame} moved the MN to Tunnel1"
                     self._retire(mobile, plma, bmag, moved)
@@ -1323,11 +1327,8 @@ class ProcedureAnalyser:
         sender, receiver = self._data_ends(record, mobile, direction, tunnel)
         hop = f"{self._role_name(sender, roles)}{'=>' if tunnel else '->'}"
         hop += self._role_name(receiver, roles)
-        phase = "before"
+        phase = ("j" if direction == DOWN else "k") if mobile.handed_over else "before"
         if handover is not None:
-            pba = handover.step("i")
-            if pba is not None and pba.succeeded:
-                phase = "j" if direction == DOWN else "k"
             segment = handover.data.get((phase, hop))
             if segment is None:
                 handover.data[(phase, hop)] = DataSegment(phase, hop, frame, frame, 1, bool(tunnel))

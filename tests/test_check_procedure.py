@@ -30,7 +30,14 @@ from test_check_scenario import (
 
 from lmaho_wire import option
 from lmaho_wire.dissect import analyse_capture
-from lmaho_wire.procedure import CheckResult, Handover, Issue, ProcedureAnalyser, check_records
+from lmaho_wire.procedure import (
+    CheckResult,
+    FrameEvent,
+    Handover,
+    Issue,
+    ProcedureAnalyser,
+    check_records,
+)
 
 
 def check(tmp_path: Path, packets: list[Packet], **options: float) -> CheckResult:
@@ -435,3 +442,17 @@ def test_option_the_step_table_does_not_list_is_a_warning(tmp_path: Path) -> Non
     [extra] = result.warnings
     assert extra.rule == "unexpected-option" and extra.frames == (1,)
     assert "Link-local Address" in extra.what
+
+
+def test_data_after_the_handover_was_closed_is_still_steps_j_and_k(tmp_path: Path) -> None:
+    packets = [*signalling(), *data_plane(t0=1003.0)]
+    steps: dict[int, str | None] = {}
+
+    def on_event(event: FrameEvent) -> None:
+        steps[event.frame] = event.step
+
+    analyser = ProcedureAnalyser(linger=0.0, on_event=on_event)
+    handovers = list(analyser.run(analyse_capture(write(tmp_path / "c.pcap", packets))))
+    assert len(handovers) == 1 and not handovers[0].data  # closed before its data came
+    assert [steps[f] for f in range(9, 16)] == list("jjjjkkk")
+    assert analyser.global_counts == {"violation": 0, "warning": 0}
