@@ -239,25 +239,6 @@ def jsonable(value: Any) -> Any:
 # --- decoding --------------------------------------------------------------------
 
 
-def _parse_option(body: OptionBody, opt_type: int, mh: bytes, pos: int, end: int) -> Option:
-    """Decode the option whose Type octet is at ``pos`` and whose data ends at ``end``."""
-    length = end - pos - 2
-    if body.length is not None and length != body.length:
-        raise MalformedPacket(
-            f"{body.title} option has length {length}, must be {body.length}", pos + 1
-        )
-    if length < body.min_length:
-        raise MalformedPacket(
-            f"{body.title} option has length {length}, at least {body.min_length} needed",
-            pos + 1,
-        )
-    try:
-        fields, _ = _plan(body.subcon)(mh, pos + 2, end, {})
-    except MalformedPacket as e:
-        raise MalformedPacket(f"{body.title} option: {e.what}", e.offset) from None
-    return Option(opt_type, body.key, body.title, fields, mh[pos + 2 : end], pos)
-
-
 def _reason(e: Exception) -> str:
     text = str(e).strip().splitlines()
     return text[-1] if text else type(e).__name__
