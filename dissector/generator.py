@@ -349,6 +349,8 @@ class _Generator:
         self.function_names: set[str] = set()
         self.siblings: dict[str, Construct] = {}
         self.header_size = 0
+        self.seq_size = 1
+        self.constants: list[str] = []
 
     # --- declarations -----------------------------------------------------------
 
@@ -368,6 +370,12 @@ class _Generator:
         self.abbrevs[abbrev] = what
         self.fields.append(f"ProtoField.{ctor}({lua_str(abbrev)}, {args})")
         return f"F[{len(self.fields)}]"
+
+    def constant(self, lua: str) -> str:
+        """A Lua table constructor made once at load time: its name (``FL[i]``)."""
+        if lua not in self.constants:
+            self.constants.append(lua)
+        return f"FL[{self.constants.index(lua) + 1}]"
 
     def named(self, key: str, abbrev: str, ctor: str, args: str) -> str:
         ref = self.declare(abbrev, ctor, args, key)
@@ -457,16 +465,20 @@ class _Generator:
                     f"{name}.{letter}",
                 )
                 bits.append((mask, letter, bref))
+            # The flag list is a constant table (FL), not one made per packet.
             flags = ", ".join(f"{{{m:#x}, {lua_str(n)}}}" for m, n, _ in bits)
+            flist = self.constant(f"{{{flags}}}")
             self.read_int(code, ind, size, False, label, target)
             code.add(ind, "if t then")
+            # One TvbRange for the flags word and all its bits.
+            code.add(ind + 1, f"local r = tvb(pos, {size})")
             code.add(
                 ind + 1,
-                f"local ft = t:add({ref}, tvb(pos, {size}), x, "
-                f"R.flags_label({lua_str(label)}, x, {8 * size}, {{{flags}}}))",
+                f"local ft = t:add({ref}, r, x, "
+                f"R.flags_label({lua_str(label)}, x, {8 * size}, {flist}))",
             )
             for _, _, bref in bits:
-                code.add(ind + 1, f"ft:add({bref}, tvb(pos, {size}))")
+                code.add(ind + 1, f"ft:add({bref}, r)")
             code.add(ind, "end")
             code.add(ind, f"pos = pos + {size}")
             return
@@ -876,10 +888,16 @@ def generate(schema: Schema | None = None) -> str:
         middle = f"{args}, " if args else ""
         gen.named(key, abbrev, ctor, f"{lua_str(label)}, {middle}{lua_str(blurb)}")
 
+    # The message length from the Header Len octet, inlined in each message's
+    # fast reader (x: that octet's value, read at its 1-based string position).
+    fast_len = (
+        lua_expr(region.length, _Scope(["hv"])).replace(lua_key("hv", header_len_name), "x"),
+        offsets[header_len_name][0] + 1,
+    )
     # Messages, in MH type order.
     msg_descs: list[str] = []
     for mh_type in sorted(messages):
-        msg_descs.append(_message(gen, mh_type, messages[mh_type], draft_mh))
+        msg_descs.append(_message(gen, mh_type, messages[mh_type], draft_mh, fast_len))
     # Options, in type order, then the unknown option.
     opt_descs: list[str] = []
     pad1_ref = ""
@@ -926,13 +944,19 @@ def generate(schema: Schema | None = None) -> str:
     w(RUNTIME.read_text().rstrip("\n"))
     w("-- ---- end of runtime --------------------------------------------------------------")
     w("")
-    w("local sub, format, concat = string.sub, string.format, table.concat")
+    w("local byte, sub, format, concat = string.byte, string.sub, string.format, table.concat")
+    w("local find_mnid = R.find_mnid")
     w("")
     w("-- Value strings, one per distinct enumeration of the schema.")
     w("local VS = {}")
     for i, mapping in enumerate(gen.value_strings, 1):
         entries = ", ".join(f"[{k}] = {lua_str(v)}" for k, v in mapping.items())
         w(f"VS[{i}] = {{ {entries} }}")
+    w("")
+    w("-- Flag lists of the Flags fields: {mask, letter} each.")
+    w("local FL = {}")
+    for i, lua in enumerate(gen.constants, 1):
+        w(f"FL[{i}] = {lua}")
     w("")
     w("-- Fields: one per schema field, then the dissector's own.")
     w("local F = {}")
@@ -990,6 +1014,8 @@ def generate(schema: Schema | None = None) -> str:
         "sequence": lua_str(SEQUENCE_FIELD),
         "status": lua_str(STATUS_FIELD),
         "success_below": SUCCESS_BELOW,
+        # Sequence Numbers are below this: the tracking's numeric pairing keys.
+        "seq_span": 1 << (8 * gen.seq_size),
         "ho_start": lua_str(HANDOVER_START),
         "ho_register": lua_str(HANDOVER_REGISTER),
         "ho_complete": lua_str(HANDOVER_COMPLETE),
@@ -1044,7 +1070,7 @@ def generate(schema: Schema | None = None) -> str:
     w(f"R.opt_table = DissectorTable.get({lua_str(WIRESHARK_OPTION_TABLE)})")
     w("lmaho.init = R.reset")
     w("lmaho.prefs_changed = function() R.apply_prefs(lmaho.prefs) end")
-    w("lmaho.dissector = R.guarded(R.dissect)")
+    w("lmaho.dissector = R.dissect")
     w("lmaho_opt.dissector = R.guarded(R.dissect_option)")
     w("R.apply_prefs(lmaho.prefs)")
     w(f'DissectorTable.get("ip.proto"):add({MH_NEXT_HEADER}, lmaho)')
@@ -1077,8 +1103,8 @@ def _header_function(gen: _Generator, header: Struct, type_name: str) -> str:
             gen.read_int(code, 1, fsize, False, label_of(sc.name), lua_key("v", sc.name))
             code.add(
                 1,
-                f'if t then t:add({ref}, tvb(pos, {fsize}), x, format("%s: %s (%d)", '
-                f'{lua_str(label_of(sc.name))}, R.mh_names[x] or "Unknown", x)) end',
+                f"if t then t:add({ref}, tvb(pos, {fsize}), x, "
+                f"R.mh_type_label({lua_str(label_of(sc.name))}, x)) end",
             )
             code.add(1, f"pos = pos + {fsize}")
             continue
@@ -1101,7 +1127,13 @@ def _header_function(gen: _Generator, header: Struct, type_name: str) -> str:
     return "\n".join(code.lines)
 
 
-def _message(gen: _Generator, mh_type: int, body: MessageBody, draft: dict[int, str]) -> str:
+def _message(
+    gen: _Generator,
+    mh_type: int,
+    body: MessageBody,
+    draft: dict[int, str],
+    fast_len: tuple[str, int],
+) -> str:
     if not isinstance(body, MessageBody):
         raise GeneratorError(f"MH type {mh_type}: body is {body!r}, not a MessageBody")
     struct = _unrename(body.subcon)
@@ -1118,6 +1150,10 @@ def _message(gen: _Generator, mh_type: int, body: MessageBody, draft: dict[int, 
         raise GeneratorError(f"{body.key}: a response must name the request it answers")
     if SEQUENCE_FIELD not in lookup:
         raise GeneratorError(f"{body.key}: no {SEQUENCE_FIELD} field to pair requests with")
+    seq_size = _sizeof(lookup[SEQUENCE_FIELD])
+    if seq_size is None or seq_size > 4:
+        raise GeneratorError(f"{body.key}: {SEQUENCE_FIELD} must be an integer of 1 to 4 octets")
+    gen.seq_size = max(gen.seq_size, seq_size)
     entries = {
         "key": lua_str(body.key),
         "name": lua_str(body.name),
@@ -1126,7 +1162,7 @@ def _message(gen: _Generator, mh_type: int, body: MessageBody, draft: dict[int, 
         "pair": lua_str(body.answers if body.role == "response" else body.key),
         "field": ref,
         "length": str(body.length),
-        "quick": _quick_fields(struct, body, gen.header_size),
+        "fast": _fast_function(struct, body, gen.header_size, fast_len),
         "dissect": fn,
         "type": str(mh_type),
         "delegated": "false" if mh_type in draft else "true",
@@ -1151,18 +1187,26 @@ def _message(gen: _Generator, mh_type: int, body: MessageBody, draft: dict[int, 
     return "R.MSG[#R.MSG + 1] = {\n" + _entries(entries) + "}"
 
 
-def _quick_fields(struct: Struct, body: MessageBody, header_size: int) -> str:
-    """The fixed-part fields the tree-less path reads: {name, MH offset, size} each.
+def _fast_function(
+    struct: Struct, body: MessageBody, header_size: int, fast_len: tuple[str, int]
+) -> str:
+    """``function(s, cap)``: what the tree-less paths need of one message, from its raw octets.
 
-    Only what the Info column and the tracking need (sequence, status, the
-    proxy flag's field), at offsets known because the fixed part is fixed.
+    Returns false when the header or the fixed part is not all there; else
+    true, the sequence, status and proxy-flags values (nil for a field the
+    message lacks or that follows a variable-size one) and the raw data of
+    the first MN identifier option (R.find_mnid). The fields are read at the
+    Mobility Header offsets known because the fixed part is fixed, with one
+    ``string.byte`` call over their span: the call, not the arithmetic, is
+    the cost, and so is a call per field or per helper.
     """
-    wanted = {SEQUENCE_FIELD, STATUS_FIELD}
+    proxy = None
     for sc in struct.subcons:
         c = _unrename(sc)
         if isinstance(c, Flags) and body.proxy_flag in c.masks:
-            wanted.add(sc.name)
-    out = []
+            proxy = sc.name
+    wanted = [SEQUENCE_FIELD, STATUS_FIELD, proxy]
+    found: dict[str, tuple[int, int]] = {}
     pos = 0
     for sc in struct.subcons:
         size = _sizeof(sc)
@@ -1172,9 +1216,52 @@ def _quick_fields(struct: Struct, body: MessageBody, header_size: int) -> str:
             c = _unrename(sc)
             if isinstance(c, Flags | NamedEnum | FormatField | BytesInteger):
                 _int_spec(c.subcon if isinstance(c, Adapter) else c)
-                out.append(f"{{ {lua_str(sc.name)}, {header_size + pos}, {size} }}")
+                found[sc.name] = (header_size + pos, size)
         pos += size
-    return "{ " + ", ".join(out) + " }"
+    len_expr, len_pos = fast_len
+    fixed_end = header_size + body.length
+    pad = " " * 8
+    # One string.byte call from the Header Len octet to the first option's
+    # Length octet (those two may be past the end: nil then), when that span
+    # is short; the MN identifier is most often the first option.
+    first_option = fixed_end + 2 <= len_pos + 24
+    lo = min([len_pos] + [at + 1 for at, _ in found.values()])
+    hi = fixed_end + 2 if first_option else max([len_pos] + [at + s for at, s in found.values()])
+    used = {len_pos: "x"}
+    for at, size in found.values():
+        for i in range(size):
+            used[at + 1 + i] = f"b{at + 1 + i}"
+    if first_option:
+        used[fixed_end + 1], used[fixed_end + 2] = "ty", "len"
+    names = [used.get(i, "_") for i in range(lo, hi + 1)]
+    exprs = []
+    for name in wanted:
+        if name not in found:
+            exprs.append("nil")
+            continue
+        at, size = found[name]
+        expr = f"b{at + 1}"
+        for i in range(at + 2, at + 1 + size):
+            expr = f"({expr}) * 256 + b{i}"
+        exprs.append(expr)
+    values = ", ".join(exprs)
+    lines = [
+        "function(s, cap)",
+        f"{pad}if cap < {max(fixed_end, header_size)} then return false end",
+        f"{pad}local {', '.join(names)} = byte(s, {lo}, {hi})",
+        f"{pad}local stop = {header_size} + {len_expr}",
+        f"{pad}if stop > cap then stop = cap end",
+        f"{pad}if stop < {fixed_end} then return false end",
+    ]
+    if first_option:
+        lines += [
+            f"{pad}if ty == mnid_type and len and {fixed_end + 2} + len <= stop then",
+            f"{pad}    return true, {values}, sub(s, {fixed_end + 3}, {fixed_end + 2} + len)",
+            f"{pad}end",
+        ]
+    lines.append(f"{pad}return true, {values}, find_mnid(s, {fixed_end}, stop)")
+    lines.append("    end")
+    return "\n".join(lines)
 
 
 def _option(

@@ -222,11 +222,32 @@ function R.enum(vs, x)
     return format("Unknown (%d)", x)
 end
 
+-- Labels are made only for a tree that is shown (R.visible, set for each
+-- packet from the tree): when Wireshark builds a tree only to filter or
+-- colour, no one reads them, and a nil label leaves the item's text to
+-- Wireshark (which makes it only if it is ever shown).
+R.visible = true
+
+-- Whether single-bit `mask` is set in x, by arithmetic.
+local function bit_set(x, mask)
+    return floor(x / mask) % 2 == 1
+end
+
 -- "Flags: 0x8000 (T)": the value and the names of the set flags.
 function R.flags_label(label, x, width, flags)
+    if not R.visible then
+        return nil
+    end
     local set = {}
     for i = 1, #flags do
-        if R.band(x, flags[i][1]) ~= 0 then
+        local mask = flags[i][1]
+        local on
+        if mask > 0 and 2 ^ floor(math.log(mask, 2) + 0.5) == mask then
+            on = bit_set(x, mask)
+        else
+            on = R.band(x, mask) ~= 0
+        end
+        if on then
             set[#set + 1] = flags[i][2]
         end
     end
@@ -239,7 +260,18 @@ function R.flags_label(label, x, width, flags)
 end
 
 function R.scaled_label(label, x, factor, unit)
+    if not R.visible then
+        return nil
+    end
     return format("%s: %d (%d %s)", label, x, x * factor, unit)
+end
+
+-- "MH Type: LMA_HO_Req (200)": the names follow the preferences.
+function R.mh_type_label(label, x)
+    if not R.visible then
+        return nil
+    end
+    return format("%s: %s (%d)", label, R.mh_names[x] or "Unknown", x)
 end
 
 -- An NSTime from a count of seconds and a fraction over `scale`.
@@ -438,7 +470,6 @@ function R.option(tvb, s, tree, pos, stop, ctx)
         end
         if wanted then
             ctx.mnid = sub(s, pos + 3, dend)
-            ctx.mnid_text = d.info(v)
         end
     end
     return dend
@@ -536,154 +567,243 @@ end
 
 -- --- request/response and handover tracking ------------------------------------------
 
--- Per-frame results live in one array per attribute, indexed by frame
--- number: numbers in arrays give the garbage collector nothing to chase,
--- where a table per frame made tracking most of the dissector's cost.
-local RESPONSE_IN, RESPONSE_TO, TIME, RETRANSMISSION_OF = 1, 2, 3, 4
-local HO_START, HO_ELAPSED, HO_DURATION, HO_SUCCESS = 5, 6, 7, 8
+-- The tracking keeps numbers in arrays, not tables or strings per frame,
+-- exchange or handover: Lua's garbage collector marks every live object at
+-- every cycle, and cycles come at a pace set by the dissection's garbage, so
+-- an object kept per packet costs again and again over a capture (a table
+-- per frame made tracking most of the dissector's cost). Only each MN
+-- identifier is kept as a string, mapped to a number.
+--
+-- Per frame number, filled in for every tracked frame so that they stay dense:
+--   times[f]     the frame's time (rel_ts of the first pass);
+--   exchange[f]  of a request: the frame of its first response, or 0 while
+--                unanswered; of a response: minus the request's frame; false
+--                for a repeated request and a response to no request;
+--   handover[f]  the number of the handover the frame belongs to (nil when none).
+-- Per handover number k (dense): ho_start[k] (frame), ho_seq[k], ho_open[k],
+-- ho_answered[k], ho_end[k] (the frame that ended it, or false),
+-- ho_success[k]. Per MN number: ho_of[m], its latest handover.
+-- Hashes: requests (pairing key -> request frame), retransmission_of (frame ->
+-- frame, rare), registered (request frame of a PBU -> handover).
+-- Everything shown (response in/to, times, durations) is worked out from these
+-- when a tree is shown; the first pass, which has no tree, only records.
+-- A message's part in a handover (d.ho_role, set by R.apply_prefs).
+local HO_OPENS, HO_ANSWERS, HO_REGISTERS, HO_COMPLETES = 1, 2, 3, 4
+
+-- The tables of R.tr, also in locals: the per-packet paths use them.
+local tr_times, tr_exchange, tr_handover, tr_retx, tr_registered, tr_requests
+local tr_mn_ids, tr_ho_of, ho_start, ho_seq, ho_open, ho_answered, ho_end, ho_success
+local tr_counts
+-- R.C.seq_span + 1 and R.C.success_below, set by R.apply_prefs.
+local seq_span, success_below
 
 function R.reset()
-    R.tr = {
-        seen = {},
-        f = { {}, {}, {}, {}, {}, {}, {}, {} },
+    local tr = {
+        times = {},
+        exchange = {},
+        handover = {},
+        retransmission_of = {},
+        registered = {},
         requests = {},
-        handovers = {},
+        -- MN identifier (raw option data) -> MN number; "" (no identifier) is 0.
+        mn_ids = { [""] = 0 },
+        ho_of = {},
+        ho_start = {},
+        ho_seq = {},
+        ho_open = {},
+        ho_answered = {},
+        ho_end = {},
+        ho_success = {},
+        counts = { mns = 0, handovers = 0 },
     }
+    R.tr = tr
+    tr_times, tr_exchange, tr_handover = tr.times, tr.exchange, tr.handover
+    tr_retx, tr_registered, tr_requests = tr.retransmission_of, tr.registered, tr.requests
+    tr_mn_ids, tr_ho_of, tr_counts = tr.mn_ids, tr.ho_of, tr.counts
+    ho_start, ho_seq, ho_open, ho_answered = tr.ho_start, tr.ho_seq, tr.ho_open, tr.ho_answered
+    ho_end, ho_success = tr.ho_end, tr.ho_success
 end
 R.reset()
 
 -- What one frame is to the others, worked out on the first pass (the only
--- one where frames come in order) and kept by frame number for later passes;
--- returns the frame number, the key to R.show_tracking.
--- `d` is the message descriptor, `v` its fixed-part values, `mnid` the raw
--- MN identifier option data (nil when absent). Requests and responses pair
--- by message, Sequence Number and MN identifier (docs/wire-format.md 3),
--- the way a PBA answers its PBU.
-function R.track(pinfo, d, v, mnid)
-    local tr = R.tr
-    local num = pinfo.number
-    if tr.seen[num] then
-        return num
+-- one where frames come in order); the caller skips frames already seen
+-- (R.tr.times[num] set). `now` is the frame's time, `d` the message
+-- descriptor, `seq` and `status` its Sequence Number and Status (nil when
+-- absent), `mnid` the raw MN identifier option data (nil when absent).
+-- Requests and responses pair by message, Sequence Number and MN identifier
+-- (docs/wire-format.md 3), the way a PBA answers its PBU.
+function R.track(num, now, d, seq, status, mnid)
+    tr_times[num] = now
+    local mn = tr_mn_ids[mnid or ""]
+    if mn == nil then
+        mn = tr_counts.mns + 1
+        tr_counts.mns = mn
+        tr_mn_ids[mnid] = mn
     end
-    tr.seen[num] = true
-    local f = tr.f
-    local C = R.C
-    -- rel_ts, not abs_ts: small values keep nanoseconds in a double.
-    local now = pinfo.rel_ts
-    local seq = v[C.sequence] or -1
-    local key = d.pair .. "\0" .. seq .. "\0" .. (mnid or "")
+    local key = (mn * seq_span + (seq or -1) + 1) * 512 + d.pair_index
     local success = true
-    local req = tr.requests[key]
-    if d.role == "response" then
-        local status = v[C.status]
-        success = status == nil or status < C.success_below
+    local req = tr_requests[key]
+    local state = false
+    if d.is_response then
+        success = status == nil or status < success_below
         if req then
-            f[RESPONSE_TO][num] = req.frame
-            f[TIME][num] = now - req.time
-            if req.response then
-                f[RETRANSMISSION_OF][num] = req.response
+            state = -req
+            local first = tr_exchange[req]
+            if first ~= 0 then
+                tr_retx[num] = first
             else
-                req.response = num
-                f[RESPONSE_IN][req.frame] = num
+                tr_exchange[req] = num
             end
         end
-    elseif req and not req.response then
-        f[RETRANSMISSION_OF][num] = req.frame
+    elseif req and tr_exchange[req] == 0 then
+        tr_retx[num] = req
     else
         -- A request after the answer is a new exchange (sequence numbers wrap).
-        req = { frame = num, time = now, ho = false, response = false }
-        tr.requests[key] = req
+        req = num
+        tr_requests[key] = num
+        state = 0
     end
+    tr_exchange[num] = state
     if mnid == nil then
-        return num
+        return
     end
     -- The handover of this MN (draft section 4.2): opened by its first
     -- request, answered, registered by a PBU, completed by the PBA.
-    local h = tr.handovers[mnid]
-    if d.key == C.ho_start and not (h and h.open and h.seq == seq) then
-        h = { start = num, time = now, seq = seq, open = true, answered = false }
-        tr.handovers[mnid] = h
+    local h = tr_ho_of[mn]
+    local role = d.ho_role
+    if role == HO_OPENS and not (h and ho_open[h] and ho_seq[h] == (seq or -1)) then
+        h = tr_counts.handovers + 1
+        tr_counts.handovers = h
+        ho_start[h], ho_seq[h], ho_open[h], ho_answered[h] = num, seq or -1, true, false
+        ho_end[h], ho_success[h] = false, false
+        tr_ho_of[mn] = h
     end
-    if not (h and h.open) then
-        return num
+    if not (h and ho_open[h]) then
+        return
     end
-    if d.key == C.ho_register then
-        if not h.answered then
-            return num
+    if role == HO_REGISTERS then
+        if not ho_answered[h] then
+            return
         end
         if req then
-            req.ho = h
+            tr_registered[req] = h
         end
-    elseif d.key == C.ho_complete and not (req and req.ho == h) then
-        return num
+    elseif role == HO_COMPLETES and not (req and tr_registered[req] == h) then
+        return
     end
-    f[HO_START][num] = h.start
-    f[HO_ELAPSED][num] = now - h.time
-    local ends = d.key == C.ho_complete
-    if d.role == "response" and d.pair == C.ho_start then
-        h.answered = success
+    tr_handover[num] = h
+    local ends = role == HO_COMPLETES
+    if role == HO_ANSWERS then
+        ho_answered[h] = success
         ends = not success
     end
     if ends then
-        h.open = false
-        f[HO_DURATION][num] = now - h.time
-        f[HO_SUCCESS][num] = success
+        ho_open[h] = false
+        ho_end[h] = num
+        ho_success[h] = success
     end
-    return num
 end
 
 function R.show_tracking(t, num)
     local F, E = R.F, R.E
-    local f = R.tr.f
-    local x = f[RESPONSE_IN][num]
-    if x then
+    local now = tr_times[num]
+    if now == nil then
+        return
+    end
+    local x = tr_exchange[num]
+    if x and x > 0 then
         t:add(F.response_in, x):set_generated()
+    elseif x and x < 0 then
+        t:add(F.response_to, -x):set_generated()
+        t:add(F.time, R.delta(now - tr_times[-x])):set_generated()
     end
-    x = f[RESPONSE_TO][num]
-    if x then
-        t:add(F.response_to, x):set_generated()
-        t:add(F.time, R.delta(f[TIME][num])):set_generated()
-    end
-    x = f[RETRANSMISSION_OF][num]
+    x = tr_retx[num]
     if x then
         local it = t:add(F.retransmission_of, x)
         it:set_generated()
         it:add_proto_expert_info(E.retransmission, format("Retransmission of frame %d", x))
     end
-    x = f[HO_START][num]
-    if x and x ~= num then
-        t:add(F.ho_start, x):set_generated()
-        t:add(F.ho_elapsed, R.delta(f[HO_ELAPSED][num])):set_generated()
+    local h = tr_handover[num]
+    if not h then
+        return
     end
-    x = f[HO_DURATION][num]
-    if x then
-        local it = t:add(F.ho_duration, R.delta(x))
+    local start = ho_start[h]
+    local elapsed = now - tr_times[start]
+    if start ~= num then
+        t:add(F.ho_start, start):set_generated()
+        t:add(F.ho_elapsed, R.delta(elapsed)):set_generated()
+    end
+    if ho_end[h] == num then
+        local it = t:add(F.ho_duration, R.delta(elapsed))
         it:set_generated()
-        local ok = f[HO_SUCCESS][num]
+        local ok = ho_success[h]
         t:add(F.ho_success, ok):set_generated()
         if ok then
-            it:add_proto_expert_info(E.ho_completed, format("Handover completed in %s", R.seconds(x)))
+            it:add_proto_expert_info(
+                E.ho_completed,
+                format("Handover completed in %s", R.seconds(elapsed))
+            )
         else
-            it:add_proto_expert_info(E.ho_failed, format("Handover failed after %s", R.seconds(x)))
+            it:add_proto_expert_info(E.ho_failed, format("Handover failed after %s", R.seconds(elapsed)))
         end
     end
 end
 
-function R.is_retransmission(num)
-    return R.tr.f[RETRANSMISSION_OF][num] ~= nil
+-- " Seq=9": the Info column's part. Not cached: a cache of one string per
+-- sequence number would be tens of thousands of live objects for the garbage
+-- collector to mark again at every cycle, which costs more than formatting.
+function R.seq_text(seq)
+    if seq == nil then
+        return ""
+    end
+    return format(" Seq=%d", seq)
+end
+
+-- " Status=ACCEPTED" for message `d`, cached in the descriptor.
+function R.status_text(d, status)
+    if status == nil or not d.status_vs then
+        return ""
+    end
+    local cache = d.status_texts
+    local text = cache[status]
+    if text == nil then
+        text = " Status=" .. R.enum(d.status_vs, status)
+        cache[status] = text
+    end
+    return text
 end
 
 -- "LMA Handover Response (LMA_HO_Resp) Seq=9 Status=ACCEPTED MN-ID=mn1@example",
--- built in one concatenation: the Info column is set for every packet.
-function R.info(d, v, mnid_text, num)
-    local C = R.C
-    local seq = v[C.sequence]
-    local status = v[C.status]
+-- built in one concatenation from cached parts: the Info column is set for
+-- every packet. `mnid_text` is the " MN-ID=..." part or nil.
+function R.info(d, seq_text, status, mnid_text, num)
     return d.label
-        .. (seq and format(" Seq=%d", seq) or "")
-        .. ((status and d.status_vs) and (" Status=" .. R.enum(d.status_vs, status)) or "")
-        .. (mnid_text and (" MN-ID=" .. mnid_text) or "")
-        .. (num and R.is_retransmission(num) and " [Retransmission]" or "")
+        .. seq_text
+        .. R.status_text(d, status)
+        .. (mnid_text or "")
+        .. (tr_retx[num] and " [Retransmission]" or "")
+end
+
+-- " MN-ID=mn1@example" of raw MN identifier option data, as the option's own
+-- summary shows its identifier; cached for the MNs of the moment (a small
+-- cache: every live string is marked again at every garbage collection).
+local mnid_texts, mnid_count = {}, 0
+
+function R.mnid_text(raw)
+    local text = mnid_texts[raw]
+    if text == nil then
+        local d = R.opt_by_type[R.mnid_type]
+        local v = {}
+        d.dissect(nil, raw, nil, 0, #raw, v)
+        local x = d.info(v)
+        text = x and (" MN-ID=" .. x) or false
+        if mnid_count >= 256 then
+            mnid_texts, mnid_count = {}, 0
+        end
+        mnid_texts[raw] = text
+        mnid_count = mnid_count + 1
+    end
+    return text or nil
 end
 
 -- --- the Mobility Header ----------------------------------------------------------
@@ -692,24 +812,28 @@ end
 -- Dissector:call has then already shown that as Wireshark's own "Malformed
 -- Packet" item (as without lmaho) and turns the exception into a Lua error,
 -- which is swallowed here so that it does not also show as a Lua error.
-local function mip6_call(tvb, pinfo, root)
-    return R.mip6:call(tvb, pinfo, root)
-end
-
 function R.call_mip6(tvb, pinfo, root)
-    local ok, len = pcall(mip6_call, tvb, pinfo, root)
+    local mip6 = R.mip6
+    local ok, len = pcall(mip6.call, mip6, tvb, pinfo, root)
     if ok then
         return len
     end
     return tvb:len()
 end
 
-function R.is_proxy(d, v)
+-- Whether a message delegated to Wireshark's MIPv6 dissector is its proxy
+-- variant (PBU/PBA), from its flags word.
+function R.is_proxy(d, flags)
     if not d.proxy_mask then
         return true
     end
-    local flags = v[d.proxy_field]
-    return flags ~= nil and R.band(flags, d.proxy_mask) ~= 0
+    if flags == nil then
+        return false
+    end
+    if d.proxy_bit then
+        return floor(flags / d.proxy_mask) % 2 == 1
+    end
+    return R.band(flags, d.proxy_mask) ~= 0
 end
 
 -- Header, fixed part and options of message `d`, shown under `t` when it is
@@ -800,131 +924,161 @@ function R.decode(d, tvb, s, t, cap, ctx)
     return hv, v, total
 end
 
--- The tree-less path: what the Info column and the tracking need, read at
--- the offsets the generator worked out, without tables of field values for
--- anything else. Returns nil when the packet is too broken for that; the
--- tree path (when there is one) shows why.
-function R.quick(d, s, cap)
-    local C = R.C
-    if cap < C.header_size then
-        return nil
-    end
-    local total = C.header_size + R.msg_len_of(byte(s, C.header_len_offset + 1))
-    local stop = total
-    if stop > cap then
-        stop = cap
-    end
-    local fixed_end = C.header_size + d.length
-    if fixed_end > stop then
-        return nil
-    end
-    local v = {}
-    local q = d.quick
-    for i = 1, #q do
-        local f = q[i]
-        local at, size = f[2], f[3]
-        local x = byte(s, at + 1)
-        for j = at + 2, at + size do
-            x = x * 256 + byte(s, j)
-        end
-        v[f[1]] = x
-    end
-    local pos = fixed_end
-    local mnid_type = R.mnid_type
+-- Numbers the per-packet paths use, in locals (set by R.apply_prefs).
+local type_pos, pad1, mnid_type, msg_by_type
+
+-- The raw data of the first MN identifier option among the options at
+-- s[pos..stop) (0-based offsets), or nil: the walk of the tree-less paths,
+-- which read a message with its descriptor's d.fast (generated: the
+-- offsets of its sequence, status and flags are known).
+function R.find_mnid(s, pos, stop)
     while pos + 1 < stop do
-        local ty = byte(s, pos + 1)
-        if ty == C.pad1 then
+        local ty, len = byte(s, pos + 1, pos + 2)
+        if ty == pad1 then
             pos = pos + 1
         else
-            local dend = pos + 2 + byte(s, pos + 2)
+            local dend = pos + 2 + len
             if dend > stop then
-                break
+                return nil
             end
             if ty == mnid_type then
-                local od = R.opt_by_type[ty]
-                local w = {}
-                od.dissect(nil, s, nil, pos + 2, dend, w)
-                return v, sub(s, pos + 3, dend), od.info(w)
+                return sub(s, pos + 3, dend)
             end
             pos = dend
         end
     end
-    return v, nil, nil
+    return nil
 end
 
--- Without a tree (tshark printing summaries only) `root` wraps no item, and
--- only the columns and the tracking are worked out: that path must cost
--- little, so it makes no tree items and reads only what it needs.
-function R.dissect(tvb, pinfo, root)
-    local C, E = R.C, R.E
-    local cap = tvb:len()
-    if cap <= C.type_offset then
-        return R.call_mip6(tvb, pinfo, root)
-    end
-    local s = tvb:raw(0, cap)
-    local d = R.msg_by_type[byte(s, C.type_offset + 1)]
-    if d == nil then
-        return R.call_mip6(tvb, pinfo, root)
-    end
-    local tree = root.text ~= nil
-    if d.delegated then
-        -- Wireshark's own tree first, untouched; lmaho adds its tracking only
-        -- for the proxy variant (PBU/PBA), never to plain MIPv6.
-        R.call_mip6(tvb, pinfo, root)
-        local v, mnid = R.quick(d, s, cap)
-        if not v or not R.is_proxy(d, v) then
-            return cap
-        end
-        local rec = R.track(pinfo, d, v, mnid)
-        if not tree then
-            return cap
-        end
-        local t = root:add(R.proto, tvb(0, cap))
-        t:append_text(", " .. d.proxy_name)
-        local total = C.header_size + R.msg_len_of(byte(s, C.header_len_offset + 1))
-        if R.show_pmip then
-            R.decode(d, tvb, s, t, cap, { visible = root.visible })
-        else
-            t:set_len(math.min(total, cap))
-        end
-        if R.verify then
-            R.verify_checksum(tvb, s, t, pinfo, total, R.u16(s, C.checksum_offset))
-        end
-        R.show_tracking(t, rec)
+-- A PBU/PBA (or any message lmaho leaves to Wireshark's MIPv6 dissector):
+-- Wireshark's own tree first, untouched; lmaho adds its tracking only for the
+-- proxy variant, never to plain MIPv6.
+local delegated_tree
+
+local function delegated(d, tvb, pinfo, root, s, cap)
+    R.call_mip6(tvb, pinfo, root)
+    local ok, seq, status, flags, mnid = d.fast(s, cap)
+    if not ok or not R.is_proxy(d, flags) then
         return cap
     end
-    local cols = pinfo.cols
-    cols.protocol = C.column
-    if not tree then
-        local v, mnid, mnid_text = R.quick(d, s, cap)
-        if not v then
-            cols.info = d.label .. " [Malformed]"
-            return cap
-        end
-        cols.info = R.info(d, v, mnid_text, R.track(pinfo, d, v, mnid))
+    local num = pinfo.number
+    if tr_times[num] == nil then
+        -- rel_ts, not abs_ts: small values keep nanoseconds in a double.
+        R.track(num, pinfo.rel_ts, d, seq, status, mnid)
+    end
+    if root.text == nil then
         return cap
     end
+    return R.protected(delegated_tree, d, tvb, pinfo, root, s, cap, num)
+end
+
+-- What lmaho adds to a PBU/PBA's tree: checksum and tracking (and with the
+-- show_pmip preference, its own decoding).
+function delegated_tree(d, tvb, pinfo, root, s, cap, num)
+    local C = R.C
     local t = root:add(R.proto, tvb(0, cap))
-    local ctx = { visible = root.visible }
+    t:append_text(d.proxy_suffix)
+    local total = C.header_size + R.msg_len_of(byte(s, C.header_len_offset + 1))
+    if R.show_pmip then
+        R.visible = root.visible
+        R.decode(d, tvb, s, t, cap, { visible = R.visible })
+    else
+        t:set_len(math.min(total, cap))
+    end
+    if R.verify then
+        R.verify_checksum(tvb, s, t, pinfo, total, R.u16(s, C.checksum_offset))
+    end
+    R.show_tracking(t, num)
+    return cap
+end
+
+-- The tree path: every field, the checksum and the tracking shown.
+local function dissect_tree(d, tvb, pinfo, root, s, cap)
+    local C, E = R.C, R.E
+    local t = root:add(R.proto, tvb(0, cap))
+    R.visible = root.visible
+    local ctx = { visible = R.visible }
     local hv, v, total = R.decode(d, tvb, s, t, cap, ctx)
     if not hv then
-        cols.info = d.label .. " [Malformed]"
+        pinfo.cols.info = d.malformed_info
         return cap
     end
-    local rec = R.track(pinfo, d, v, ctx.mnid)
-    cols.info = R.info(d, v, ctx.mnid_text, rec)
-    t:append_text(", " .. d.name)
+    local seq, status = v[C.sequence], v[C.status]
+    local num = pinfo.number
+    if tr_times[num] == nil then
+        R.track(num, pinfo.rel_ts, d, seq, status, ctx.mnid)
+    end
+    pinfo.cols.info = R.info(d, R.seq_text(seq), status, ctx.mnid and R.mnid_text(ctx.mnid), num)
+    t:append_text(d.name_suffix)
     if R.verify then
         R.verify_checksum(tvb, s, t, pinfo, total, hv[C.checksum])
     end
-    local status = v[C.status]
-    if d.role == "response" and status and status >= C.success_below then
+    if d.is_response and status and status >= C.success_below then
         t:add_proto_expert_info(
             E.status_failure,
             format("%s status %s: failure", d.name, R.enum(d.status_vs or {}, status))
         )
     end
-    R.show_tracking(t, rec)
+    R.show_tracking(t, num)
+    return cap
+end
+
+-- The dissector. Without a tree (tshark printing summaries only) `root`
+-- wraps no item, and only the columns and the tracking are worked out: that
+-- path must cost little, so it makes no tree items, reads only what it needs
+-- and builds the Info column in one format call. It also runs outside
+-- pcall (R.protected), which alone cost a tenth of it: the code it runs
+-- (the generated d.fast readers, R.find_mnid, R.track, R.mnid_text) only
+-- indexes the string within the bounds it has checked and does arithmetic
+-- on what it read, so malformed input cannot make it fail. Everything that
+-- builds a tree, and the hand-off to Wireshark's MIPv6 dissector, runs
+-- protected.
+function R.dissect(tvb, pinfo, root)
+    local s = tvb:raw()
+    local cap = #s
+    if cap < type_pos then
+        return R.call_mip6(tvb, pinfo, root)
+    end
+    local d = msg_by_type[byte(s, type_pos)]
+    if d == nil then
+        return R.call_mip6(tvb, pinfo, root)
+    end
+    if d.delegated then
+        return delegated(d, tvb, pinfo, root, s, cap)
+    end
+    local cols = pinfo.cols
+    cols.protocol = d.column
+    if root.text ~= nil then
+        return R.protected(dissect_tree, d, tvb, pinfo, root, s, cap)
+    end
+    local ok, seq, status, _, mnid = d.fast(s, cap)
+    if not ok then
+        cols.info = d.malformed_info
+        return cap
+    end
+    local num = pinfo.number
+    if tr_times[num] == nil then
+        R.track(num, pinfo.rel_ts, d, seq, status, mnid)
+    end
+    local status_text = ""
+    if status then
+        status_text = d.status_texts[status] or R.status_text(d, status)
+    end
+    local mnid_text = ""
+    if mnid then
+        mnid_text = mnid_texts[mnid] or R.mnid_text(mnid) or ""
+    end
+    if seq then
+        -- One format call makes the whole line: d.info_format is the label
+        -- and " Seq=%d%s%s" (and " [Retransmission]").
+        local fmt = d.info_format
+        if tr_retx[num] then
+            fmt = d.info_retx_format
+        end
+        cols.info = format(fmt, seq, status_text, mnid_text)
+    else
+        cols.info = R.info(d, "", status, mnid_text, num)
+    end
     return cap
 end
 
@@ -936,13 +1090,23 @@ function R.dissect_option(tvb, pinfo, tree)
         return 0
     end
     local s = tvb:raw(0, cap)
-    local ctx = { visible = tree.visible }
+    R.visible = tree.visible
+    local ctx = { visible = R.visible }
     R.option(tvb, s, tree, 0, cap, ctx)
     return cap
 end
 
 -- Last guard only: the dissector bounds-checks everything itself, but a bug
 -- must show as an expert item, never as a Lua error that stops the tree.
+function R.protected(fn, d, tvb, pinfo, root, s, cap, num)
+    local ok, res = pcall(fn, d, tvb, pinfo, root, s, cap, num)
+    if ok then
+        return res
+    end
+    root:add_proto_expert_info(R.E.internal, "lmaho dissector error: " .. tostring(res))
+    return cap
+end
+
 function R.guarded(fn)
     return function(tvb, pinfo, root)
         local ok, res = pcall(fn, tvb, pinfo, root)
@@ -962,7 +1126,12 @@ function R.apply_prefs(prefs)
     for t, n in pairs(R.mh_names_fixed) do
         names[t] = n
     end
+    local pair_index = {}
+    for i, d in ipairs(R.MSG) do
+        pair_index[d.key] = i
+    end
     for _, d in ipairs(R.MSG) do
+        d.pair_index = pair_index[d.pair] or 0
         local t = d.type
         if d.pref then
             t = prefs[d.pref]
@@ -973,6 +1142,34 @@ function R.apply_prefs(prefs)
             names[t] = d.name
         end
         d.label = d.title .. " (" .. d.name .. ")"
+        d.malformed_info = d.label .. " [Malformed]"
+        local escaped = d.label:gsub("%%", "%%%%")
+        d.info_format = escaped .. " Seq=%d%s%s"
+        d.info_retx_format = escaped .. " Seq=%d%s%s [Retransmission]"
+        d.column = R.C.column
+        d.name_suffix = ", " .. d.name
+        d.proxy_suffix = ", " .. (d.proxy_name or d.name)
+        d.fixed_end = R.C.header_size + d.length
+        d.is_response = d.role == "response"
+        d.status_texts = {}
+        local role = nil
+        if d.key == R.C.ho_start then
+            role = HO_OPENS
+        elseif d.is_response and d.pair == R.C.ho_start then
+            role = HO_ANSWERS
+        elseif d.key == R.C.ho_register then
+            role = HO_REGISTERS
+        elseif d.key == R.C.ho_complete then
+            role = HO_COMPLETES
+        end
+        d.ho_role = role
+        if d.proxy_mask then
+            local m = d.proxy_mask
+            while m > 1 and m % 2 == 0 do
+                m = m / 2
+            end
+            d.proxy_bit = m == 1
+        end
     end
     R.msg_by_type, R.mh_names = by_type, names
     local opt_by, opt_names = {}, {}
@@ -998,13 +1195,17 @@ function R.apply_prefs(prefs)
         opt_names[t] = d.title
     end
     R.opt_by_type, R.opt_names = opt_by, opt_names
+    local C = R.C
+    type_pos, pad1, mnid_type, msg_by_type = C.type_offset + 1, C.pad1, R.mnid_type, R.msg_by_type
+    seq_span, success_below = C.seq_span + 1, C.success_below
     opt_type_labels = {}
     R.verify = prefs.verify_checksum
     R.show_pmip = prefs.show_pmip
 end
 -- ---- end of runtime --------------------------------------------------------------
 
-local sub, format, concat = string.sub, string.format, table.concat
+local byte, sub, format, concat = string.byte, string.sub, string.format, table.concat
+local find_mnid = R.find_mnid
 
 -- Value strings, one per distinct enumeration of the schema.
 local VS = {}
@@ -1016,6 +1217,14 @@ VS[5] = { [1] = "NEW_INTERFACE", [2] = "HANDOFF_BETWEEN_INTERFACES", [3] = "HAND
 VS[6] = { [1] = "VIRTUAL", [2] = "PPP", [3] = "IEEE_802_3", [4] = "IEEE_802_11", [5] = "IEEE_802_16E", [6] = "GERAN", [7] = "UTRAN", [8] = "E_UTRAN", [9] = "EHRPD", [10] = "HRPD", [11] = "1XRTT", [12] = "UMB", [13] = "NB_IOT" }
 VS[7] = { [1] = "IPV6", [2] = "IPV4" }
 VS[8] = { [1] = "BSSID", [2] = "EUI64", [3] = "NAME", [4] = "CELL_ID" }
+
+-- Flag lists of the Flags fields: {mask, letter} each.
+local FL = {}
+FL[1] = {{0x8000, "A"}, {0x4000, "H"}, {0x2000, "L"}, {0x1000, "K"}, {0x800, "M"}, {0x400, "R"}, {0x200, "P"}, {0x100, "F"}, {0x80, "T"}, {0x40, "B"}, {0x20, "S"}, {0x10, "D"}}
+FL[2] = {{0x80, "K"}, {0x40, "R"}, {0x20, "P"}, {0x10, "T"}, {0x8, "B"}, {0x4, "S"}, {0x2, "D"}}
+FL[3] = {}
+FL[4] = {{0x8000, "T"}}
+FL[5] = {{0x80, "T"}}
 
 -- Fields: one per schema field, then the dissector's own.
 local F = {}
@@ -1221,19 +1430,20 @@ S.m_binding_update = function(tvb, s, t, pos, stop, v)
     x = R.u16(s, pos)
     v.flags = x
     if t then
-        local ft = t:add(F[21], tvb(pos, 2), x, R.flags_label("Flags", x, 16, {{0x8000, "A"}, {0x4000, "H"}, {0x2000, "L"}, {0x1000, "K"}, {0x800, "M"}, {0x400, "R"}, {0x200, "P"}, {0x100, "F"}, {0x80, "T"}, {0x40, "B"}, {0x20, "S"}, {0x10, "D"}}))
-        ft:add(F[22], tvb(pos, 2))
-        ft:add(F[23], tvb(pos, 2))
-        ft:add(F[24], tvb(pos, 2))
-        ft:add(F[25], tvb(pos, 2))
-        ft:add(F[26], tvb(pos, 2))
-        ft:add(F[27], tvb(pos, 2))
-        ft:add(F[28], tvb(pos, 2))
-        ft:add(F[29], tvb(pos, 2))
-        ft:add(F[30], tvb(pos, 2))
-        ft:add(F[31], tvb(pos, 2))
-        ft:add(F[32], tvb(pos, 2))
-        ft:add(F[33], tvb(pos, 2))
+        local r = tvb(pos, 2)
+        local ft = t:add(F[21], r, x, R.flags_label("Flags", x, 16, FL[1]))
+        ft:add(F[22], r)
+        ft:add(F[23], r)
+        ft:add(F[24], r)
+        ft:add(F[25], r)
+        ft:add(F[26], r)
+        ft:add(F[27], r)
+        ft:add(F[28], r)
+        ft:add(F[29], r)
+        ft:add(F[30], r)
+        ft:add(F[31], r)
+        ft:add(F[32], r)
+        ft:add(F[33], r)
     end
     pos = pos + 2
     if pos + 2 > stop then
@@ -1260,14 +1470,15 @@ S.m_binding_ack = function(tvb, s, t, pos, stop, v)
     x = R.u8(s, pos)
     v.flags = x
     if t then
-        local ft = t:add(F[37], tvb(pos, 1), x, R.flags_label("Flags", x, 8, {{0x80, "K"}, {0x40, "R"}, {0x20, "P"}, {0x10, "T"}, {0x8, "B"}, {0x4, "S"}, {0x2, "D"}}))
-        ft:add(F[38], tvb(pos, 1))
-        ft:add(F[39], tvb(pos, 1))
-        ft:add(F[40], tvb(pos, 1))
-        ft:add(F[41], tvb(pos, 1))
-        ft:add(F[42], tvb(pos, 1))
-        ft:add(F[43], tvb(pos, 1))
-        ft:add(F[44], tvb(pos, 1))
+        local r = tvb(pos, 1)
+        local ft = t:add(F[37], r, x, R.flags_label("Flags", x, 8, FL[2]))
+        ft:add(F[38], r)
+        ft:add(F[39], r)
+        ft:add(F[40], r)
+        ft:add(F[41], r)
+        ft:add(F[42], r)
+        ft:add(F[43], r)
+        ft:add(F[44], r)
     end
     pos = pos + 1
     if pos + 2 > stop then
@@ -1301,7 +1512,8 @@ S.m_lma_ho_req = function(tvb, s, t, pos, stop, v)
     x = R.u16(s, pos)
     v.flags = x
     if t then
-        local ft = t:add(F[49], tvb(pos, 2), x, R.flags_label("Flags", x, 16, {}))
+        local r = tvb(pos, 2)
+        local ft = t:add(F[49], r, x, R.flags_label("Flags", x, 16, FL[3]))
     end
     pos = pos + 2
     if pos + 2 > stop then
@@ -1328,7 +1540,8 @@ S.m_lma_ho_resp = function(tvb, s, t, pos, stop, v)
     x = R.u8(s, pos)
     v.flags = x
     if t then
-        local ft = t:add(F[53], tvb(pos, 1), x, R.flags_label("Flags", x, 8, {}))
+        local r = tvb(pos, 1)
+        local ft = t:add(F[53], r, x, R.flags_label("Flags", x, 8, FL[3]))
     end
     pos = pos + 1
     if pos + 2 > stop then
@@ -1362,8 +1575,9 @@ S.m_lma_ho_init = function(tvb, s, t, pos, stop, v)
     x = R.u16(s, pos)
     v.flags = x
     if t then
-        local ft = t:add(F[58], tvb(pos, 2), x, R.flags_label("Flags", x, 16, {{0x8000, "T"}}))
-        ft:add(F[59], tvb(pos, 2))
+        local r = tvb(pos, 2)
+        local ft = t:add(F[58], r, x, R.flags_label("Flags", x, 16, FL[4]))
+        ft:add(F[59], r)
     end
     pos = pos + 2
     if pos + 2 > stop then
@@ -1390,8 +1604,9 @@ S.m_lma_hack = function(tvb, s, t, pos, stop, v)
     x = R.u8(s, pos)
     v.flags = x
     if t then
-        local ft = t:add(F[63], tvb(pos, 1), x, R.flags_label("Flags", x, 8, {{0x80, "T"}}))
-        ft:add(F[64], tvb(pos, 1))
+        local r = tvb(pos, 1)
+        local ft = t:add(F[63], r, x, R.flags_label("Flags", x, 8, FL[5]))
+        ft:add(F[64], r)
     end
     pos = pos + 1
     if pos + 2 > stop then
@@ -1425,7 +1640,8 @@ S.m_update = function(tvb, s, t, pos, stop, v)
     x = R.u16(s, pos)
     v.flags = x
     if t then
-        local ft = t:add(F[69], tvb(pos, 2), x, R.flags_label("Flags", x, 16, {}))
+        local r = tvb(pos, 2)
+        local ft = t:add(F[69], r, x, R.flags_label("Flags", x, 16, FL[3]))
     end
     pos = pos + 2
     if pos + 2 > stop then
@@ -1452,7 +1668,8 @@ S.m_update_ack = function(tvb, s, t, pos, stop, v)
     x = R.u8(s, pos)
     v.flags = x
     if t then
-        local ft = t:add(F[73], tvb(pos, 1), x, R.flags_label("Flags", x, 8, {}))
+        local r = tvb(pos, 1)
+        local ft = t:add(F[73], r, x, R.flags_label("Flags", x, 8, FL[3]))
     end
     pos = pos + 1
     if pos + 2 > stop then
@@ -1917,7 +2134,7 @@ S.header = function(tvb, s, t, pos, stop, v)
     end
     x = R.u8(s, pos)
     v.mh_type = x
-    if t then t:add(F[3], tvb(pos, 1), x, format("%s: %s (%d)", "MH Type", R.mh_names[x] or "Unknown", x)) end
+    if t then t:add(F[3], tvb(pos, 1), x, R.mh_type_label("MH Type", x)) end
     pos = pos + 1
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Reserved", 1)
@@ -1948,7 +2165,17 @@ R.MSG[#R.MSG + 1] = {
     pair = "binding_update",
     field = F[19],
     length = 6,
-    quick = { { "sequence", 6, 2 }, { "flags", 8, 2 } },
+    fast = function(s, cap)
+        if cap < 12 then return false end
+        local x, _, _, _, _, b7, b8, b9, b10, _, _, ty, len = byte(s, 2, 14)
+        local stop = 6 + (((x + 1) * 8) - 6)
+        if stop > cap then stop = cap end
+        if stop < 12 then return false end
+        if ty == mnid_type and len and 14 + len <= stop then
+            return true, (b7) * 256 + b8, nil, (b9) * 256 + b10, sub(s, 15, 14 + len)
+        end
+        return true, (b7) * 256 + b8, nil, (b9) * 256 + b10, find_mnid(s, 12, stop)
+    end,
     dissect = S.m_binding_update,
     type = 5,
     delegated = true,
@@ -1964,7 +2191,17 @@ R.MSG[#R.MSG + 1] = {
     pair = "binding_update",
     field = F[35],
     length = 6,
-    quick = { { "status", 6, 1 }, { "flags", 7, 1 }, { "sequence", 8, 2 } },
+    fast = function(s, cap)
+        if cap < 12 then return false end
+        local x, _, _, _, _, b7, b8, b9, b10, _, _, ty, len = byte(s, 2, 14)
+        local stop = 6 + (((x + 1) * 8) - 6)
+        if stop > cap then stop = cap end
+        if stop < 12 then return false end
+        if ty == mnid_type and len and 14 + len <= stop then
+            return true, (b9) * 256 + b10, b7, b8, sub(s, 15, 14 + len)
+        end
+        return true, (b9) * 256 + b10, b7, b8, find_mnid(s, 12, stop)
+    end,
     dissect = S.m_binding_ack,
     type = 6,
     delegated = true,
@@ -1981,7 +2218,17 @@ R.MSG[#R.MSG + 1] = {
     pair = "lma_ho_req",
     field = F[47],
     length = 6,
-    quick = { { "sequence", 6, 2 } },
+    fast = function(s, cap)
+        if cap < 12 then return false end
+        local x, _, _, _, _, b7, b8, _, _, _, _, ty, len = byte(s, 2, 14)
+        local stop = 6 + (((x + 1) * 8) - 6)
+        if stop > cap then stop = cap end
+        if stop < 12 then return false end
+        if ty == mnid_type and len and 14 + len <= stop then
+            return true, (b7) * 256 + b8, nil, nil, sub(s, 15, 14 + len)
+        end
+        return true, (b7) * 256 + b8, nil, nil, find_mnid(s, 12, stop)
+    end,
     dissect = S.m_lma_ho_req,
     type = 200,
     delegated = false,
@@ -1995,7 +2242,17 @@ R.MSG[#R.MSG + 1] = {
     pair = "lma_ho_req",
     field = F[51],
     length = 6,
-    quick = { { "status", 6, 1 }, { "sequence", 8, 2 } },
+    fast = function(s, cap)
+        if cap < 12 then return false end
+        local x, _, _, _, _, b7, _, b9, b10, _, _, ty, len = byte(s, 2, 14)
+        local stop = 6 + (((x + 1) * 8) - 6)
+        if stop > cap then stop = cap end
+        if stop < 12 then return false end
+        if ty == mnid_type and len and 14 + len <= stop then
+            return true, (b9) * 256 + b10, b7, nil, sub(s, 15, 14 + len)
+        end
+        return true, (b9) * 256 + b10, b7, nil, find_mnid(s, 12, stop)
+    end,
     dissect = S.m_lma_ho_resp,
     type = 201,
     delegated = false,
@@ -2010,7 +2267,17 @@ R.MSG[#R.MSG + 1] = {
     pair = "lma_ho_init",
     field = F[56],
     length = 6,
-    quick = { { "sequence", 6, 2 } },
+    fast = function(s, cap)
+        if cap < 12 then return false end
+        local x, _, _, _, _, b7, b8, _, _, _, _, ty, len = byte(s, 2, 14)
+        local stop = 6 + (((x + 1) * 8) - 6)
+        if stop > cap then stop = cap end
+        if stop < 12 then return false end
+        if ty == mnid_type and len and 14 + len <= stop then
+            return true, (b7) * 256 + b8, nil, nil, sub(s, 15, 14 + len)
+        end
+        return true, (b7) * 256 + b8, nil, nil, find_mnid(s, 12, stop)
+    end,
     dissect = S.m_lma_ho_init,
     type = 202,
     delegated = false,
@@ -2024,7 +2291,17 @@ R.MSG[#R.MSG + 1] = {
     pair = "lma_ho_init",
     field = F[61],
     length = 6,
-    quick = { { "status", 6, 1 }, { "sequence", 8, 2 } },
+    fast = function(s, cap)
+        if cap < 12 then return false end
+        local x, _, _, _, _, b7, _, b9, b10, _, _, ty, len = byte(s, 2, 14)
+        local stop = 6 + (((x + 1) * 8) - 6)
+        if stop > cap then stop = cap end
+        if stop < 12 then return false end
+        if ty == mnid_type and len and 14 + len <= stop then
+            return true, (b9) * 256 + b10, b7, nil, sub(s, 15, 14 + len)
+        end
+        return true, (b9) * 256 + b10, b7, nil, find_mnid(s, 12, stop)
+    end,
     dissect = S.m_lma_hack,
     type = 203,
     delegated = false,
@@ -2039,7 +2316,17 @@ R.MSG[#R.MSG + 1] = {
     pair = "update",
     field = F[67],
     length = 6,
-    quick = { { "sequence", 6, 2 } },
+    fast = function(s, cap)
+        if cap < 12 then return false end
+        local x, _, _, _, _, b7, b8, _, _, _, _, ty, len = byte(s, 2, 14)
+        local stop = 6 + (((x + 1) * 8) - 6)
+        if stop > cap then stop = cap end
+        if stop < 12 then return false end
+        if ty == mnid_type and len and 14 + len <= stop then
+            return true, (b7) * 256 + b8, nil, nil, sub(s, 15, 14 + len)
+        end
+        return true, (b7) * 256 + b8, nil, nil, find_mnid(s, 12, stop)
+    end,
     dissect = S.m_update,
     type = 204,
     delegated = false,
@@ -2053,7 +2340,17 @@ R.MSG[#R.MSG + 1] = {
     pair = "update",
     field = F[71],
     length = 6,
-    quick = { { "status", 6, 1 }, { "sequence", 8, 2 } },
+    fast = function(s, cap)
+        if cap < 12 then return false end
+        local x, _, _, _, _, b7, _, b9, b10, _, _, ty, len = byte(s, 2, 14)
+        local stop = 6 + (((x + 1) * 8) - 6)
+        if stop > cap then stop = cap end
+        if stop < 12 then return false end
+        if ty == mnid_type and len and 14 + len <= stop then
+            return true, (b9) * 256 + b10, b7, nil, sub(s, 15, 14 + len)
+        end
+        return true, (b9) * 256 + b10, b7, nil, find_mnid(s, 12, stop)
+    end,
     dissect = S.m_update_ack,
     type = 205,
     delegated = false,
@@ -2654,6 +2951,7 @@ R.C = {
     sequence = "sequence",
     status = "status",
     success_below = 128,
+    seq_span = 65536,
     ho_start = "lma_ho_req",
     ho_register = "binding_update",
     ho_complete = "binding_ack",
@@ -2704,7 +3002,7 @@ R.mip6 = Dissector.get("mip6")
 R.opt_table = DissectorTable.get("mip6.option")
 lmaho.init = R.reset
 lmaho.prefs_changed = function() R.apply_prefs(lmaho.prefs) end
-lmaho.dissector = R.guarded(R.dissect)
+lmaho.dissector = R.dissect
 lmaho_opt.dissector = R.guarded(R.dissect_option)
 R.apply_prefs(lmaho.prefs)
 DissectorTable.get("ip.proto"):add(135, lmaho)

@@ -44,6 +44,18 @@ def assert_no_lua_error(result: subprocess.CompletedProcess[str]) -> None:
     assert not bad, bad[:5]
 
 
+def assert_summary_lines_complete(result: subprocess.CompletedProcess[str]) -> None:
+    """Without a tree (plain ``tshark -r``) the dissector runs its fast path
+    outside pcall and shows nothing on failure: a Lua error there would
+    leave the Info column of an LMAHO line empty. Every one must have its Info."""
+    assert result.returncode == 0, result.stderr
+    assert_no_lua_error(result)
+    lines = [line for line in result.stdout.splitlines() if " LMAHO " in line]
+    assert lines
+    empty = [line for line in lines if len(line.split(" LMAHO ", 1)[1].strip().split(" ", 1)) < 2]
+    assert not empty, empty[:5]
+
+
 def expert_names(tshark: str, capture: Path) -> list[set[str]]:
     """Per packet, the names of every field and expert item lmaho and mip6 show."""
     result = run(tshark, capture, "-T", "pdml")
@@ -127,7 +139,7 @@ def test_damaged_headers_show_experts_and_no_lua_error(tshark: str, tmp_path: Pa
     assert not missing, missing[:10]
     # The verbose text tree too (the other code path that formats summaries).
     assert_no_lua_error(run(tshark, capture, "-V"))
-    assert_no_lua_error(run(tshark, capture))
+    assert_summary_lines_complete(run(tshark, capture))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -145,6 +157,7 @@ def test_editcap_mutations_give_no_lua_error(tshark: str, tmp_path: Path, seed: 
     result = run(tshark, mutated, "-V")
     assert result.returncode == 0, result.stderr
     assert_no_lua_error(result)
+    assert_summary_lines_complete(run(tshark, mutated))
     names = expert_names(tshark, mutated)
     damage = ("lmaho.malformed", "lmaho.checksum.bad")
     flagged = sum(1 for n in names if any(x.startswith(damage) for x in n))
