@@ -1130,7 +1130,6 @@ function R.apply_prefs(prefs)
         d.column = R.C.column
         d.name_suffix = ", " .. d.name
         d.proxy_suffix = ", " .. (d.proxy_name or d.name)
-        d.fixed_end = R.C.header_size + d.length
         d.is_response = d.role == "response"
         d.status_texts = {}
         local role = nil
