@@ -99,8 +99,10 @@ end
 
 -- Printable ASCII as is, everything else escaped: the result goes into
 -- columns and labels, which must not receive control characters.
+local find = string.find
+
 function R.text(raw)
-    if not raw:find("[^\32-\126]") then
+    if not find(raw, "[^\32-\126]") then
         return raw
     end
     return (raw:gsub("[^\32-\126]", function(c)
@@ -593,7 +595,7 @@ local HO_OPENS, HO_ANSWERS, HO_REGISTERS, HO_COMPLETES = 1, 2, 3, 4
 -- The tables of R.tr, also in locals: the per-packet paths use them.
 local tr_times, tr_exchange, tr_handover, tr_retx, tr_registered, tr_requests
 local tr_mn_ids, tr_ho_of, ho_start, ho_seq, ho_open, ho_answered, ho_end, ho_success
-local tr_counts
+local n_mns, n_handovers = 0, 0
 -- R.C.seq_span + 1 and R.C.success_below, set by R.apply_prefs.
 local seq_span, success_below
 
@@ -614,12 +616,12 @@ function R.reset()
         ho_answered = {},
         ho_end = {},
         ho_success = {},
-        counts = { mns = 0, handovers = 0 },
     }
     R.tr = tr
     tr_times, tr_exchange, tr_handover = tr.times, tr.exchange, tr.handover
     tr_retx, tr_registered, tr_requests = tr.retransmission_of, tr.registered, tr.requests
-    tr_mn_ids, tr_ho_of, tr_counts = tr.mn_ids, tr.ho_of, tr.counts
+    tr_mn_ids, tr_ho_of = tr.mn_ids, tr.ho_of
+    n_mns, n_handovers = 0, 0
     ho_start, ho_seq, ho_open, ho_answered = tr.ho_start, tr.ho_seq, tr.ho_open, tr.ho_answered
     ho_end, ho_success = tr.ho_end, tr.ho_success
 end
@@ -632,12 +634,12 @@ R.reset()
 -- absent), `mnid` the raw MN identifier option data (nil when absent).
 -- Requests and responses pair by message, Sequence Number and MN identifier
 -- (docs/wire-format.md 3), the way a PBA answers its PBU.
-function R.track(num, now, d, seq, status, mnid)
+local function track(num, now, d, seq, status, mnid)
     tr_times[num] = now
     local mn = tr_mn_ids[mnid or ""]
     if mn == nil then
-        mn = tr_counts.mns + 1
-        tr_counts.mns = mn
+        n_mns = n_mns + 1
+        mn = n_mns
         tr_mn_ids[mnid] = mn
     end
     local key = (mn * seq_span + (seq or -1) + 1) * 512 + d.pair_index
@@ -672,8 +674,8 @@ function R.track(num, now, d, seq, status, mnid)
     local h = tr_ho_of[mn]
     local role = d.ho_role
     if role == HO_OPENS and not (h and ho_open[h] and ho_seq[h] == (seq or -1)) then
-        h = tr_counts.handovers + 1
-        tr_counts.handovers = h
+        n_handovers = n_handovers + 1
+        h = n_handovers
         ho_start[h], ho_seq[h], ho_open[h], ho_answered[h] = num, seq or -1, true, false
         ho_end[h], ho_success[h] = false, false
         tr_ho_of[mn] = h
@@ -703,6 +705,8 @@ function R.track(num, now, d, seq, status, mnid)
         ho_success[h] = success
     end
 end
+
+R.track = track
 
 function R.show_tracking(t, num)
     local F, E = R.F, R.E
@@ -964,7 +968,7 @@ local function delegated(d, tvb, pinfo, root, s, cap)
     local num = pinfo.number
     if tr_times[num] == nil then
         -- rel_ts, not abs_ts: small values keep nanoseconds in a double.
-        R.track(num, pinfo.rel_ts, d, seq, status, mnid)
+        track(num, pinfo.rel_ts, d, seq, status, mnid)
     end
     if root.text == nil then
         return cap
@@ -1006,7 +1010,7 @@ local function dissect_tree(d, tvb, pinfo, root, s, cap)
     local seq, status = v[C.sequence], v[C.status]
     local num = pinfo.number
     if tr_times[num] == nil then
-        R.track(num, pinfo.rel_ts, d, seq, status, ctx.mnid)
+        track(num, pinfo.rel_ts, d, seq, status, ctx.mnid)
     end
     pinfo.cols.info = R.info(d, R.seq_text(seq), status, ctx.mnid and R.mnid_text(ctx.mnid), num)
     t:append_text(d.name_suffix)
@@ -1058,7 +1062,7 @@ function R.dissect(tvb, pinfo, root)
     end
     local num = pinfo.number
     if tr_times[num] == nil then
-        R.track(num, pinfo.rel_ts, d, seq, status, mnid)
+        track(num, pinfo.rel_ts, d, seq, status, mnid)
     end
     local status_text = ""
     if status then
