@@ -1,6 +1,6 @@
 """tshark over a capture of handover signalling, with dissector/lmaho.lua and without it.
 
-    python benchmarks/bench_dissector.py [--packets 100000] [--runs 3]
+    python benchmarks/bench_dissector.py [--packets 100000] [--runs 5]
 
 Writes a capture of back-to-back handovers (draft section 4.2, steps
 (b)-(i): the six new messages and PBU/PBA, every one a Mobility Header) and
@@ -56,7 +56,7 @@ def best(cmd: list[str], runs: int) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packets", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset")
     args = parser.parse_args()
     tshark = shutil.which("tshark")
