@@ -1031,12 +1031,13 @@ end
 -- wraps no item, and only the columns and the tracking are worked out: that
 -- path must cost little, so it makes no tree items, reads only what it needs
 -- and builds the Info column in one format call. It also runs outside
--- pcall (R.protected), which alone cost a tenth of it: the code it runs
--- (the generated d.fast readers, R.find_mnid, R.track, R.mnid_text) only
--- indexes the string within the bounds it has checked and does arithmetic
--- on what it read, so malformed input cannot make it fail. Everything that
--- builds a tree, and the hand-off to Wireshark's MIPv6 dissector, runs
--- protected.
+-- pcall (R.protected), which cost about 0.4 us a packet, a sixth of what
+-- lmaho adds there: the code it runs (the generated d.fast readers,
+-- R.find_mnid, track, R.mnid_text) only indexes the string within the bounds
+-- it has checked and does arithmetic on what it read, so malformed input
+-- cannot make it fail (tests/test_dissector_malformed.py reads the damaged
+-- captures without a tree too). Everything that builds a tree, and the
+-- hand-off to Wireshark's MIPv6 dissector, runs protected.
 function R.dissect(tvb, pinfo, root)
     local s = tvb:raw()
     local cap = #s
