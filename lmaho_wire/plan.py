@@ -113,10 +113,10 @@ def make_plan(subcon: Construct, what: str = "field") -> Plan:
     raise NotImplementedError(f"no fast plan for {type(subcon).__name__}")
 
 
-def _fixed_field(subcon: Construct) -> tuple[str, list[Callable[..., Any]]] | None:
-    """A big-endian fixed-size field (under Renamed/Adapters): its struct code and decoders.
+def _unwrap(subcon: Construct) -> tuple[Construct, list[Callable[..., Any]]]:
+    """The construct under Renamed and Adapter wrappers, and the Adapters' decoders.
 
-    Decoders are listed innermost first. None when the field is not of that kind.
+    Decoders are listed innermost first, the order in which they apply.
     """
     decoders: list[Callable[..., Any]] = []
     while True:
@@ -126,7 +126,15 @@ def _fixed_field(subcon: Construct) -> tuple[str, list[Callable[..., Any]]] | No
             decoders.insert(0, subcon._decode)
             subcon = subcon.subcon
         else:
-            break
+            return subcon, decoders
+
+
+def _fixed_field(subcon: Construct) -> tuple[str, list[Callable[..., Any]]] | None:
+    """A big-endian fixed-size field (under Renamed/Adapters): its struct code and decoders.
+
+    Decoders are listed innermost first. None when the field is not of that kind.
+    """
+    subcon, decoders = _unwrap(subcon)
     if isinstance(subcon, FormatField) and subcon.fmtstr[:1] == ">" and len(subcon.fmtstr) == 2:
         return subcon.fmtstr[1], decoders
     if isinstance(subcon, Bytes) and isinstance(subcon.length, int):
@@ -144,15 +152,7 @@ def _fixed_field(subcon: Construct) -> tuple[str, list[Callable[..., Any]]] | No
 
 def _greedy_field(subcon: Construct) -> list[Callable[..., Any]] | None:
     """The decoders of a field that takes all remaining octets (Adapters over GreedyBytes)."""
-    decoders: list[Callable[..., Any]] = []
-    while True:
-        if isinstance(subcon, Renamed):
-            subcon = subcon.subcon
-        elif isinstance(subcon, Adapter):
-            decoders.insert(0, subcon._decode)
-            subcon = subcon.subcon
-        else:
-            break
+    subcon, decoders = _unwrap(subcon)
     return decoders if subcon is GreedyBytes else None
 
 
