@@ -22,7 +22,7 @@ file can be compared with a fresh generation.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,9 +280,6 @@ class _Scope:
     """Where a ``this`` expression is evaluated: Lua tables, innermost first."""
 
     tables: list[str]
-
-    def child(self, table: str) -> _Scope:
-        return _Scope([table, *self.tables])
 
 
 def lua_expr(expr: Any, scope: _Scope) -> str:
@@ -1307,12 +1304,3 @@ def write(path: Path | None = None, schema: Schema | None = None) -> Path:
     text = generate(schema)
     target.write_text(text)
     return target
-
-
-def field_abbrevs(text: str) -> list[str]:
-    """Every ProtoField abbreviation declared in generated Lua ``text`` (for checks)."""
-    return re.findall(r'ProtoField\.\w+\("([^"]+)"', text)
-
-
-def expert_abbrevs() -> Iterable[str]:
-    return (e[1] for e in EXPERTS)
