@@ -30,6 +30,7 @@ from construct import (
     Switch,
 )
 
+from lmaho_dissector.generator import unrename
 from lmaho_wire import CaptureWriter, Option, Timestamp, build, option
 from lmaho_wire.capture import LINKTYPE_ETHERNET
 from lmaho_wire.codec import PAD1, PADN
@@ -78,18 +79,12 @@ def frame(mh: bytes, src: str, dst: str, tunnel: tuple[str, str] | None = None) 
     return ethernet_header(MAC_B, MAC_A) + inner
 
 
-def _unrename(c: Construct) -> Construct:
-    while isinstance(c, Renamed):
-        c = c.subcon
-    return c
-
-
 def _length_fields(struct: Struct) -> set[str]:
     """Names of fields that a later ``Bytes(this.name)`` uses as its length."""
     names: set[str] = set()
     for sc in struct.subcons:
-        c = _unrename(sc)
-        inner = _unrename(c.subcon) if isinstance(c, HexColon | Text) else c
+        c = unrename(sc)
+        inner = unrename(c.subcon) if isinstance(c, HexColon | Text) else c
         if isinstance(inner, Bytes) and not isinstance(inner.length, int):
             field = getattr(inner.length, "_Path__field", None)
             if field:
@@ -98,7 +93,7 @@ def _length_fields(struct: Struct) -> set[str]:
 
 
 def _int_size(c: Construct) -> int:
-    c = _unrename(c)
+    c = unrename(c)
     if isinstance(c, FormatField):
         return c.length
     if isinstance(c, BytesInteger):
@@ -121,7 +116,7 @@ class _Values:
         raise NotImplementedError(f"not octets: {c!r}")
 
     def value(self, c: Construct, ctx: dict[str, Any], small: bool, case: int) -> Any:
-        c = _unrename(c)
+        c = unrename(c)
         rng = self.rng
         if isinstance(c, NamedEnum):
             return int(rng.choice(sorted(c.decmapping)))
@@ -134,12 +129,12 @@ class _Values:
         if isinstance(c, IPv4Address):
             return str(ipaddress.IPv4Address(self.octets(Bytes(4), ctx)))
         if isinstance(c, Text):
-            inner = _unrename(c.subcon)
+            inner = unrename(c.subcon)
             if isinstance(inner, Bytes) and isinstance(inner.length, int):
                 return "".join(rng.choice("abcxyz019") for _ in range(inner.length))
             return f"mn{rng.randrange(1000)}@lmaho.example"
         if isinstance(c, HexColon):
-            return self.octets(_unrename(c.subcon), ctx).hex(":")
+            return self.octets(unrename(c.subcon), ctx).hex(":")
         if isinstance(c, TimestampField):
             return Timestamp(1_700_000_000 + rng.randrange(10**6), rng.randrange(65536))
         if isinstance(c, Switch):
@@ -151,7 +146,7 @@ class _Values:
             )
             return self.value(sub, ctx, small, 0)
         if isinstance(c, GreedyRange):
-            item = _unrename(c.subcon)
+            item = unrename(c.subcon)
             return [self.struct(item, 0) for _ in range(rng.randrange(1, 4))]
         if isinstance(c, Struct):
             return self.struct(c, case)
@@ -185,9 +180,9 @@ def _switch_keys(struct: Struct, case: int) -> dict[str, int]:
     reached with a value no case names.
     """
     keys: dict[str, int] = {}
-    enums = {sc.name: _unrename(sc) for sc in struct.subcons if isinstance(sc, Renamed)}
+    enums = {sc.name: unrename(sc) for sc in struct.subcons if isinstance(sc, Renamed)}
     for sc in struct.subcons:
-        c = _unrename(sc)
+        c = unrename(sc)
         if not isinstance(c, Switch):
             continue
         field = getattr(c.keyfunc, "_Path__field", None)
@@ -210,7 +205,7 @@ def _switch_keys(struct: Struct, case: int) -> dict[str, int]:
 def _variants(struct: Struct) -> int:
     n = 1
     for sc in struct.subcons:
-        c = _unrename(sc)
+        c = unrename(sc)
         if isinstance(c, Switch):
             n = max(n, len(c.cases) + 1)
     return n
@@ -225,7 +220,7 @@ def option_samples(schema: Schema | None = None, seed: int = 1) -> list[Option]:
         if opt_type in (PAD1, PADN):
             continue
         body = schema.options[opt_type]
-        struct = _unrename(body.subcon)
+        struct = unrename(body.subcon)
         for case in range(_variants(struct)):
             fields = values.struct(struct, case)
             out.append(option(body.key, **fields))
@@ -254,11 +249,11 @@ def message_samples(schema: Schema | None = None, seed: int = 2) -> Iterator[Pac
     t = 1.0
     for round_ in range(2):
         for mh_type, body in keys:
-            fields = values.struct(_unrename(body.subcon), round_)
+            fields = values.struct(unrename(body.subcon), round_)
             if body.proxy_flag:
-                masks = _unrename(body.subcon)
+                masks = unrename(body.subcon)
                 for sc in masks.subcons:
-                    c = _unrename(sc)
+                    c = unrename(sc)
                     if isinstance(c, Flags) and body.proxy_flag in c.masks:
                         fields[sc.name] |= c.masks[body.proxy_flag]
             extra = chunks[mh_type] if round_ == 0 else list(reversed(chunks[mh_type]))

@@ -254,7 +254,8 @@ def label_of(name: str) -> str:
     return " ".join(ACRONYMS.get(w, w.capitalize()) for w in name.split("_") if w)
 
 
-def _unrename(c: Construct) -> Construct:
+def unrename(c: Construct) -> Construct:
+    """The construct under any Renamed wrappers (a schema field's name)."""
     while isinstance(c, Renamed):
         c = c.subcon
     return c
@@ -262,7 +263,7 @@ def _unrename(c: Construct) -> Construct:
 
 def _int_spec(c: Construct) -> tuple[int, bool]:
     """(size in octets, signed) of an integer construct; error for anything else."""
-    c = _unrename(c)
+    c = unrename(c)
     if isinstance(c, FormatField):
         fmt = c.fmtstr
         if fmt[0] == "<" or fmt[-1] not in "BHILQbhilq":
@@ -400,7 +401,7 @@ class _Generator:
     ) -> None:
         # A Switch names its cases after the enumeration of a sibling field.
         outer = self.siblings
-        self.siblings = {sc.name: _unrename(sc) for sc in struct.subcons if isinstance(sc, Renamed)}
+        self.siblings = {sc.name: unrename(sc) for sc in struct.subcons if isinstance(sc, Renamed)}
         try:
             self.struct_fields(code, ind, struct, abbrev, blurb, scope)
         finally:
@@ -415,7 +416,7 @@ class _Generator:
                 continue
             if not isinstance(sc, Renamed) or not sc.name:
                 raise GeneratorError(f"unnamed field {sc!r} in {abbrev}")
-            self.leaf(code, ind, sc.name, _unrename(sc), f"{abbrev}.{sc.name}", blurb, scope)
+            self.leaf(code, ind, sc.name, unrename(sc), f"{abbrev}.{sc.name}", blurb, scope)
 
     def leaf(
         self,
@@ -501,7 +502,7 @@ class _Generator:
             return
         if isinstance(c, IPv6Address | IPv4Address):
             want = 16 if isinstance(c, IPv6Address) else 4
-            inner = _unrename(c.subcon)
+            inner = unrename(c.subcon)
             if not (isinstance(inner, Bytes) and inner.length == want):
                 raise GeneratorError(f"{abbrev}: address over {inner!r}, expected Bytes({want})")
             ctor = "ipv6" if want == 16 else "ipv4"
@@ -514,7 +515,7 @@ class _Generator:
             code.add(ind, f"pos = pos + {want}")
             return
         if isinstance(c, HexColon | Text | Bytes) or c is GreedyBytes:
-            inner = _unrename(c.subcon) if isinstance(c, Adapter) else c
+            inner = unrename(c.subcon) if isinstance(c, Adapter) else c
             if isinstance(c, Text):
                 ref = self.declare(
                     abbrev, "string", f"{lua_str(label)}, base.UNICODE, {desc}", name
@@ -533,7 +534,7 @@ class _Generator:
             self.switch(code, ind, name, c, abbrev, blurb, scope, label)
             return
         if isinstance(c, GreedyRange):
-            item = _unrename(c.subcon)
+            item = unrename(c.subcon)
             if not isinstance(item, Struct):
                 raise GeneratorError(f"{abbrev}: GreedyRange of {item!r}; only of Struct")
             ref = self.declare(abbrev, "none", f"{lua_str(label)}, {desc}", name)
@@ -627,10 +628,10 @@ class _Generator:
     ) -> None:
         # TimestampField (RFC 5213 8.8) is its inner Struct of whole seconds and a
         # binary fraction; the item shows the time, its children the two counts.
-        inner = _unrename(c.subcon)
+        inner = unrename(c.subcon)
         if not isinstance(inner, Struct) or len(inner.subcons) != 2:
             raise GeneratorError(f"{abbrev}: TimestampField over {inner!r}")
-        sec_c, frac_c = (_unrename(sc) for sc in inner.subcons)
+        sec_c, frac_c = (unrename(sc) for sc in inner.subcons)
         sec_size, _ = _int_spec(sec_c)
         frac_size, _ = _int_spec(frac_c)
         size = sec_size + frac_size
@@ -682,17 +683,17 @@ class _Generator:
                 code,
                 ind + 1,
                 name,
-                _unrename(sub_c),
+                unrename(sub_c),
                 f"{abbrev}.{names[case_key]}",
                 blurb,
                 scope,
                 label,
             )
         if first:
-            self.leaf(code, ind, name, _unrename(c.default), abbrev, blurb, scope, label)
+            self.leaf(code, ind, name, unrename(c.default), abbrev, blurb, scope, label)
             return
         code.add(ind, "else")
-        self.leaf(code, ind + 1, name, _unrename(c.default), abbrev, blurb, scope, label)
+        self.leaf(code, ind + 1, name, unrename(c.default), abbrev, blurb, scope, label)
         code.add(ind, "end")
 
     # --- summaries --------------------------------------------------------------------
@@ -708,7 +709,7 @@ class _Generator:
         if isinstance(c, Scaled):
             return f'format("%d {c.unit}", {val} * {c.factor})'
         if isinstance(c, TimestampField):
-            inner = _unrename(c.subcon)
+            inner = unrename(c.subcon)
             sec, frac = (sc.name for sc in inner.subcons)
             frac_size, _ = _int_spec(inner.subcons[1])
             return f"R.utc({lua_key(val, sec)}, {lua_key(val, frac)}, {1 << (8 * frac_size)})"
@@ -737,15 +738,15 @@ class _Generator:
         for sc in struct.subcons:
             if not isinstance(sc, Renamed) or sc.name.startswith("reserved"):
                 continue
-            c = _unrename(sc)
+            c = unrename(sc)
             if isinstance(c, Switch):
                 key = lua_expr(c.keyfunc, _Scope(["v"]))
                 body: list[str] = []
                 for case_key, sub_c in c.cases.items():
-                    expr = self.summary_expr(sc.name, _unrename(sub_c), "v") or '""'
+                    expr = self.summary_expr(sc.name, unrename(sub_c), "v") or '""'
                     body.append(f"{'if' if not body else 'elseif'} {key} == {case_key} then")
                     body.append(f"    x = {expr}")
-                default = self.summary_expr(sc.name, _unrename(c.default), "v") or '""'
+                default = self.summary_expr(sc.name, unrename(c.default), "v") or '""'
                 if body:
                     body += ["else", f"    x = {default}", "end"]
                 else:
@@ -824,13 +825,13 @@ def _header_layout(schema: Schema) -> tuple[Struct, FixedSized, Switch, Switch]:
     mh = schema.mobility_header
     subcons = list(mh.subcons)
     last = subcons[-1]
-    region = _unrename(last)
+    region = unrename(last)
     if not isinstance(region, FixedSized):
         raise GeneratorError("mobility_header must end in a FixedSized message region")
-    inner = _unrename(region.subcon)
+    inner = unrename(region.subcon)
     if not isinstance(inner, Struct) or len(inner.subcons) != 2:
         raise GeneratorError("the message region must hold a body and an options Switch")
-    body, options = (_unrename(sc) for sc in inner.subcons)
+    body, options = (unrename(sc) for sc in inner.subcons)
     if not isinstance(body, Switch) or not isinstance(options, Switch):
         raise GeneratorError("body and options must be Switches on the MH type")
     header = Struct(*subcons[:-1])
@@ -1084,7 +1085,7 @@ def _header_function(gen: _Generator, header: Struct, type_name: str) -> str:
     code.add(0, "S.header = function(tvb, s, t, pos, stop, v)")
     code.add(1, "local x, n")
     for sc in header.subcons:
-        c = _unrename(sc)
+        c = unrename(sc)
         abbrev = f"{PROTO_NAME}.{sc.name}"
         if sc.name == type_name and isinstance(c, NamedEnum):
             # The names follow the preferences, so the label is written at run time.
@@ -1133,12 +1134,12 @@ def _message(
 ) -> str:
     if not isinstance(body, MessageBody):
         raise GeneratorError(f"MH type {mh_type}: body is {body!r}, not a MessageBody")
-    struct = _unrename(body.subcon)
+    struct = unrename(body.subcon)
     if not isinstance(struct, Struct):
         raise GeneratorError(f"{body.key}: fixed part must be a Struct")
     abbrev = f"{PROTO_NAME}.{body.key}"
     blurb = f"{body.title} ({body.reference})"
-    lookup = {sc.name: _unrename(sc) for sc in struct.subcons if isinstance(sc, Renamed)}
+    lookup = {sc.name: unrename(sc) for sc in struct.subcons if isinstance(sc, Renamed)}
     ref = gen.declare(abbrev, "none", f"{lua_str(body.title)}, {lua_str(blurb)}", body.key)
     fn = gen.struct_function(f"m_{body.key}", struct, abbrev, blurb)
     if body.role not in ("request", "response"):
@@ -1173,7 +1174,7 @@ def _message(
         )
     if body.proxy_flag:
         for sc in struct.subcons:
-            c = _unrename(sc)
+            c = unrename(sc)
             if isinstance(c, Flags) and body.proxy_flag in c.masks:
                 entries["proxy_field"] = lua_str(sc.name)
                 entries["proxy_mask"] = str(c.masks[body.proxy_flag])
@@ -1199,7 +1200,7 @@ def _fast_function(
     """
     proxy = None
     for sc in struct.subcons:
-        c = _unrename(sc)
+        c = unrename(sc)
         if isinstance(c, Flags) and body.proxy_flag in c.masks:
             proxy = sc.name
     wanted = [SEQUENCE_FIELD, STATUS_FIELD, proxy]
@@ -1210,7 +1211,7 @@ def _fast_function(
         if size is None:
             break
         if sc.name in wanted:
-            c = _unrename(sc)
+            c = unrename(sc)
             if isinstance(c, Flags | NamedEnum | FormatField | BytesInteger):
                 _int_spec(c.subcon if isinstance(c, Adapter) else c)
                 found[sc.name] = (header_size + pos, size)
@@ -1266,7 +1267,7 @@ def _option(
 ) -> tuple[str, str]:
     if not isinstance(body, OptionBody):
         raise GeneratorError(f"option type {opt_type}: body is {body!r}, not an OptionBody")
-    struct = _unrename(body.subcon)
+    struct = unrename(body.subcon)
     if not isinstance(struct, Struct):
         raise GeneratorError(f"{body.key}: option data must be a Struct")
     abbrev = f"{PROTO_NAME}.opt.{body.key}"
