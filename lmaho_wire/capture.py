@@ -7,11 +7,12 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
-
-import dpkt
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 from .errors import CaptureError
+
+if TYPE_CHECKING:
+    import dpkt
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101
@@ -65,6 +66,8 @@ def _read_open(fh: BinaryIO, name: str) -> Iterator[Frame]:
         return
     if magic != PCAPNG_MAGIC:
         raise CaptureError(f"{name}: not a pcap or pcapng file (starts with {magic.hex()})")
+    import dpkt  # here, not at the top: only pcapng needs it, and it is slow to import
+
     try:
         reader = dpkt.pcapng.Reader(fh)
         linktype = reader.datalink()
@@ -134,8 +137,11 @@ class CaptureWriter:
         linktype: int = LINKTYPE_ETHERNET,
         snaplen: int = 65535,
     ) -> None:
+        import dpkt  # here, not at the top: slow to import, and reading pcap does without
+
         self.path = Path(path)
         self.format = fmt
+        self._pcapng_module = dpkt.pcapng
         try:
             self._fh = self.path.open("wb")
         except OSError as e:
@@ -156,13 +162,12 @@ class CaptureWriter:
             return
         assert self._ng is not None
         if comment:
+            pcapng = self._pcapng_module
             opts = [
-                dpkt.pcapng.PcapngOptionLE(
-                    code=dpkt.pcapng.PCAPNG_OPT_COMMENT, text=comment.encode()
-                ),
-                dpkt.pcapng.PcapngOptionLE(code=dpkt.pcapng.PCAPNG_OPT_ENDOFOPT),
+                pcapng.PcapngOptionLE(code=pcapng.PCAPNG_OPT_COMMENT, text=comment.encode()),
+                pcapng.PcapngOptionLE(code=pcapng.PCAPNG_OPT_ENDOFOPT),
             ]
-            epb = dpkt.pcapng.EnhancedPacketBlockLE(pkt_data=data, opts=opts)
+            epb = pcapng.EnhancedPacketBlockLE(pkt_data=data, opts=opts)
             self._ng.writepkt(epb, ts=time)
         else:
             self._ng.writepkt(data, ts=time)
