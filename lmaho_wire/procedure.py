@@ -38,6 +38,7 @@ from typing import Any, Literal
 from .capture import LINKTYPE_ETHERNET
 from .codec import Message, Option
 from .dissect import FrameRecord
+from .packet import mac_bytes
 from .registry import current_schema
 from .values import FlagBits, Named, Timestamp
 
@@ -1547,10 +1548,9 @@ def _option_title(key: str) -> str:
 
 def _mac_of(identifier: str) -> bytes | None:
     try:
-        octets = bytes.fromhex(identifier.replace(":", "").replace("-", ""))
+        return mac_bytes(identifier)
     except ValueError:
         return None
-    return octets if len(octets) == 6 else None
 
 
 def _handover_prefixes(handover: Handover) -> frozenset[Prefix]:
