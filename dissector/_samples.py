@@ -44,12 +44,10 @@ from lmaho_wire.fields import (
     Text,
     TimestampField,
 )
-from lmaho_wire.packet import ethernet_header, ipv6_header, mac_bytes
+from lmaho_wire.packet import IPPROTO_IPV6, IPPROTO_MH, ethernet_header, ipv6_header, mac_bytes
 from lmaho_wire.registry import current_schema
 from lmaho_wire.schema import Schema
 
-IPPROTO_MH = 135
-IPPROTO_IPV6 = 41
 MAC_A = mac_bytes("02:00:00:00:00:0a")
 MAC_B = mac_bytes("02:00:00:00:00:0b")
 
