@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lmaho_wire import Option
+from lmaho_wire.procedure import INITIAL_TIMEOUT, MAX_RETRANSMISSIONS
 
 from .clock import Scheduler, Timer
 from .packets import IPv6Address, Packet
 
-#: docs/wire-format.md 9: first timeout, doubled on each retransmission.
-INITIAL_TIMEOUT_US = 1_000_000
-#: docs/wire-format.md 9: retransmissions after the first copy, then the request is abandoned.
-MAX_RETRANSMISSIONS = 3
+# The timers of docs/wire-format.md 9, as the checker holds them: the first timeout,
+# doubled on each retransmission; MAX_RETRANSMISSIONS resends after the first copy,
+# then the request is abandoned.
+INITIAL_TIMEOUT_US = round(INITIAL_TIMEOUT * 1_000_000)
 
 
 @dataclass(frozen=True, slots=True)
