@@ -25,7 +25,7 @@ from lmaho_wire.procedure import (
     ProcedureAnalyser,
 )
 
-from .main import app
+from .main import app, quiet_on_broken_pipe
 
 EPILOG = """\
 Examples:
@@ -120,7 +120,7 @@ def check_command(
         sys.stdout, str(capture), brief=brief, strict=strict, require_success=require_success
     )
     error: CaptureError | None = None
-    try:
+    with quiet_on_broken_pipe():
         report.start()
         try:
             for record in itertools.chain([first] if first is not None else [], records):
@@ -132,10 +132,6 @@ def check_command(
             report.handover(handover)
         status = report.finish(analyser, error)
         sys.stdout.flush()
-    except BrokenPipeError:
-        # A pager or `head` closed the pipe: stop quietly, as decode does.
-        sys.stderr.close()
-        raise typer.Exit(0) from None
     if error is not None:
         raise error
     raise typer.Exit(status)

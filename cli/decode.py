@@ -13,7 +13,7 @@ from lmaho_wire.codec import Message, jsonable
 from lmaho_wire.dissect import FrameRecord, analyse_capture
 from lmaho_wire.errors import CaptureError
 
-from .main import app
+from .main import app, quiet_on_broken_pipe
 
 EPILOG = """\
 Examples:
@@ -138,23 +138,20 @@ def decode_command(
     count = errors = 0
     time_zero: float | None = 0.0 if absolute_time else None
     try:
-        for rec in analyse_capture(capture, strict=strict):
-            if time_zero is None:
-                time_zero = rec.frame.time  # relative to the first frame, as tshark shows it
-            if not rec.is_mobility:
-                continue
-            count += 1
-            errors += rec.error is not None
-            if as_json:
-                out.write(json.dumps(rec.to_json(), separators=(",", ":")) + "\n")
-            elif verbose:
-                out.write(_tree(rec, time_zero) + "\n\n")
-            else:
-                out.write(_table_line(rec, time_zero) + "\n")
-    except BrokenPipeError:
-        # A pager or `head` closed the pipe: stop quietly, as tshark does.
-        sys.stderr.close()
-        raise typer.Exit(0) from None
+        with quiet_on_broken_pipe():
+            for rec in analyse_capture(capture, strict=strict):
+                if time_zero is None:
+                    time_zero = rec.frame.time  # relative to the first frame, as tshark shows it
+                if not rec.is_mobility:
+                    continue
+                count += 1
+                errors += rec.error is not None
+                if as_json:
+                    out.write(json.dumps(rec.to_json(), separators=(",", ":")) + "\n")
+                elif verbose:
+                    out.write(_tree(rec, time_zero) + "\n\n")
+                else:
+                    out.write(_table_line(rec, time_zero) + "\n")
     except CaptureError:
         out.flush()
         raise

@@ -23,7 +23,7 @@ from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
 from lmaho_wire.procedure import CN, MN, Entity, FrameEvent, ProcedureAnalyser
 
-from .main import app
+from .main import app, quiet_on_broken_pipe
 
 EPILOG = """\
 Examples:
@@ -529,32 +529,30 @@ def ladder_command(
             raise CaptureError(f"{svg}: cannot write: {e.strerror}") from None
         charts.append(SvgChart(svg_file, column_of, survey.rows))
     try:
-        for chart in charts:
-            chart.header()
-        drawn = 0
-
-        def on_event(event: FrameEvent) -> None:
-            nonlocal drawn
-            if not wanted(event) or drawn >= survey.rows:
-                return
-            drawn += 1
-            flagged = event.frame in survey.violation_frames
+        with quiet_on_broken_pipe():
             for chart in charts:
-                chart.row(event, flagged)
+                chart.header()
+            drawn = 0
 
-        second = ProcedureAnalyser(linger=LINGER, on_event=on_event)
-        try:
-            for record in analyse_capture(capture):
-                if drawn >= survey.rows:
-                    break
-                second.feed(record)
-        except CaptureError:
-            pass  # the first pass met it too: survey.error
-        for chart in charts:
-            chart.footer(footer)
-    except BrokenPipeError:
-        sys.stderr.close()
-        raise typer.Exit(0) from None
+            def on_event(event: FrameEvent) -> None:
+                nonlocal drawn
+                if not wanted(event) or drawn >= survey.rows:
+                    return
+                drawn += 1
+                flagged = event.frame in survey.violation_frames
+                for chart in charts:
+                    chart.row(event, flagged)
+
+            second = ProcedureAnalyser(linger=LINGER, on_event=on_event)
+            try:
+                for record in analyse_capture(capture):
+                    if drawn >= survey.rows:
+                        break
+                    second.feed(record)
+            except CaptureError:
+                pass  # the first pass met it too: survey.error
+            for chart in charts:
+                chart.footer(footer)
     finally:
         if svg_file is not None:
             svg_file.close()

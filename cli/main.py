@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -43,6 +45,16 @@ def _global_options(
         from lmaho_wire.registry import use_numbers
 
         use_numbers(load_numbers_file(numbers))
+
+
+@contextmanager
+def quiet_on_broken_pipe() -> Iterator[None]:
+    """A pager or `head` closing the pipe ends the command quietly, exit status 0, as tshark."""
+    try:
+        yield
+    except BrokenPipeError:
+        sys.stderr.close()
+        raise typer.Exit(0) from None
 
 
 def _register_commands() -> None:
