@@ -18,13 +18,14 @@ from construct import Construct, ConstructError, Container, ListContainer
 from .checksum import AddressLike, upper_layer_checksum
 from .errors import ChecksumError, MalformedPacket
 from .fields import MessageBody, NamedEnum, OptionBody
+from .packet import IPPROTO_NONE
 from .plan import Plan, make_plan
 from .registry import current_schema
 from .schema import RAW_BODY, UNKNOWN_OPTION
 from .values import FlagBits, Named, Timestamp
 
 MH_HEADER_LENGTH = 6
-NO_NEXT_HEADER = 59
+NO_NEXT_HEADER = IPPROTO_NONE  # the Payload Proto a Mobility Header carries
 PAD1 = 0
 PADN = 1
 

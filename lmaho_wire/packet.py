@@ -17,6 +17,7 @@ from .capture import (
     LINKTYPE_LINUX_SLL2,
     LINKTYPE_RAW_ALIASES,
 )
+from .checksum import MH_NEXT_HEADER
 from .errors import MalformedPacket
 
 ETHERTYPE_IPV6 = 0x86DD
@@ -28,7 +29,7 @@ IPPROTO_FRAGMENT = 44
 IPPROTO_AH = 51
 IPPROTO_NONE = 59
 IPPROTO_DSTOPTS = 60
-IPPROTO_MH = 135
+IPPROTO_MH = MH_NEXT_HEADER
 # The Mobility Header's number in the MIPv6 drafts before RFC 3775; Wireshark and
 # tcpdump still dissect it as a Mobility Header, and so does lmaho.
 IPPROTO_MH_OLD = 62
