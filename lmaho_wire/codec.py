@@ -8,6 +8,7 @@ linear in the input's length.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -183,7 +184,7 @@ class Message:
     @property
     def home_network_prefixes(self) -> list[ipaddress.IPv6Network]:
         return [
-            ipaddress.IPv6Network((o.fields["prefix"], o.fields["prefix_length"]), strict=False)
+            hnp_network(o.fields["prefix"], o.fields["prefix_length"])
             for o in self.options_of("home_network_prefix")
             if o.fields["prefix_length"] <= 128
         ]
@@ -397,6 +398,12 @@ def decode(
         mh_type, name, key, fields, tuple(options), payload_proto, header_len, reserved,
         checksum, checksum_ok, tuple(findings),
     )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4096)
+def hnp_network(prefix: ipaddress.IPv6Address, length: int) -> ipaddress.IPv6Network:
+    """The prefix a Home Network Prefix option carries, made once: IPv6Network() is slow."""
+    return ipaddress.IPv6Network((prefix, length), strict=False)
 
 
 def _message_name(body: MessageBody, fields: Mapping[str, Any]) -> str:

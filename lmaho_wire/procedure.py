@@ -26,7 +26,6 @@ or at the end of the capture.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import itertools
 import statistics
@@ -267,11 +266,7 @@ class Sighting:
             flags=msg.fields.get("flags"),
             lifetime=msg.fields.get("lifetime"),
             mn_id=None if mn_id is None else printable(str(mn_id)),
-            prefixes=frozenset(
-                _network(opt.fields["prefix"], opt.fields["prefix_length"])
-                for opt in msg.options
-                if opt.key == HNP and opt.fields["prefix_length"] <= 128
-            ),
+            prefixes=frozenset(msg.home_network_prefixes),
             option_keys=frozenset(first),
             link_layer_id=None if link_layer is None else printable(str(link_layer)),
             lma_address=address(LMA_ADDRESS),
@@ -489,12 +484,6 @@ def _escape(char: str) -> str:
     if 0xDC80 <= code <= 0xDCFF:  # an octet that was not UTF-8 (surrogateescape)
         code -= 0xDC00
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-@functools.lru_cache(maxsize=4096)
-def _network(prefix: Address, length: int) -> Prefix:
-    """The prefix of an HNP option (as Message.home_network_prefixes, but made once)."""
-    return ipaddress.IPv6Network((prefix, length), strict=False)
 
 
 def _infer_roles(handover: Handover) -> dict[str, Address]:
