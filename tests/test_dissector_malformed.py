@@ -15,22 +15,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from test_dissector_lua import tshark_run as run
 
 from lmaho_dissector._samples import BMAG, PLMA, Packet, frame, handover_samples, write_capture
 from lmaho_wire import build, current_schema, option
-
-ROOT = Path(__file__).resolve().parent.parent
-LUA = ROOT / "dissector" / "lmaho.lua"
-
-
-def run(tshark: str, capture: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [tshark, "-n", "-X", f"lua_script:{LUA}", "-r", str(capture), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def assert_no_lua_error(result: subprocess.CompletedProcess[str]) -> None:
