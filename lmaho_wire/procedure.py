@@ -58,6 +58,7 @@ LMA = "LMA"
 
 # Column order of a ladder: the draft's Figure 2, left to right.
 ROLE_ORDER = (MN, BMAG, MAG, PLMA, NLMA, LMA, POLICY_STORE, CN)
+ROLE_RANK = {role: i for i, role in enumerate(ROLE_ORDER)}
 
 MN_ID = "mn_identifier"
 HNP = "home_network_prefix"
@@ -533,13 +534,12 @@ class Entity:
         return self.key[3:] if self.is_mobile else self.key
 
     def ordered_roles(self) -> list[str]:
-        rank = {role: i for i, role in enumerate(ROLE_ORDER)}
-        return sorted(self.roles, key=lambda r: (rank.get(r, len(rank)), self.roles[r]))
+        return sorted(self.roles, key=lambda r: (ROLE_RANK.get(r, len(ROLE_RANK)), self.roles[r]))
 
     @property
     def rank(self) -> int:
         roles = self.ordered_roles()
-        return ROLE_ORDER.index(roles[0]) if roles and roles[0] in ROLE_ORDER else len(ROLE_ORDER)
+        return ROLE_RANK.get(roles[0], len(ROLE_RANK)) if roles else len(ROLE_RANK)
 
 
 def mobile_key(mn_id: str) -> str:
