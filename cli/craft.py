@@ -37,6 +37,7 @@ from lmaho_entities import (
 )
 from lmaho_wire.capture import CaptureWriter
 from lmaho_wire.errors import LmahoError
+from lmaho_wire.procedure import LETTERS
 from lmaho_wire.schema import BA_STATUS, HANDOVER_STATUS
 
 from .main import app
@@ -49,15 +50,8 @@ class FormatChoice(enum.StrEnum):
     PCAPNG = "pcapng"
 
 
-class StepChoice(enum.StrEnum):
-    B = "b"
-    C = "c"
-    D = "d"
-    E = "e"
-    F = "f"
-    G = "g"
-    H = "h"
-    I = "i"  # noqa: E741 (the draft's step letter)
+# --lost-step: the draft's step letters, b to i, from the checker's step table.
+StepChoice = enum.StrEnum("StepChoice", {letter.upper(): letter for letter in LETTERS})
 
 
 _STATUS_NAMES = {
