@@ -25,7 +25,7 @@ from lmaho_wire.procedure import (
     ProcedureAnalyser,
 )
 
-from .main import app, quiet_on_broken_pipe
+from .main import CAPTURE_HELP, app, quiet_on_broken_pipe
 
 EPILOG = """\
 Examples:
@@ -63,9 +63,7 @@ REPORT_WIDTH = 100  # where long lists of the text report wrap
 def check_command(
     capture: Annotated[
         Path | None,
-        typer.Argument(
-            help="pcap or pcapng file (Ethernet, raw IPv6, Linux cooked).", show_default=False
-        ),
+        typer.Argument(help=CAPTURE_HELP, show_default=False),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON document on stdout instead of the report.")

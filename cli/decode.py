@@ -13,7 +13,7 @@ from lmaho_wire.codec import Message, jsonable
 from lmaho_wire.dissect import FrameRecord, analyse_capture
 from lmaho_wire.errors import CaptureError
 
-from .main import app, quiet_on_broken_pipe
+from .main import CAPTURE_HELP, app, quiet_on_broken_pipe
 
 EPILOG = """\
 Examples:
@@ -109,9 +109,7 @@ def _show(value: Any) -> str:
 def decode_command(
     capture: Annotated[
         Path,
-        typer.Argument(
-            help="pcap or pcapng file (Ethernet, raw IPv6, Linux cooked).", show_default=False
-        ),
+        typer.Argument(help=CAPTURE_HELP, show_default=False),
     ],
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per Mobility Header packet.")

@@ -23,7 +23,7 @@ from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
 from lmaho_wire.procedure import CN, MN, Entity, FrameEvent, ProcedureAnalyser
 
-from .main import app, quiet_on_broken_pipe
+from .main import CAPTURE_HELP, app, quiet_on_broken_pipe
 
 EPILOG = """\
 Examples:
@@ -455,9 +455,7 @@ def _terminal_width() -> int:
 def ladder_command(
     capture: Annotated[
         Path,
-        typer.Argument(
-            help="pcap or pcapng file (Ethernet, raw IPv6, Linux cooked).", show_default=False
-        ),
+        typer.Argument(help=CAPTURE_HELP, show_default=False),
     ],
     svg: Annotated[
         Path | None,

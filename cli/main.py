@@ -47,6 +47,10 @@ def _global_options(
         use_numbers(load_numbers_file(numbers))
 
 
+# The CAPTURE argument of the commands that read one (decode, check, ladder).
+CAPTURE_HELP = "pcap or pcapng file (Ethernet, raw IPv6, Linux cooked)."
+
+
 @contextmanager
 def quiet_on_broken_pipe() -> Iterator[None]:
     """A pager or `head` closing the pipe ends the command quietly, exit status 0, as tshark."""
