@@ -74,10 +74,14 @@ class Survey:
     keys: dict[str, int] = field(default_factory=dict)  # entity key -> first row
     violation_frames: set[int] = field(default_factory=set)
     frames: int = 0
-    undrawn: int = 0
     error: CaptureError | None = None
     last_row_time: float = float("-inf")
     read_all: bool = True  # False: stopped once the drawn rows' handovers were judged
+
+    @property
+    def undrawn(self) -> int:
+        """Frames read that are no row (other traffic, other MNs, data left out)."""
+        return self.frames - self.rows_total
 
 
 def _wanted(mn: str | None, signalling_only: bool) -> Callable[[FrameEvent], bool]:
@@ -142,7 +146,6 @@ def _survey(
     for issue in analyser.global_violations:
         flag(issue.frames)
     survey.frames = analyser.counters.frames
-    survey.undrawn = survey.frames - survey.rows_total
     return survey, analyser
 
 
