@@ -30,7 +30,7 @@ from construct import (
     Switch,
 )
 
-from lmaho_dissector.generator import unrename
+from lmaho_dissector.generator import int_spec, unrename
 from lmaho_wire import CaptureWriter, Option, Timestamp, build, option
 from lmaho_wire.capture import LINKTYPE_ETHERNET
 from lmaho_wire.codec import PAD1, PADN
@@ -90,15 +90,6 @@ def _length_fields(struct: Struct) -> set[str]:
     return names
 
 
-def _int_size(c: Construct) -> int:
-    c = unrename(c)
-    if isinstance(c, FormatField):
-        return c.length
-    if isinstance(c, BytesInteger):
-        return int(c.length)
-    raise NotImplementedError(f"not an integer: {c!r}")
-
-
 class _Values:
     """Draws API values for construct fields (the forms lmaho_wire.option accepts)."""
 
@@ -119,9 +110,9 @@ class _Values:
         if isinstance(c, NamedEnum):
             return int(rng.choice(sorted(c.decmapping)))
         if isinstance(c, Flags):
-            return rng.randrange(1 << (8 * _int_size(c.subcon)))
+            return rng.randrange(1 << (8 * int_spec(c.subcon)[0]))
         if isinstance(c, Scaled):
-            return rng.randrange(1 << (8 * _int_size(c.subcon))) * c.factor
+            return rng.randrange(1 << (8 * int_spec(c.subcon)[0])) * c.factor
         if isinstance(c, IPv6Address):
             return str(ipaddress.IPv6Address(b"\x20\x01\x0d\xb8" + self.octets(Bytes(12), ctx)))
         if isinstance(c, IPv4Address):
@@ -151,7 +142,7 @@ class _Values:
         if isinstance(c, FormatField | BytesInteger):
             if small:
                 return rng.randrange(0, 7)
-            return rng.randrange(1 << (8 * _int_size(c)))
+            return rng.randrange(1 << (8 * int_spec(c)[0]))
         if isinstance(c, Bytes) or c is GreedyBytes:
             return self.octets(c, ctx)
         raise NotImplementedError(f"no sample value for {c!r}")

@@ -261,7 +261,7 @@ def unrename(c: Construct) -> Construct:
     return c
 
 
-def _int_spec(c: Construct) -> tuple[int, bool]:
+def int_spec(c: Construct) -> tuple[int, bool]:
     """(size in octets, signed) of an integer construct; error for anything else."""
     c = unrename(c)
     if isinstance(c, FormatField):
@@ -434,7 +434,7 @@ class _Generator:
         target = lua_key(scope.tables[0], name)
         desc = lua_str(blurb)
         if isinstance(c, NamedEnum):
-            size, signed = _int_spec(c.subcon)
+            size, signed = int_spec(c.subcon)
             vs = self.value_string({int(k): str(v) for k, v in c.decmapping.items()})
             ref = self.declare(
                 abbrev,
@@ -447,7 +447,7 @@ class _Generator:
             code.add(ind, f"pos = pos + {size}")
             return
         if isinstance(c, Flags):
-            size, signed = _int_spec(c.subcon)
+            size, signed = int_spec(c.subcon)
             ref = self.declare(
                 abbrev,
                 _int_ctor(size, False),
@@ -481,7 +481,7 @@ class _Generator:
             code.add(ind, f"pos = pos + {size}")
             return
         if isinstance(c, Scaled):
-            size, signed = _int_spec(c.subcon)
+            size, signed = int_spec(c.subcon)
             ref = self.declare(
                 abbrev,
                 _int_ctor(size, signed),
@@ -569,7 +569,7 @@ class _Generator:
             code.add(ind, "end")
             return
         if isinstance(c, FormatField | BytesInteger):
-            size, signed = _int_spec(c)
+            size, signed = int_spec(c)
             ref = self.declare(
                 abbrev,
                 _int_ctor(size, signed),
@@ -632,8 +632,8 @@ class _Generator:
         if not isinstance(inner, Struct) or len(inner.subcons) != 2:
             raise GeneratorError(f"{abbrev}: TimestampField over {inner!r}")
         sec_c, frac_c = (unrename(sc) for sc in inner.subcons)
-        sec_size, _ = _int_spec(sec_c)
-        frac_size, _ = _int_spec(frac_c)
+        sec_size, _ = int_spec(sec_c)
+        frac_size, _ = int_spec(frac_c)
         size = sec_size + frac_size
         scale = 1 << (8 * frac_size)
         ref = self.declare(
@@ -711,7 +711,7 @@ class _Generator:
         if isinstance(c, TimestampField):
             inner = unrename(c.subcon)
             sec, frac = (sc.name for sc in inner.subcons)
-            frac_size, _ = _int_spec(inner.subcons[1])
+            frac_size, _ = int_spec(inner.subcons[1])
             return f"R.utc({lua_key(val, sec)}, {lua_key(val, frac)}, {1 << (8 * frac_size)})"
         if isinstance(c, IPv6Address):
             return f"R.ipv6({val})"
@@ -1089,7 +1089,7 @@ def _header_function(gen: _Generator, header: Struct, type_name: str) -> str:
         abbrev = f"{PROTO_NAME}.{sc.name}"
         if sc.name == type_name and isinstance(c, NamedEnum):
             # The names follow the preferences, so the label is written at run time.
-            fsize, _ = _int_spec(c.subcon)
+            fsize, _ = int_spec(c.subcon)
             vs = gen.value_string({int(k): str(v) for k, v in c.decmapping.items()})
             ref = gen.declare(
                 abbrev,
@@ -1107,7 +1107,7 @@ def _header_function(gen: _Generator, header: Struct, type_name: str) -> str:
             code.add(1, f"pos = pos + {fsize}")
             continue
         if sc.name == CHECKSUM_FIELD:
-            fsize, _ = _int_spec(c)
+            fsize, _ = int_spec(c)
             ref = gen.declare(
                 abbrev,
                 _int_ctor(fsize, False),
@@ -1213,7 +1213,7 @@ def _fast_function(
         if sc.name in wanted:
             c = unrename(sc)
             if isinstance(c, Flags | NamedEnum | FormatField | BytesInteger):
-                _int_spec(c.subcon if isinstance(c, Adapter) else c)
+                int_spec(c.subcon if isinstance(c, Adapter) else c)
                 found[sc.name] = (header_size + pos, size)
         pos += size
     len_expr, len_pos = fast_len
