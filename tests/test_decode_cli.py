@@ -7,23 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lmaho_dissector._samples import frame
 from lmaho_wire import CaptureWriter, build, option
-from lmaho_wire.packet import ethernet_header, ipv6_header, mac_bytes
 
 SRC = "2001:db8:b::1"
 DST = "2001:db8:a::1"
-
-
-def _frame(mh: bytes, src: str = SRC, dst: str = DST) -> bytes:
-    import ipaddress
-
-    s = ipaddress.IPv6Address(src).packed
-    d = ipaddress.IPv6Address(dst).packed
-    return (
-        ethernet_header(mac_bytes("02:00:00:00:00:02"), mac_bytes("02:00:00:00:00:01"))
-        + ipv6_header(s, d, 135, len(mh))
-        + mh
-    )
 
 
 def _lmaho(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -49,9 +37,9 @@ def test_decode_json_reports_good_and_bad_packets(tmp_path: Path) -> None:
     )
     path = tmp_path / "c.pcap"
     with CaptureWriter(path) as w:
-        w.write(_frame(mh), 1.0)
-        w.write(_frame(mh)[:-8], 2.0)
-        corrupt = bytearray(_frame(mh))
+        w.write(frame(mh, SRC, DST), 1.0)
+        w.write(frame(mh, SRC, DST)[:-8], 2.0)
+        corrupt = bytearray(frame(mh, SRC, DST))
         corrupt[-10] ^= 0x55
         w.write(bytes(corrupt), 3.0)
     result = _lmaho("decode", str(path), "--json")
@@ -89,7 +77,7 @@ def test_decode_prints_undecodable_text_escaped(tmp_path: Path) -> None:
     )
     path = tmp_path / "nai.pcap"
     with CaptureWriter(path) as w:
-        w.write(_frame(mh), 1.0)
+        w.write(frame(mh, SRC, DST), 1.0)
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
     for extra in ((), ("--verbose",)):
         result = _lmaho("decode", str(path), *extra, env=env)
