@@ -7,21 +7,15 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ._replay_engine import (
-    DEFAULT_BATCH,
-    Pacing,
-    ReplayStats,
-    open_packet_socket,
-    planned_total,
-    replay,
-    resolve_interface,
-)
 from ._replay_frames import LoadedCapture, format_mac, load_capture, parse_mac
 from .main import app
+
+if TYPE_CHECKING:
+    from ._replay_engine import Pacing, ReplayStats
 
 EPILOG = "\n".join(
     [
@@ -69,6 +63,10 @@ def _positive(name: str, value: float | None) -> None:
 
 
 def _pacing(multiplier: float | None, pps: float | None, topspeed: bool) -> Pacing:
+    # The engine (ctypes, sockets, threads) is imported when a replay is asked for,
+    # not by every lmaho command at start-up.
+    from ._replay_engine import Pacing
+
     given = [
         flag
         for flag, on in (
@@ -280,6 +278,14 @@ def replay_cmd(
         typer.Option("--json", help="Print the statistics as one JSON object on stdout."),
     ] = False,
 ) -> None:
+    from ._replay_engine import (
+        DEFAULT_BATCH,
+        open_packet_socket,
+        planned_total,
+        replay,
+        resolve_interface,
+    )
+
     pacing = _pacing(multiplier, pps, topspeed)
     try:
         dst = parse_mac(dst_mac) if dst_mac is not None else None
