@@ -101,7 +101,8 @@ def _read_pcap(fh: BinaryIO, name: str) -> Iterator[Frame]:
     order = "<" if header[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
     divisor = 1e9 if header[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1e6
     snaplen, linktype = struct.unpack(order + "II", header[16:24])
-    linktype &= 0x0FFFFFFF  # the top bits carry FCS information (pcap-linktype(7))
+    # The top bits carry FCS information (pcap-linktype(7)); libpcap's LT_LINKTYPE mask.
+    linktype &= 0x03FFFFFF
     record = struct.Struct(order + "IIII")
     number = 0
     while True:

@@ -88,7 +88,7 @@ def load_numbers_file(path: str | os.PathLike[str]) -> Numbers:
     """Read a TOML override file (tables ``mh_types`` and ``option_types``)."""
     p = Path(path)
     try:
-        data: dict[str, Any] = tomllib.loads(p.read_text())
+        data: dict[str, Any] = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise LmahoError(f"{p}: no such numbers file") from None
     except (OSError, UnicodeDecodeError) as e:

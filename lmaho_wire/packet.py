@@ -81,9 +81,10 @@ class IPv6Payload:
 
 
 def network_offset(frame: bytes, linktype: int) -> int | None:
-    """Offset of the IPv6 header in a frame, or None when the frame carries no IPv6."""
-    # pcap keeps FCS information in the link type's top bits (libpcap's LT_LINKTYPE mask).
-    linktype &= 0x03FFFFFF
+    """Offset of the IPv6 header in a frame, or None when the frame carries no IPv6.
+
+    ``linktype`` is a plain link type: read_frames has masked pcap's FCS bits off.
+    """
     if linktype == LINKTYPE_ETHERNET:
         pos, ethertype_at = 14, 12
         if len(frame) < 14:
