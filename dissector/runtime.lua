@@ -16,6 +16,34 @@ local R = {}
 local byte, sub, format, concat = string.byte, string.sub, string.format, table.concat
 local floor = math.floor
 
+-- Wireshark's API, called directly where the per-packet paths use it.
+-- `tvb:raw()` or `pinfo.number` first runs the userdata's __index
+-- dispatcher, which costs more than the call itself (about 1,000 machine
+-- instructions an access, a sixth of the tree-less path): the methods are
+-- taken from their class tables, and the attribute getters of Pinfo and
+-- TreeItem from the __getters table where wslua keeps them (read from the
+-- first packet's objects; plain indexing if a Wireshark keeps them elsewhere).
+-- All are bound on the first packet, by R.dissect, the only entry point.
+local tvb_raw, dissector_call, pinfo_number, pinfo_rel_ts, pinfo_cols, item_text
+
+local function getter(object, name)
+    local mt = getmetatable(object)
+    local getters = type(mt) == "table" and rawget(mt, "__getters")
+    local fn = type(getters) == "table" and rawget(getters, name)
+    if type(fn) == "function" then
+        return fn
+    end
+    return function(o)
+        return o[name]
+    end
+end
+
+local function bind_api(pinfo, root)
+    tvb_raw, dissector_call = Tvb.raw, Dissector.call
+    pinfo_number, pinfo_rel_ts = getter(pinfo, "number"), getter(pinfo, "rel_ts")
+    pinfo_cols, item_text = getter(pinfo, "cols"), getter(root, "text")
+end
+
 R.F, R.E, R.C = {}, {}, {}
 R.MSG, R.OPT = {}, {}
 R.msg_by_type, R.opt_by_type = {}, {}
@@ -734,14 +762,15 @@ function R.show_tracking(t, num)
     end
 end
 
--- " Seq=9": the Info column's part. Not cached: a cache of one string per
--- sequence number would be tens of thousands of live objects for the garbage
--- collector to mark again at every cycle, which costs more than formatting.
-function R.seq_text(seq)
-    if seq == nil then
-        return ""
-    end
-    return format(" Seq=%d", seq)
+-- Decimal digits of 0..999, and the same zero-padded to three: the Info
+-- column's sequence numbers are put together from these rather than
+-- formatted, because string.format (sprintf per directive) was a sixth of
+-- the tree-less path. 2,000 constant strings; one per sequence number would
+-- be tens of thousands of live objects for the collector to mark.
+local DIGITS, DIGITS3 = {}, {}
+for x = 0, 999 do
+    DIGITS[x] = tostring(x)
+    DIGITS3[x] = format("%03d", x)
 end
 
 -- " Status=ACCEPTED" for message `d`, cached in the descriptor.
@@ -760,13 +789,20 @@ end
 
 -- "LMA Handover Response (LMA_HO_Resp) Seq=9 Status=ACCEPTED MN-ID=mn1@example",
 -- built in one concatenation from cached parts: the Info column is set for
--- every packet. `mnid_text` is the " MN-ID=..." part or nil.
-function R.info(d, seq_text, status, mnid_text, num)
-    return d.label
-        .. seq_text
-        .. R.status_text(d, status)
-        .. (mnid_text or "")
-        .. (tr_retx[num] and " [Retransmission]" or "")
+-- every packet. `status_text` and `mnid_text` are the " Status=..." and
+-- " MN-ID=..." parts ("" when absent).
+local function info_line(d, seq, status_text, mnid_text, num)
+    local retx = tr_retx[num] and " [Retransmission]" or ""
+    if seq == nil then
+        return d.label .. status_text .. mnid_text .. retx
+    end
+    local lo = seq % 1000
+    if seq < 1000 then
+        return d.label .. " Seq=" .. DIGITS[lo] .. status_text .. mnid_text .. retx
+    end
+    local hi = (seq - lo) / 1000
+    local high = DIGITS[hi] or format("%d", hi)
+    return d.label .. " Seq=" .. high .. DIGITS3[lo] .. status_text .. mnid_text .. retx
 end
 
 -- " MN-ID=mn1@example" of raw MN identifier option data, as the option's own
@@ -798,8 +834,7 @@ end
 -- Packet" item (as without lmaho) and turns the exception into a Lua error,
 -- which is swallowed here so that it does not also show as a Lua error.
 function R.call_mip6(tvb, pinfo, root)
-    local mip6 = R.mip6
-    local ok, len = pcall(mip6.call, mip6, tvb, pinfo, root)
+    local ok, len = pcall(dissector_call, R.mip6, tvb, pinfo, root)
     if ok then
         return len
     end
@@ -946,12 +981,12 @@ local function delegated(d, tvb, pinfo, root, s, cap)
     if not ok or not R.is_proxy(d, flags) then
         return cap
     end
-    local num = pinfo.number
+    local num = pinfo_number(pinfo)
     if tr_times[num] == nil then
         -- rel_ts, not abs_ts: small values keep nanoseconds in a double.
-        track(num, pinfo.rel_ts, d, seq, status, mnid)
+        track(num, pinfo_rel_ts(pinfo), d, seq, status, mnid)
     end
-    if root.text == nil then
+    if item_text(root) == nil then
         return cap
     end
     return R.protected(delegated_tree, d, tvb, pinfo, root, s, cap, num)
@@ -989,11 +1024,12 @@ local function dissect_tree(d, tvb, pinfo, root, s, cap)
         return cap
     end
     local seq, status = v[C.sequence], v[C.status]
-    local num = pinfo.number
+    local num = pinfo_number(pinfo)
     if tr_times[num] == nil then
-        track(num, pinfo.rel_ts, d, seq, status, ctx.mnid)
+        track(num, pinfo_rel_ts(pinfo), d, seq, status, ctx.mnid)
     end
-    pinfo.cols.info = R.info(d, R.seq_text(seq), status, ctx.mnid and R.mnid_text(ctx.mnid), num)
+    local mnid_text = ctx.mnid and R.mnid_text(ctx.mnid) or ""
+    pinfo.cols.info = info_line(d, seq, R.status_text(d, status), mnid_text, num)
     t:append_text(d.name_suffix)
     if R.verify then
         R.verify_checksum(tvb, s, t, pinfo, total, hv[C.checksum])
@@ -1011,7 +1047,7 @@ end
 -- The dissector. Without a tree (tshark printing summaries only) `root`
 -- wraps no item, and only the columns and the tracking are worked out: that
 -- path must cost little, so it makes no tree items, reads only what it needs
--- and builds the Info column in one format call. It also runs outside
+-- and builds the Info column in one concatenation. It also runs outside
 -- pcall (R.protected), which cost about 0.4 us a packet, a sixth of what
 -- lmaho adds there: the code it runs (the generated d.fast readers,
 -- R.find_mnid, track, R.mnid_text) only indexes the string within the bounds
@@ -1020,7 +1056,10 @@ end
 -- captures without a tree too). Everything that builds a tree, and the
 -- hand-off to Wireshark's MIPv6 dissector, runs protected.
 function R.dissect(tvb, pinfo, root)
-    local s = tvb:raw()
+    if pinfo_number == nil then
+        bind_api(pinfo, root)
+    end
+    local s = tvb_raw(tvb)
     local cap = #s
     if cap < type_pos then
         return R.call_mip6(tvb, pinfo, root)
@@ -1032,9 +1071,9 @@ function R.dissect(tvb, pinfo, root)
     if d.delegated then
         return delegated(d, tvb, pinfo, root, s, cap)
     end
-    local cols = pinfo.cols
+    local cols = pinfo_cols(pinfo)
     cols.protocol = d.column
-    if root.text ~= nil then
+    if item_text(root) ~= nil then
         return R.protected(dissect_tree, d, tvb, pinfo, root, s, cap)
     end
     local ok, seq, status, _, mnid = d.fast(s, cap)
@@ -1042,9 +1081,9 @@ function R.dissect(tvb, pinfo, root)
         cols.info = d.malformed_info
         return cap
     end
-    local num = pinfo.number
+    local num = pinfo_number(pinfo)
     if tr_times[num] == nil then
-        track(num, pinfo.rel_ts, d, seq, status, mnid)
+        track(num, pinfo_rel_ts(pinfo), d, seq, status, mnid)
     end
     local status_text = ""
     if status then
@@ -1054,17 +1093,7 @@ function R.dissect(tvb, pinfo, root)
     if mnid then
         mnid_text = mnid_texts[mnid] or R.mnid_text(mnid) or ""
     end
-    if seq then
-        -- One format call makes the whole line: d.info_format is the label
-        -- and " Seq=%d%s%s" (and " [Retransmission]").
-        local fmt = d.info_format
-        if tr_retx[num] then
-            fmt = d.info_retx_format
-        end
-        cols.info = format(fmt, seq, status_text, mnid_text)
-    else
-        cols.info = R.info(d, "", status, mnid_text, num)
-    end
+    cols.info = info_line(d, seq, status_text, mnid_text, num)
     return cap
 end
 
@@ -1129,9 +1158,6 @@ function R.apply_prefs(prefs)
         end
         d.label = d.title .. " (" .. d.name .. ")"
         d.malformed_info = d.label .. " [Malformed]"
-        local escaped = d.label:gsub("%%", "%%%%")
-        d.info_format = escaped .. " Seq=%d%s%s"
-        d.info_retx_format = escaped .. " Seq=%d%s%s [Retransmission]"
         d.column = R.C.column
         d.name_suffix = ", " .. d.name
         d.proxy_suffix = ", " .. (d.proxy_name or d.name)
