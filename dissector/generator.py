@@ -74,15 +74,6 @@ PROTOCOL_COLUMN = "LMAHO"
 # Wireshark's own Mobile IPv6 dissector, which keeps every MH type lmaho does not own.
 WIRESHARK_MIP6 = "mip6"
 WIRESHARK_OPTION_TABLE = "mip6.option"
-# Fields of Wireshark's IPv6 dissector that give the checksum's pseudo-header
-# addresses as octets: the header's Source and Destination, a Home Address
-# option's address, a type 2 routing header's address.
-WIRESHARK_IPV6_ADDRESS_FIELDS = {
-    "src": "ipv6.src",
-    "dst": "ipv6.dst",
-    "home_address": "ipv6.opt.mipv6.home_address",
-    "routed_to": "ipv6.routing.mipv6.home_address",
-}
 
 # Fields the dissector reads meaning into, by their schema names. The codec
 # reads the same names (Message.sequence, .status, .mn_identifier).
@@ -1075,8 +1066,6 @@ def generate(schema: Schema | None = None) -> str:
     w("R.proto, R.opt_proto = lmaho, lmaho_opt")
     w(f"R.mip6 = Dissector.get({lua_str(WIRESHARK_MIP6)})")
     w(f"R.opt_table = DissectorTable.get({lua_str(WIRESHARK_OPTION_TABLE)})")
-    fields = ", ".join(f"{k} = {lua_str(v)}" for k, v in WIRESHARK_IPV6_ADDRESS_FIELDS.items())
-    w(f"R.bind_ipv6_fields({{ {fields} }})")
     w("lmaho.init = R.reset")
     w("lmaho.prefs_changed = function() R.apply_prefs(lmaho.prefs) end")
     w("lmaho.dissector = R.dissect")

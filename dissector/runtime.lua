@@ -530,104 +530,54 @@ function R.checksum(s, n, skip, src, dst, next_header)
     return 65535 - sum
 end
 
--- A capture has few addresses and many packets: convert each once. `key` is
--- an address as 16 octets or as text; `convert` makes its eight words.
-local address_cache, address_count = {}, 0
-
-local function cached_words(key, convert)
-    local words = address_cache[key]
-    if words == nil then
-        words = convert(key) or false
-        if address_count > 10000 then
-            address_cache, address_count = {}, 0
-        end
-        address_cache[key] = words
-        address_count = address_count + 1
+-- The eight words of an IPv6 Address object whose text is a name (network
+-- name resolution is on). Lua has no accessor for an Address's octets, but
+-- Addresses compare by them (Wireshark's cmp_address: type, length, then the
+-- octets in order), so each word is found by bisection against numeric
+-- Address objects: 128 comparisons, once per name. nil for anything else.
+local function words_by_order(address)
+    local words = { 0, 0, 0, 0, 0, 0, 0, 0 }
+    local function numeric()
+        return Address.ipv6(format("%x:%x:%x:%x:%x:%x:%x:%x", table.unpack(words)))
     end
-    return words or nil
-end
-
-function R.octet_words(octets)
-    if #octets ~= 16 then
-        return nil
-    end
-    local words = {}
     for i = 1, 8 do
-        local a, b = byte(octets, 2 * i - 1, 2 * i)
-        words[i] = a * 256 + b
+        local lo, hi = 0, 65535
+        while lo < hi do
+            local mid = floor((lo + hi + 1) / 2)
+            words[i] = mid
+            if numeric() <= address then
+                lo = mid
+            else
+                hi = mid - 1
+            end
+        end
+        words[i] = lo
+    end
+    if numeric() ~= address then
+        return nil
     end
     return words
 end
 
-function R.address_words(text)
-    return cached_words(text, R.parse_ipv6)
-end
+-- A capture has few addresses and many packets: convert each once, by its text.
+local address_cache, address_count = {}, 0
 
--- Field extractors of Wireshark's IPv6 dissector (`names`: src, dst,
--- home_address, routed_to -> field name), made at load time. A field this
--- Wireshark lacks is left out.
-local ipv6_fields = {}
-
-function R.bind_ipv6_fields(names)
-    for key, name in pairs(names) do
-        local ok, field = pcall(Field.new, name)
-        if ok then
-            ipv6_fields[key] = field
+function R.address_words(text, address)
+    local words = address_cache[text]
+    if words == nil then
+        words = R.parse_ipv6(text)
+        if words == nil and address ~= nil then
+            local ok, by_order = pcall(words_by_order, address)
+            words = ok and by_order or nil
         end
+        words = words or false
+        if address_count > 10000 then
+            address_cache, address_count = {}, 0
+        end
+        address_cache[text] = words
+        address_count = address_count + 1
     end
-end
-
--- The last of the values a field extractor returns: the innermost header's.
-local function last_of(...)
-    local n = select("#", ...)
-    if n == 0 then
-        return nil
-    end
-    return (select(n, ...))
-end
-
-local function field_words(info)
-    local ok, octets = pcall(function()
-        return info.range:raw()
-    end)
-    return ok and cached_words(octets, R.octet_words) or nil
-end
-
--- The checksum's pseudo-header addresses as words (RFC 6275 6.1.1, after RFC
--- 8200 8.1, and 6.3): the Source and Destination Address of the IPv6 header
--- that carries the Mobility Header, with the address of a Home Address option
--- as the source and that of a type 2 routing header as the final destination.
--- Wireshark's IPv6 dissector leaves exactly these in pinfo.src and pinfo.dst,
--- but as text, which is a name when network name resolution is on; then the
--- octets come from its fields instead (the innermost header is the last in
--- the tree; an option or routing header counts when it comes after it).
--- nil when neither gives them: the checksum is left unverified, not guessed.
-local function from_fields()
-    local X = ipv6_fields
-    local src = X.src and last_of(X.src())
-    local dst = X.dst and last_of(X.dst())
-    if not src or not dst then
-        return nil
-    end
-    local header = src.offset
-    local home = X.home_address and last_of(X.home_address())
-    local routed = X.routed_to and last_of(X.routed_to())
-    if home and home.offset > header then
-        src = home
-    end
-    if routed and routed.offset > header then
-        dst = routed
-    end
-    return field_words(src), field_words(dst)
-end
-
-function R.pseudo_addresses(pinfo)
-    local src = R.address_words(tostring(pinfo.src))
-    local dst = R.address_words(tostring(pinfo.dst))
-    if src and dst then
-        return src, dst
-    end
-    return from_fields()
+    return words or nil
 end
 
 -- Verify and show.
@@ -638,7 +588,12 @@ function R.verify_checksum(tvb, s, t, pinfo, total, value)
         t:add(F.checksum_status, tvb(at, 2), 2):set_generated()
         return
     end
-    local src, dst = R.pseudo_addresses(pinfo)
+    -- The pseudo-header's addresses (RFC 6275 6.1.1, after RFC 8200 8.1, and
+    -- 6.3): Wireshark's IPv6 dissector leaves in pinfo the innermost header's,
+    -- with a Home Address option's as the source and a type 2 routing
+    -- header's as the destination.
+    local src = R.address_words(tostring(pinfo.src), pinfo.src)
+    local dst = R.address_words(tostring(pinfo.dst), pinfo.dst)
     if not src or not dst then
         t:add(F.checksum_status, tvb(at, 2), 2):set_generated()
         return

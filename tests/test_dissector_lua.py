@@ -365,3 +365,29 @@ def test_summary_mode_columns_match_tree_mode(tshark: str, samples: list[Path]) 
     assert len(fast_infos) == 15
     tree_infos = [line for line in tree.stdout.splitlines() if line.startswith(("LMA", "Policy"))]
     assert fast_infos == tree_infos
+
+
+TREE_PROBE = """
+-- Writes "tree" or "none" to stderr for every packet: whether it was dissected with a tree.
+local probe = Proto("treeprobe", "tree probe")
+function probe.dissector(tvb, pinfo, root)
+    io.stderr:write(root.text == nil and "none\\n" or "tree\\n")
+end
+register_postdissector(probe)
+"""
+
+
+def test_summary_mode_builds_no_tree(tshark: str, tmp_path: Path) -> None:
+    # Anything in the Lua that makes tshark build a tree for every packet (a
+    # Field extractor does: its field is primed) costs the summary run its
+    # fast path, ten times the time. A postdissector sees whether there is one.
+    probe = tmp_path / "treeprobe.lua"
+    probe.write_text(TREE_PROBE)
+    capture = PCAPS / "handover.pcap"
+    cmd = [tshark, "-n", "-X", f"lua_script:{LUA}", "-X", f"lua_script:{probe}", "-r", str(capture)]
+    plain = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
+    seen = [line for line in plain.stderr.splitlines() if line in ("tree", "none")]
+    assert seen and set(seen) == {"none"}
+    # The probe does tell: with -V every packet has a tree.
+    verbose = subprocess.run([*cmd, "-V"], capture_output=True, text=True, timeout=120, check=True)
+    assert {line for line in verbose.stderr.splitlines() if line in ("tree", "none")} == {"tree"}
