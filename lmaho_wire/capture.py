@@ -1,4 +1,10 @@
-"""Reading and writing pcap / pcapng files (via dpkt), with errors a user can act on."""
+"""Reading and writing pcap / pcapng files, with errors a user can act on.
+
+Both formats are read here: a cut-off or lying record must be an error, not a
+short frame, and a pcapng file may hold several interfaces with different
+link types (dpkt's reader takes the first interface's for every packet and
+skips Simple Packet Blocks). dpkt writes.
+"""
 
 from __future__ import annotations
 
@@ -66,26 +72,7 @@ def _read_open(fh: BinaryIO, name: str) -> Iterator[Frame]:
         return
     if magic != PCAPNG_MAGIC:
         raise CaptureError(f"{name}: not a pcap or pcapng file (starts with {magic.hex()})")
-    import dpkt  # here, not at the top: only pcapng needs it, and it is slow to import
-
-    try:
-        reader = dpkt.pcapng.Reader(fh)
-        linktype = reader.datalink()
-    except (ValueError, struct.error, dpkt.Error, EOFError) as e:
-        raise CaptureError(f"{name}: corrupt pcapng header: {e or type(e).__name__}") from None
-    number = 0
-    it = iter(reader)
-    while True:
-        try:
-            ts, buf = next(it)
-        except StopIteration:
-            return
-        except (ValueError, struct.error, dpkt.Error, EOFError, TypeError) as e:
-            raise CaptureError(
-                f"{name}: corrupt block after frame {number}: {e or type(e).__name__}"
-            ) from None
-        number += 1
-        yield Frame(number, float(ts), linktype, bytes(buf))
+    yield from _read_pcapng(fh, name)
 
 
 _PCAP_FILE_HEADER = 24
@@ -126,6 +113,136 @@ def _read_pcap(fh: BinaryIO, name: str) -> Iterator[Frame]:
             )
         number += 1
         yield Frame(number, seconds + fraction / divisor, linktype, data)
+
+
+# pcapng (draft-ietf-opsawg-pcapng): block types, options, and a bound on a
+# block's size (Wireshark's own, 16 MiB) so that a lying length cannot make
+# the reader allocate without limit.
+_PCAPNG_IDB, _PCAPNG_PB, _PCAPNG_SPB, _PCAPNG_EPB = 1, 2, 3, 6
+_PCAPNG_BYTE_ORDER = {b"\x1a\x2b\x3c\x4d": ">", b"\x4d\x3c\x2b\x1a": "<"}
+_PCAPNG_OPT_TSRESOL, _PCAPNG_OPT_TSOFFSET = 9, 14
+_PCAPNG_MAX_BLOCK = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Interface:
+    """What an Interface Description Block says about the packets that name it."""
+
+    linktype: int
+    snaplen: int
+    ticks_per_second: float
+    offset: int  # seconds added to every timestamp (if_tsoffset)
+
+
+def _read_pcapng(fh: BinaryIO, name: str) -> Iterator[Frame]:
+    order = ">"
+    interfaces: list[_Interface] = []
+    number = 0
+    while True:
+        head = fh.read(8)
+        if not head:
+            return
+        where = f"block after frame {number}"
+        if len(head) < 8:
+            raise CaptureError(f"{name}: {where} cut off: {len(head)} of 8 header octets")
+        if head[:4] == PCAPNG_MAGIC:
+            # A Section Header Block: its byte-order magic sets the section's
+            # byte order, and the section starts with no interfaces.
+            magic = fh.read(4)
+            if magic not in _PCAPNG_BYTE_ORDER:
+                raise CaptureError(f"{name}: {where}: not a pcapng section header")
+            order = _PCAPNG_BYTE_ORDER[magic]
+            body = _pcapng_body(fh, name, where, order, head, magic)
+            if len(body) < 12:
+                raise CaptureError(f"{name}: {where}: section header of {len(body)} octets")
+            major = struct.unpack(order + "H", body[:2])[0]
+            if major != 1:
+                raise CaptureError(f"{name}: {where}: pcapng version {major}, only 1 exists")
+            interfaces = []
+            continue
+        block_type = struct.unpack(order + "I", head[:4])[0]
+        body = _pcapng_body(fh, name, where, order, head, b"")
+        if block_type == _PCAPNG_IDB:
+            interfaces.append(_pcapng_interface(body, order, name, where))
+            continue
+        if block_type in (_PCAPNG_EPB, _PCAPNG_PB):
+            if len(body) < 20:
+                raise CaptureError(f"{name}: {where}: packet block of {len(body)} octets")
+            if block_type == _PCAPNG_EPB:
+                iface, high, low, caplen = struct.unpack(order + "IIII", body[:16])
+            else:
+                iface, _drops, high, low, caplen = struct.unpack(order + "HHIII", body[:16])
+            timestamp = (high << 32) | low
+            data = body[20 : 20 + caplen]
+        elif block_type == _PCAPNG_SPB:
+            # No interface ID and no time: interface 0, captured up to its snaplen.
+            if len(body) < 4:
+                raise CaptureError(f"{name}: {where}: simple packet block of {len(body)} octets")
+            iface, timestamp = 0, None
+            caplen = struct.unpack(order + "I", body[:4])[0]
+            if interfaces and interfaces[0].snaplen:
+                caplen = min(caplen, interfaces[0].snaplen)
+            data = body[4 : 4 + caplen]
+        else:
+            continue  # name resolution, statistics, custom blocks: nothing to decode
+        if iface >= len(interfaces):
+            raise CaptureError(
+                f"{name}: frame {number + 1} names interface {iface}, "
+                f"but the section describes {len(interfaces)}"
+            )
+        if len(data) < caplen:
+            raise CaptureError(
+                f"{name}: frame {number + 1} claims {caplen} captured octets, "
+                f"its block holds {len(data)}"
+            )
+        interface = interfaces[iface]
+        time = 0.0
+        if timestamp is not None:
+            time = interface.offset + timestamp / interface.ticks_per_second
+        number += 1
+        yield Frame(number, time, interface.linktype, data)
+
+
+def _pcapng_body(
+    fh: BinaryIO, name: str, where: str, order: str, head: bytes, already: bytes
+) -> bytes:
+    """The body of the block whose first 8 octets are ``head`` (and the next
+    ``already`` were read too): checked against its trailing length copy."""
+    length = struct.unpack(order + "I", head[4:8])[0]
+    if length < 12 + len(already) or length % 4 or length > _PCAPNG_MAX_BLOCK:
+        raise CaptureError(f"{name}: {where}: impossible block length {length}")
+    rest = fh.read(length - 8 - len(already))
+    if len(rest) < length - 8 - len(already):
+        raise CaptureError(
+            f"{name}: {where} cut off: {len(rest) + 8 + len(already)} of {length} octets"
+        )
+    trailer = struct.unpack(order + "I", rest[-4:])[0]
+    if trailer != length:
+        raise CaptureError(
+            f"{name}: {where}: block length {length} at its start, {trailer} at its end"
+        )
+    return rest[:-4]
+
+
+def _pcapng_interface(body: bytes, order: str, name: str, where: str) -> _Interface:
+    if len(body) < 8:
+        raise CaptureError(f"{name}: {where}: interface description of {len(body)} octets")
+    linktype, _reserved, snaplen = struct.unpack(order + "HHI", body[:8])
+    ticks, offset = 1e6, 0
+    pos = 8
+    while pos + 4 <= len(body):
+        code, size = struct.unpack(order + "HH", body[pos : pos + 4])
+        value = body[pos + 4 : pos + 4 + size]
+        if code == 0 or len(value) < size:
+            break
+        if code == _PCAPNG_OPT_TSRESOL and size == 1:
+            # High bit clear: 10^-n seconds per tick; set: 2^-n.
+            exponent = value[0] & 0x7F
+            ticks = float(2**exponent if value[0] & 0x80 else 10**exponent)
+        elif code == _PCAPNG_OPT_TSOFFSET and size == 8:
+            offset = struct.unpack(order + "q", value)[0]
+        pos += 4 + (size + 3) // 4 * 4
+    return _Interface(linktype, snaplen, ticks, offset)
 
 
 class CaptureWriter:
