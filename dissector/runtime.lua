@@ -559,7 +559,8 @@ local function words_by_order(address)
     return words
 end
 
--- A capture has few addresses and many packets: convert each once, by its text.
+-- A capture has few addresses and many packets: convert each once, by its
+-- text (an Address object's tostring, or plain text when `address` is nil).
 local address_cache, address_count = {}, 0
 
 function R.address_words(text, address)
@@ -592,8 +593,9 @@ function R.verify_checksum(tvb, s, t, pinfo, total, value)
     -- 6.3): Wireshark's IPv6 dissector leaves in pinfo the innermost header's,
     -- with a Home Address option's as the source and a type 2 routing
     -- header's as the destination.
-    local src = R.address_words(tostring(pinfo.src), pinfo.src)
-    local dst = R.address_words(tostring(pinfo.dst), pinfo.dst)
+    local src_address, dst_address = pinfo.src, pinfo.dst
+    local src = R.address_words(tostring(src_address), src_address)
+    local dst = R.address_words(tostring(dst_address), dst_address)
     if not src or not dst then
         t:add(F.checksum_status, tvb(at, 2), 2):set_generated()
         return
