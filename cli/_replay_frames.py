@@ -75,14 +75,15 @@ class LoadedCapture:
     """
 
     path: Path
-    linktype: int
+    linktype: int  # the first frame's; a pcapng file may hold several (linktypes)
     frames: list[bytes]
     rel: array[float]
-    framed: bool  # True when an Ethernet header was added by lmaho
+    framed: bool  # True when lmaho added an Ethernet header to any frame
+    linktypes: tuple[int, ...] = ()
 
     @property
     def link_name(self) -> str:
-        return link_name(self.linktype)
+        return " + ".join(link_name(t) for t in self.linktypes or (self.linktype,))
 
     @property
     def duration(self) -> float:
@@ -144,32 +145,31 @@ def load_capture(
 ) -> LoadedCapture:
     """Read the whole capture into memory, as Ethernet frames for ``src_mac``'s interface.
 
+    Each frame is taken by its own link type: a pcapng file may mix interfaces.
+
     Raises CaptureError for an unreadable or corrupt capture (nothing is sent from
     a capture that does not read to its end), an empty one, an unsupported link
     type, a frame that cannot be given an Ethernet header, or ``dst_mac`` given
-    for an Ethernet capture.
+    for a capture whose frames all have one.
     """
     p = Path(path)
     frames: list[bytes] = []
     rel: array[float] = array("d")
-    linktype: int | None = None
+    linktypes: dict[int, None] = {}  # in order of appearance
     prev = 0.0
     elapsed = 0.0
     for fr in read_frames(p):
-        if linktype is None:
-            linktype = fr.linktype
+        linktype = fr.linktype
+        if linktype not in linktypes:
             if linktype not in SUPPORTED_LINKTYPES:
                 raise CaptureError(
-                    f"{p}: {link_name(linktype)} captures cannot be replayed; "
+                    f"{p}: frame {fr.number}: {link_name(linktype)} frames cannot be replayed; "
                     "replay takes Ethernet, raw IP, BSD loopback and Linux cooked (SLL, SLL2) "
                     "captures"
                 )
-            if linktype == LINKTYPE_ETHERNET and dst_mac is not None:
-                raise CaptureError(
-                    f"{p}: --dst-mac only applies to captures without an Ethernet header; "
-                    "this one is Ethernet and its frames are sent as they are"
-                )
-            prev = fr.time
+            if not linktypes:
+                prev = fr.time
+            linktypes[linktype] = None
         if linktype == LINKTYPE_ETHERNET:
             frames.append(fr.data)
         else:
@@ -183,6 +183,13 @@ def load_capture(
             elapsed += fr.time - prev
             prev = fr.time
         rel.append(elapsed)
-    if linktype is None:
+    if not linktypes:
         raise CaptureError(f"{p}: the capture holds no packets, nothing to replay")
-    return LoadedCapture(p, linktype, frames, rel, framed=linktype != LINKTYPE_ETHERNET)
+    framed = any(t != LINKTYPE_ETHERNET for t in linktypes)
+    if dst_mac is not None and not framed:
+        raise CaptureError(
+            f"{p}: --dst-mac only applies to captures without an Ethernet header; "
+            "this one is Ethernet and its frames are sent as they are"
+        )
+    first = next(iter(linktypes))
+    return LoadedCapture(p, first, frames, rel, framed, tuple(linktypes))

@@ -157,6 +157,7 @@ def _report(
         "capture": str(cap.path),
         "interface": iface,
         "linktype": cap.linktype,
+        "linktypes": list(cap.linktypes),
         "frames_in_capture": len(cap.frames),
         "rate_control": pacing.describe(),
         "loops_requested": loops,

@@ -505,7 +505,7 @@ def test_unsupported_link_type(tmp_path: Path, cli: Cli) -> None:
     cap = write_capture(tmp_path / "wifi.pcap", [b"\x80\x00" + bytes(30)], linktype=105)
     code, _out, err = cli(cap, "-i", "lo")
     assert code == 2
-    assert "link type 105 captures cannot be replayed" in err
+    assert "frame 1: link type 105 frames cannot be replayed" in err
 
 
 def _without_net_raw() -> list[str] | None:
@@ -687,3 +687,22 @@ def test_parse_mac() -> None:
     for bad in ("", "02:00:00:00:00", "02:00:00:00:00:0g", "02:00:00:00:00:+1", "002:0:0:0:0:0"):
         with pytest.raises(ValueError, match="not a MAC address"):
             parse_mac(bad)
+
+
+def test_mixed_link_types_are_framed_frame_by_frame(tmp_path: Path) -> None:
+    # mergecap gives each input its own pcapng interface: here Ethernet and raw IP.
+    if shutil.which("mergecap") is None:
+        pytest.skip("mergecap is not installed")
+    src = bytes.fromhex("0a0000000001")
+    pkt6 = ipv6_packet(7, 60, dst=bytes.fromhex("ff0200000000000000000001ff000001"))
+    eth = write_capture(tmp_path / "eth.pcap", [eth_frame(1, 60)])
+    raw = write_capture(tmp_path / "raw.pcap", [pkt6], linktype=LINKTYPE_RAW)
+    merged = tmp_path / "merged.pcapng"
+    subprocess.run(["mergecap", "-a", "-w", str(merged), str(eth), str(raw)], check=True)
+    cap = load_capture(merged, src)
+    framed6 = bytes.fromhex("3333ff000001") + src + b"\x86\xdd" + pkt6
+    assert cap.frames == [eth_frame(1, 60), framed6]
+    assert cap.linktypes == (LINKTYPE_ETHERNET, LINKTYPE_RAW) and cap.framed
+    assert cap.link_name == "Ethernet + raw IP"
+    # --dst-mac has frames to apply to.
+    assert load_capture(merged, src, bytes(6)).frames[1][:6] == bytes(6)
