@@ -49,18 +49,6 @@ def link_name(linktype: int) -> str:
     return _LINK_NAMES.get(linktype, f"link type {linktype}")
 
 
-def parse_mac(text: str) -> bytes:
-    """``"02:00:5e:00:00:01"`` (or with ``-``) to 6 bytes; ValueError when malformed."""
-    parts = text.replace("-", ":").split(":")
-    if len(parts) != 6 or not all(
-        1 <= len(p) <= 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts
-    ):
-        raise ValueError(
-            f"not a MAC address: {text!r} (expected six hex octets, like 02:00:5e:00:00:01)"
-        )
-    return bytes(int(p, 16) for p in parts)
-
-
 def format_mac(mac: bytes) -> str:
     return ":".join(f"{b:02x}" for b in mac)
 

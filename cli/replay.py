@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ._replay_frames import LoadedCapture, format_mac, load_capture, parse_mac
+from lmaho_wire.packet import mac_bytes
+
+from ._replay_frames import LoadedCapture, format_mac, load_capture
 from .main import app
 
 if TYPE_CHECKING:
@@ -289,7 +291,7 @@ def replay_cmd(
 
     pacing = _pacing(multiplier, pps, topspeed)
     try:
-        dst = parse_mac(dst_mac) if dst_mac is not None else None
+        dst = mac_bytes(dst_mac) if dst_mac is not None else None
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--dst-mac") from None
 

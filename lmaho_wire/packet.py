@@ -193,13 +193,22 @@ def ethernet_header(dst_mac: bytes, src_mac: bytes, ethertype: int = ETHERTYPE_I
     return dst_mac + src_mac + ethertype.to_bytes(2, "big")
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
 def mac_bytes(mac: str | bytes) -> bytes:
-    """6 octets of a MAC address written "02:00:00:00:00:01" (or already 6 octets)."""
+    """6 octets of a MAC address (or already 6 octets); ValueError when malformed.
+
+    Written as six hex octets of one or two digits, separated by ":" or "-",
+    as tcpreplay and ip(8) take them: "02:00:5e:00:00:01", "2-0-5e-0-0-1".
+    """
     if isinstance(mac, bytes):
         if len(mac) != 6:
             raise ValueError(f"a MAC address has 6 octets, got {len(mac)}")
         return mac
-    octets = bytes.fromhex(mac.replace(":", "").replace("-", ""))
-    if len(octets) != 6:
-        raise ValueError(f"not a MAC address: {mac!r}")
-    return octets
+    parts = mac.replace("-", ":").split(":")
+    if len(parts) != 6 or not all(0 < len(p) <= 2 and _HEX_DIGITS.issuperset(p) for p in parts):
+        raise ValueError(
+            f"not a MAC address: {mac!r} (expected six hex octets, like 02:00:5e:00:00:01)"
+        )
+    return bytes(int(p, 16) for p in parts)

@@ -30,7 +30,7 @@ from unittest import mock
 import pytest
 
 from lmaho_cli._replay_engine import Pacing, _Schedule, planned_total, replay
-from lmaho_cli._replay_frames import LoadedCapture, load_capture, parse_mac
+from lmaho_cli._replay_frames import LoadedCapture, load_capture
 from lmaho_cli.main import main
 from lmaho_wire.capture import (
     LINKTYPE_ETHERNET,
@@ -40,6 +40,7 @@ from lmaho_wire.capture import (
     CaptureWriter,
 )
 from lmaho_wire.errors import CaptureError
+from lmaho_wire.packet import mac_bytes
 
 IS_ROOT = os.geteuid() == 0
 F = TypeVar("F", bound=Callable[..., Any])
@@ -681,12 +682,14 @@ def test_capture_timing_never_goes_backwards(tmp_path: Path) -> None:
     assert list(load_capture(path, SRC_MAC).rel) == pytest.approx([0.0, 0.5, 0.5, 1.0])
 
 
-def test_parse_mac() -> None:
-    assert parse_mac("02:00:5E:00:00:0a") == bytes.fromhex("02005e00000a")
-    assert parse_mac("2-0-0-0-0-1") == bytes.fromhex("020000000001")
-    for bad in ("", "02:00:00:00:00", "02:00:00:00:00:0g", "02:00:00:00:00:+1", "002:0:0:0:0:0"):
+def test_mac_spellings() -> None:
+    # One parser for every MAC lmaho reads: --dst-mac here, scenario files, MN identifiers.
+    assert mac_bytes("02:00:5E:00:00:0a") == bytes.fromhex("02005e00000a")
+    assert mac_bytes("2-0-0-0-0-1") == bytes.fromhex("020000000001")
+    bad_ones = ("", "02:00:00:00:00", "02:00:00:00:00:0g", "02:00:00:00:00:+1", "002:0:0:0:0:0")
+    for bad in (*bad_ones, "020000000001", "0200.0000.0001", "02 00 00 00 00 01"):
         with pytest.raises(ValueError, match="not a MAC address"):
-            parse_mac(bad)
+            mac_bytes(bad)
 
 
 def test_mixed_link_types_are_framed_frame_by_frame(tmp_path: Path) -> None:
