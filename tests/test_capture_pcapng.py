@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lmaho_dissector._samples import frame
 from lmaho_wire import CaptureError, CaptureWriter, build, option
@@ -205,3 +207,26 @@ def test_damaged_pcapng_is_a_specific_error(tmp_path: Path, data: bytes, message
     path.write_bytes(data)
     with pytest.raises(CaptureError, match=message):
         list(read_frames(path))
+
+
+SAMPLE = Path(__file__).resolve().parent.parent / "pcaps" / "handover.pcapng"
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(data=st.data())
+def test_mutated_pcapng_yields_frames_or_a_capture_error(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    pristine = SAMPLE.read_bytes()
+    damaged = bytearray(pristine)
+    for _ in range(data.draw(st.integers(1, 8))):
+        at = data.draw(st.integers(0, len(damaged) - 1))
+        damaged[at] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(damaged)))
+    path = tmp_path_factory.mktemp("fuzz") / "m.pcapng"
+    path.write_bytes(bytes(damaged[:cut]))
+    try:
+        for f in read_frames(path):
+            assert isinstance(f.data, bytes) and f.number >= 1
+    except CaptureError as e:
+        assert str(e).startswith(str(path))
