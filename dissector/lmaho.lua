@@ -862,6 +862,8 @@ local function info_line(d, seq, status_text, mnid_text, num)
     return d.label .. " Seq=" .. high .. DIGITS3[lo] .. status_text .. mnid_text .. retx
 end
 
+R.info_line = info_line
+
 -- " MN-ID=mn1@example" of raw MN identifier option data, as the option's own
 -- summary shows its identifier; cached for the MNs of the moment (a small
 -- cache: every live string is marked again at every garbage collection).

@@ -106,6 +106,9 @@ for line in io.lines(INPUT) do
         local raw = a:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)
         emit("sum", string.format("%d", R.checksum(raw, #raw, 5, R.parse_ipv6(b),
             R.parse_ipv6(c), 135)))
+    elseif kind == "info" then
+        local d = { label = "L" }
+        emit("info", R.info_line(d, tonumber(a), "", "", 1))
     end
 end
 local f = assert(io.open(OUTPUT, "w"))
@@ -139,6 +142,10 @@ def runtime_cases() -> tuple[list[str], list[str]]:
         want.append(f"band {a & b}")
     lines.append("hex 0001ff")
     want.append("hex 00:01:ff")
+    # The Info column's sequence numbers, put together from digit tables.
+    for seq in (0, 7, 10, 99, 100, 999, 1000, 1001, 1010, 1100, 9999, 10000, 65535, 1234567):
+        lines.append(f"info {seq}")
+        want.append(f"info L Seq={seq}")
     for _ in range(20):
         mh = bytearray(rng.randbytes(8 * rng.randrange(1, 12) + rng.randrange(2)))
         mh[4:6] = b"\0\0"
