@@ -25,6 +25,8 @@ Examples:
   lmaho decode capture.pcap --json | jq 'select(.message == "LMA_HO_Resp")'
 
   lmaho decode capture.pcap --strict           # a bad checksum is an error, not a note
+
+  tcpdump -i eth0 -U -w - 'ip6 proto 135' | lmaho decode -    # live, a line per packet
 """
 
 
@@ -133,6 +135,8 @@ def decode_command(
     Bad packets are reported and skipped; an unreadable file exits with status 2.
     """
     out = sys.stdout
+    # From a pipe, each packet is shown as it arrives (tshark -l), not when a buffer fills.
+    live = str(capture) == "-"
     count = errors = 0
     time_zero: float | None = 0.0 if absolute_time else None
     try:
@@ -150,6 +154,8 @@ def decode_command(
                     out.write(_tree(rec, time_zero) + "\n\n")
                 else:
                     out.write(_table_line(rec, time_zero) + "\n")
+                if live:
+                    out.flush()
     except CaptureError:
         out.flush()
         raise

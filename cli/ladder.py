@@ -23,7 +23,7 @@ from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
 from lmaho_wire.procedure import CN, MN, Entity, FrameEvent, ProcedureAnalyser
 
-from .main import CAPTURE_HELP, app, quiet_on_broken_pipe
+from .main import CAPTURE_HELP, app, quiet_on_broken_pipe, rereadable
 
 EPILOG = """\
 Examples:
@@ -496,6 +496,21 @@ def ladder_command(
     """Draw the message sequence chart of CAPTURE: entities as columns, one arrow per frame."""
     if quiet and svg is None:
         raise typer.BadParameter("--quiet leaves nothing to show without --svg FILE")
+    with rereadable(capture) as path:
+        _draw(path, svg, max_rows, mn, signalling_only, width, ascii_only, quiet)
+
+
+def _draw(
+    capture: Path,
+    svg: Path | None,
+    max_rows: int | None,
+    mn: str | None,
+    signalling_only: bool,
+    width: int | None,
+    ascii_only: bool,
+    quiet: bool,
+) -> None:
+    """The chart of a capture that is read twice: once to lay out the columns, once to draw."""
     wanted = _wanted(mn, signalling_only)
     survey, analyser = _survey(capture, wanted, max_rows)
     column_of = _columns(survey, analyser)

@@ -48,7 +48,23 @@ def _global_options(
 
 
 # The CAPTURE argument of the commands that read one (decode, check, ladder).
-CAPTURE_HELP = "pcap or pcapng file (Ethernet, raw IPv6, Linux cooked)."
+CAPTURE_HELP = "pcap or pcapng file (Ethernet, raw IPv6, Linux cooked); - reads standard input."
+
+
+@contextmanager
+def rereadable(capture: Path) -> Iterator[Path]:
+    """``capture`` as a file that can be read more than once: standard input
+    ("-") is copied to a temporary file first (a pipe can be read only once)."""
+    if str(capture) != "-":
+        yield capture
+        return
+    import shutil
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(prefix="lmaho-stdin-", suffix=".cap") as spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool)
+        spool.flush()
+        yield Path(spool.name)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,12 +44,16 @@ class Frame:
 
 
 def read_frames(path: str | os.PathLike[str]) -> Iterator[Frame]:
-    """Yield every frame of a pcap or pcapng file, streaming.
+    """Yield every frame of a pcap or pcapng file, streaming; ``"-"`` reads
+    standard input (``tcpdump -w - | lmaho decode -``), as frames arrive.
 
     Raises CaptureError for a missing, unreadable or corrupt file; a file cut
     short in its last record ends the iteration with a CaptureError too, after
     the frames that could be read.
     """
+    if str(path) == "-":
+        yield from _read_open(sys.stdin.buffer, "standard input")
+        return
     p = Path(path)
     try:
         fh = p.open("rb")
@@ -63,26 +68,26 @@ def read_frames(path: str | os.PathLike[str]) -> Iterator[Frame]:
 
 
 def _read_open(fh: BinaryIO, name: str) -> Iterator[Frame]:
+    # The readers take the magic already read: a pipe cannot seek back.
     magic = fh.read(4)
-    fh.seek(0)
     if len(magic) < 4:
         raise CaptureError(f"{name}: empty or truncated file, not a pcap or pcapng capture")
     if magic in PCAP_MAGICS:
-        yield from _read_pcap(fh, name)
+        yield from _read_pcap(fh, name, magic)
         return
     if magic != PCAPNG_MAGIC:
         raise CaptureError(f"{name}: not a pcap or pcapng file (starts with {magic.hex()})")
-    yield from _read_pcapng(fh, name)
+    yield from _read_pcapng(fh, name, magic)
 
 
 _PCAP_FILE_HEADER = 24
 _PCAP_RECORD_HEADER = 16
 
 
-def _read_pcap(fh: BinaryIO, name: str) -> Iterator[Frame]:
+def _read_pcap(fh: BinaryIO, name: str, magic: bytes) -> Iterator[Frame]:
     # Read by hand rather than through dpkt.pcap.Reader: dpkt hands back a short
     # frame when a record is cut off, and a cut-off capture must be an error.
-    header = fh.read(_PCAP_FILE_HEADER)
+    header = magic + fh.read(_PCAP_FILE_HEADER - len(magic))
     if len(header) < _PCAP_FILE_HEADER:
         raise CaptureError(f"{name}: truncated pcap file header ({len(header)} of 24 octets)")
     order = "<" if header[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
@@ -134,12 +139,14 @@ class _Interface:
     offset: int  # seconds added to every timestamp (if_tsoffset)
 
 
-def _read_pcapng(fh: BinaryIO, name: str) -> Iterator[Frame]:
+def _read_pcapng(fh: BinaryIO, name: str, magic: bytes) -> Iterator[Frame]:
     order = ">"
     interfaces: list[_Interface] = []
     number = 0
+    pending = magic
     while True:
-        head = fh.read(8)
+        head = pending + fh.read(8 - len(pending))
+        pending = b""
         if not head:
             return
         where = f"block after frame {number}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +86,64 @@ def test_decode_prints_undecodable_text_escaped(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert "Traceback" not in result.stderr
         assert "\\udcff\\udcfemn" in result.stdout
+
+
+PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
+
+
+def _lmaho_stdin(data: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-c", "from lmaho_cli.main import main; main()", *args],
+        input=data,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_dash_reads_standard_input_like_a_file() -> None:
+    for sample in ("handover.pcap", "mobiles-4.pcapng"):
+        path = PCAPS / sample
+        for command in (["decode", "--json"], ["check", "--json"], ["ladder", "--width", "110"]):
+            from_file = _lmaho_stdin(b"", *command[:1], str(path), *command[1:])
+            from_pipe = _lmaho_stdin(path.read_bytes(), *command[:1], "-", *command[1:])
+            assert from_file.returncode == from_pipe.returncode, (sample, command)
+            assert from_pipe.stdout
+            if command[0] == "check":
+                # The report names its capture: "-" here.
+                report, want = json.loads(from_pipe.stdout), json.loads(from_file.stdout)
+                assert report.pop("capture") == "-"
+                want.pop("capture")
+                assert report == want, sample
+            else:
+                assert from_pipe.stdout == from_file.stdout, (sample, command)
+    empty = _lmaho_stdin(b"", "decode", "-")
+    assert empty.returncode == 2
+    assert empty.stderr.startswith(b"lmaho: error: standard input: empty or truncated file")
+
+
+def test_decode_from_a_pipe_shows_each_packet_as_it_arrives() -> None:
+    # A capture that is still being written (tcpdump -U -w - | lmaho decode -): the
+    # first packet's line must come out while the pipe is open.
+    data = (PCAPS / "handover.pcap").read_bytes()
+    first_record_end = 24 + 16 + int.from_bytes(data[24 + 8 : 24 + 12], "little")
+    # Python buffers a pipe's output unless told otherwise; make sure it is not told.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from lmaho_cli.main import main; main()", "decode", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write(data[:first_record_end])
+        proc.stdin.flush()
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready, "no line while the pipe stays open"
+        line = proc.stdout.readline().decode()
+        assert line.split()[0] == "1" and "LMA_HO_Req" in line
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
