@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from lmaho_wire.errors import LmahoError
+from lmaho_wire.errors import CaptureError, LmahoError
 
 app = typer.Typer(
     name="lmaho",
@@ -64,7 +64,11 @@ def rereadable(capture: Path) -> Iterator[Path]:
     with tempfile.NamedTemporaryFile(prefix="lmaho-stdin-", suffix=".cap") as spool:
         shutil.copyfileobj(sys.stdin.buffer, spool)
         spool.flush()
-        yield Path(spool.name)
+        try:
+            yield Path(spool.name)
+        except CaptureError as e:
+            # Errors name what the user gave, not the spool file.
+            raise CaptureError(str(e).replace(spool.name, "standard input")) from None
 
 
 @contextmanager

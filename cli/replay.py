@@ -211,7 +211,7 @@ def replay_cmd(
     capture: Annotated[
         Path,
         typer.Argument(
-            help="pcap or pcapng file to put on the wire.",
+            help="pcap or pcapng file to put on the wire; - reads standard input.",
             show_default=False,
         ),
     ],

@@ -147,3 +147,13 @@ def test_decode_from_a_pipe_shows_each_packet_as_it_arrives() -> None:
         proc.stdin.close()
         proc.wait(timeout=30)
     assert proc.returncode == 0
+
+
+def test_errors_from_standard_input_name_it() -> None:
+    # ladder spools standard input to a file; its errors still say where the bytes came from.
+    for command in ("decode", "check", "ladder"):
+        result = _lmaho_stdin(b"\xd4\xc3\xb2\xa1\x02\x00", command, "-")
+        assert result.returncode == 2, command
+        assert result.stderr == (
+            b"lmaho: error: standard input: truncated pcap file header (6 of 24 octets)\n"
+        ), command
