@@ -155,11 +155,11 @@ def _read_pcapng(fh: BinaryIO, name: str, magic: bytes) -> Iterator[Frame]:
         if head[:4] == PCAPNG_MAGIC:
             # A Section Header Block: its byte-order magic sets the section's
             # byte order, and the section starts with no interfaces.
-            magic = fh.read(4)
-            if magic not in _PCAPNG_BYTE_ORDER:
+            byte_order = fh.read(4)
+            if byte_order not in _PCAPNG_BYTE_ORDER:
                 raise CaptureError(f"{name}: {where}: not a pcapng section header")
-            order = _PCAPNG_BYTE_ORDER[magic]
-            body = _pcapng_body(fh, name, where, order, head, magic)
+            order = _PCAPNG_BYTE_ORDER[byte_order]
+            body = _pcapng_body(fh, name, where, order, head, byte_order)
             if len(body) < 12:
                 raise CaptureError(f"{name}: {where}: section header of {len(body)} octets")
             major = struct.unpack(order + "H", body[:2])[0]
