@@ -51,7 +51,9 @@ class FormatChoice(enum.StrEnum):
 
 
 # --lost-step: the draft's step letters, b to i, from the checker's step table.
-StepChoice = enum.StrEnum("StepChoice", {letter.upper(): letter for letter in LETTERS})
+StepChoice = enum.StrEnum(  # type: ignore[misc]  # members from the table, not literals
+    "StepChoice", {letter.upper(): letter for letter in LETTERS}
+)
 
 
 _STATUS_NAMES = {

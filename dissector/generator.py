@@ -557,13 +557,13 @@ class _Generator:
             code.add(ind, "end")
             return
         if isinstance(c, Struct):
-            size = _sizeof(c)
+            struct_size = _sizeof(c)
             ref = self.declare(abbrev, "none", f"{lua_str(label)}, {desc}", name)
             fn = self.struct_function(_fn_name(abbrev), c, abbrev, blurb)
             code.add(ind, "do")
             code.add(ind + 1, "local w, it = {}, nil")
             code.add(ind + 1, f"{target} = w")
-            span = "stop - pos" if size is None else f"math.min({size}, stop - pos)"
+            span = "stop - pos" if struct_size is None else f"math.min({struct_size}, stop - pos)"
             code.add(ind + 1, f"if t then it = t:add({ref}, tvb(pos, {span})) end")
             code.add(ind + 1, f"pos = {fn}(tvb, s, it, pos, stop, w)")
             code.add(ind, "end")
@@ -753,9 +753,9 @@ class _Generator:
                     body = [f"x = {default}"]
                 parts.append((sc.name, body))
                 continue
-            expr = self.summary_expr(sc.name, c, "v")
-            if expr:
-                parts.append((sc.name, [f"x = {expr}"]))
+            summary = self.summary_expr(sc.name, c, "v")
+            if summary:
+                parts.append((sc.name, [f"x = {summary}"]))
         pad = " " * 8
         lines = ["function(v)", f"{pad}local p, x = {{}}, nil"]
         for name, body in parts:
@@ -1157,7 +1157,7 @@ def _message(
         "name": lua_str(body.name),
         "title": lua_str(body.title),
         "role": lua_str(body.role),
-        "pair": lua_str(body.answers if body.role == "response" else body.key),
+        "pair": lua_str(body.answers or body.key if body.role == "response" else body.key),
         "field": ref,
         "length": str(body.length),
         "fast": _fast_function(struct, body, gen.header_size, fast_len),
