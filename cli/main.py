@@ -61,9 +61,14 @@ def rereadable(capture: Path) -> Iterator[Path]:
     import shutil
     import tempfile
 
+    from lmaho_wire.capture import standard_input
+
     with tempfile.NamedTemporaryFile(prefix="lmaho-stdin-", suffix=".cap") as spool:
-        shutil.copyfileobj(sys.stdin.buffer, spool)
-        spool.flush()
+        try:
+            shutil.copyfileobj(standard_input(), spool)
+            spool.flush()
+        except OSError as e:
+            raise CaptureError(f"standard input: cannot spool it: {e.strerror or e}") from None
         try:
             yield Path(spool.name)
         except CaptureError as e:

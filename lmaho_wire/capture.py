@@ -52,7 +52,7 @@ def read_frames(path: str | os.PathLike[str]) -> Iterator[Frame]:
     the frames that could be read.
     """
     if str(path) == "-":
-        yield from _read_open(sys.stdin.buffer, "standard input")
+        yield from _read_guarded(standard_input(), "standard input")
         return
     p = Path(path)
     try:
@@ -64,7 +64,22 @@ def read_frames(path: str | os.PathLike[str]) -> Iterator[Frame]:
     except OSError as e:
         raise CaptureError(f"{p}: cannot open: {e.strerror}") from None
     with fh:
-        yield from _read_open(fh, str(p))
+        yield from _read_guarded(fh, str(p))
+
+
+def standard_input() -> BinaryIO:
+    """Standard input as bytes, or a CaptureError when the process has none."""
+    if sys.stdin is None:
+        raise CaptureError("standard input: closed, nothing to read")
+    return sys.stdin.buffer
+
+
+def _read_guarded(fh: BinaryIO, name: str) -> Iterator[Frame]:
+    """The frames of an open capture; a failing read (EIO, a bad descriptor) is a CaptureError."""
+    try:
+        yield from _read_open(fh, name)
+    except OSError as e:
+        raise CaptureError(f"{name}: read error: {e.strerror or e}") from None
 
 
 def _read_open(fh: BinaryIO, name: str) -> Iterator[Frame]:

@@ -157,3 +157,16 @@ def test_errors_from_standard_input_name_it() -> None:
         assert result.stderr == (
             b"lmaho: error: standard input: truncated pcap file header (6 of 24 octets)\n"
         ), command
+
+
+def test_closed_standard_input_is_a_clear_error() -> None:
+    for command in ("decode", "check", "ladder"):
+        result = subprocess.run(
+            [sys.executable, "-c", "from lmaho_cli.main import main; main()", command, "-"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+            preexec_fn=lambda: os.close(0),
+        )
+        assert result.returncode == 2, (command, result.stderr)
+        assert result.stderr == b"lmaho: error: standard input: closed, nothing to read\n"
