@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import itertools
 import random
 import sys
 import time
@@ -23,7 +24,6 @@ import typer
 from lmaho_entities import (
     DEFAULT_SCENARIO,
     Campaign,
-    HandoverResult,
     Packet,
     ReferenceNetwork,
     Scenario,
@@ -41,6 +41,7 @@ from lmaho_wire.procedure import LETTERS
 from lmaho_wire.schema import BA_STATUS, HANDOVER_STATUS
 
 from .main import app
+from .progress import StderrProgress
 
 CaptureFormat = Literal["pcap", "pcapng"]
 
@@ -120,50 +121,6 @@ def comment_for(tx: Transmission, label: Callable[[str], str]) -> str:
     return f"{text} [{trace.mn}, handover {trace.handover}]"
 
 
-class _ProgressBar:
-    """A rich progress bar of finished handovers on stderr, refreshed ten times a second."""
-
-    def __init__(self, total: int, forced: bool) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("crafting"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("handovers"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True, force_terminal=True if forced else None),
-            transient=True,
-        )
-        self._task = self._progress.add_task("crafting", total=total)
-        self._done = 0
-        self._next = 0.0
-
-    def __enter__(self) -> _ProgressBar:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.update(self._task, completed=self._done)
-        self._progress.stop()
-
-    def advance(self, _result: HandoverResult) -> None:
-        self._done += 1
-        now = time.monotonic()
-        if now >= self._next:
-            self._next = now + 0.1
-            self._progress.update(self._task, completed=self._done)
-
-
 def craft(
     path: Path,
     *,
@@ -216,8 +173,11 @@ def craft(
         network.sink = sink
         show = sys.stderr.isatty() if progress is None else progress
         if show:
-            with _ProgressBar(mobiles * handovers, forced=bool(progress)) as bar:
-                campaign.on_handover = bar.advance
+            with StderrProgress(
+                "crafting", mobiles * handovers, "handovers", forced=bool(progress)
+            ) as bar:
+                done = itertools.count(1)
+                campaign.on_handover = lambda _result: bar.update(next(done))
                 result = campaign.run()
         else:
             result = campaign.run()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,6 +14,7 @@ from lmaho_wire.packet import mac_bytes
 
 from ._replay_frames import LoadedCapture, format_mac, load_capture
 from .main import app
+from .progress import StderrProgress
 
 if TYPE_CHECKING:
     from ._replay_engine import Pacing, ReplayStats
@@ -90,49 +90,6 @@ def _pacing(multiplier: float | None, pps: float | None, topspeed: bool) -> Paci
     if pps is not None:
         return Pacing("pps", pps)
     return Pacing("multiplier", 1.0 if multiplier is None else multiplier)
-
-
-class _Progress:
-    """A rich progress bar on stderr, refreshed at most ten times a second."""
-
-    def __init__(self, total: int | None, description: str, forced: bool) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            SpinnerColumn,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self._progress = Progress(
-            SpinnerColumn() if total is None else BarColumn(),
-            TextColumn("{task.description}"),
-            MofNCompleteColumn() if total is not None else TextColumn("{task.completed} packets"),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            # --progress on a non-terminal still draws (ANSI), as asked.
-            console=Console(stderr=True, force_terminal=True if forced else None),
-            transient=True,
-        )
-        self._task = self._progress.add_task(description, total=total, rate="")
-        self._next = 0.0
-
-    def __enter__(self) -> _Progress:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def update(self, stats: ReplayStats) -> None:
-        now = time.monotonic()
-        if now < self._next:
-            return
-        self._next = now + 0.1
-        rate = f"{_si(stats.pps)}pps" if stats.seconds >= 0.05 else ""
-        self._progress.update(self._task, completed=stats.attempted, rate=rate)
 
 
 def _si(x: float) -> str:
@@ -316,8 +273,15 @@ def replay_cmd(
     total = planned_total(len(cap.frames), loop, limit)
     with sock:
         if show:
-            with _Progress(total, f"{capture.name} → {iface}", progress is True) as bar:
-                stats = replay(cap, sock, pacing, loop, limit, bar.update, DEFAULT_BATCH)
+            with StderrProgress(
+                f"{capture.name} → {iface}", total, "packets", forced=progress is True
+            ) as bar:
+
+                def draw(stats: ReplayStats) -> None:
+                    rate = f"{_si(stats.pps)}pps" if stats.seconds >= 0.05 else ""
+                    bar.update(stats.attempted, rate)
+
+                stats = replay(cap, sock, pacing, loop, limit, draw, DEFAULT_BATCH)
         else:
             stats = replay(cap, sock, pacing, loop, limit, None, DEFAULT_BATCH)
 
