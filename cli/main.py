@@ -41,10 +41,9 @@ def _global_options(
     ] = None,
 ) -> None:
     if numbers is not None:
-        from lmaho_wire.numbers import load_numbers_file
-        from lmaho_wire.registry import use_numbers
+        from lmaho_wire.registry import use_numbers_file
 
-        use_numbers(load_numbers_file(numbers))
+        use_numbers_file(numbers)
 
 
 # The CAPTURE argument of the commands that read one (decode, check, ladder).
