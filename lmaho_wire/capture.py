@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal, NamedTuple
 
 from .errors import CaptureError
 
@@ -33,9 +33,12 @@ PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One captured frame: 1-based number, time in seconds, link type and bytes."""
+class Frame(NamedTuple):
+    """One captured frame: 1-based number, time in seconds, link type and bytes.
+
+    A named tuple rather than a frozen dataclass: made once per frame read, and
+    twice as fast to make.
+    """
 
     number: int
     time: float
@@ -154,6 +157,11 @@ class _Interface:
     offset: int  # seconds added to every timestamp (if_tsoffset)
 
 
+def _damaged(name: str, number: int, what: str) -> CaptureError:
+    """The error for a damaged block: where it is (made only when raised), and ``what``."""
+    return CaptureError(f"{name}: block after frame {number}{what}")
+
+
 def _read_pcapng(fh: BinaryIO, name: str, magic: bytes) -> Iterator[Frame]:
     order = ">"
     interfaces: list[_Interface] = []
@@ -164,32 +172,31 @@ def _read_pcapng(fh: BinaryIO, name: str, magic: bytes) -> Iterator[Frame]:
         pending = b""
         if not head:
             return
-        where = f"block after frame {number}"
         if len(head) < 8:
-            raise CaptureError(f"{name}: {where} cut off: {len(head)} of 8 header octets")
+            raise _damaged(name, number, f" cut off: {len(head)} of 8 header octets")
         if head[:4] == PCAPNG_MAGIC:
             # A Section Header Block: its byte-order magic sets the section's
             # byte order, and the section starts with no interfaces.
             byte_order = fh.read(4)
             if byte_order not in _PCAPNG_BYTE_ORDER:
-                raise CaptureError(f"{name}: {where}: not a pcapng section header")
+                raise _damaged(name, number, ": not a pcapng section header")
             order = _PCAPNG_BYTE_ORDER[byte_order]
-            body = _pcapng_body(fh, name, where, order, head, byte_order)
+            body = _pcapng_body(fh, name, number, order, head, byte_order)
             if len(body) < 12:
-                raise CaptureError(f"{name}: {where}: section header of {len(body)} octets")
+                raise _damaged(name, number, f": section header of {len(body)} octets")
             major = struct.unpack(order + "H", body[:2])[0]
             if major != 1:
-                raise CaptureError(f"{name}: {where}: pcapng version {major}, only 1 exists")
+                raise _damaged(name, number, f": pcapng version {major}, only 1 exists")
             interfaces = []
             continue
         block_type = struct.unpack(order + "I", head[:4])[0]
-        body = _pcapng_body(fh, name, where, order, head, b"")
+        body = _pcapng_body(fh, name, number, order, head, b"")
         if block_type == _PCAPNG_IDB:
-            interfaces.append(_pcapng_interface(body, order, name, where))
+            interfaces.append(_pcapng_interface(body, order, name, number))
             continue
         if block_type in (_PCAPNG_EPB, _PCAPNG_PB):
             if len(body) < 20:
-                raise CaptureError(f"{name}: {where}: packet block of {len(body)} octets")
+                raise _damaged(name, number, f": packet block of {len(body)} octets")
             if block_type == _PCAPNG_EPB:
                 iface, high, low, caplen = struct.unpack(order + "IIII", body[:16])
             else:
@@ -199,7 +206,7 @@ def _read_pcapng(fh: BinaryIO, name: str, magic: bytes) -> Iterator[Frame]:
         elif block_type == _PCAPNG_SPB:
             # No interface ID and no time: interface 0, captured up to its snaplen.
             if len(body) < 4:
-                raise CaptureError(f"{name}: {where}: simple packet block of {len(body)} octets")
+                raise _damaged(name, number, f": simple packet block of {len(body)} octets")
             iface, timestamp = 0, None
             caplen = struct.unpack(order + "I", body[:4])[0]
             if interfaces and interfaces[0].snaplen:
@@ -226,29 +233,25 @@ def _read_pcapng(fh: BinaryIO, name: str, magic: bytes) -> Iterator[Frame]:
 
 
 def _pcapng_body(
-    fh: BinaryIO, name: str, where: str, order: str, head: bytes, already: bytes
+    fh: BinaryIO, name: str, number: int, order: str, head: bytes, already: bytes
 ) -> bytes:
     """The body of the block whose first 8 octets are ``head`` (and the next
     ``already`` were read too): checked against its trailing length copy."""
     length = struct.unpack(order + "I", head[4:8])[0]
     if length < 12 + len(already) or length % 4 or length > _PCAPNG_MAX_BLOCK:
-        raise CaptureError(f"{name}: {where}: impossible block length {length}")
+        raise _damaged(name, number, f": impossible block length {length}")
     rest = fh.read(length - 8 - len(already))
     if len(rest) < length - 8 - len(already):
-        raise CaptureError(
-            f"{name}: {where} cut off: {len(rest) + 8 + len(already)} of {length} octets"
-        )
+        raise _damaged(name, number, f" cut off: {len(rest) + 8 + len(already)} of {length} octets")
     trailer = struct.unpack(order + "I", rest[-4:])[0]
     if trailer != length:
-        raise CaptureError(
-            f"{name}: {where}: block length {length} at its start, {trailer} at its end"
-        )
+        raise _damaged(name, number, f": block length {length} at its start, {trailer} at its end")
     return rest[:-4]
 
 
-def _pcapng_interface(body: bytes, order: str, name: str, where: str) -> _Interface:
+def _pcapng_interface(body: bytes, order: str, name: str, number: int) -> _Interface:
     if len(body) < 8:
-        raise CaptureError(f"{name}: {where}: interface description of {len(body)} octets")
+        raise _damaged(name, number, f": interface description of {len(body)} octets")
     linktype, _reserved, snaplen = struct.unpack(order + "HHI", body[:8])
     ticks, offset = 1e6, 0
     pos = 8
