@@ -114,6 +114,8 @@ def _read_pcap(fh: BinaryIO, name: str, magic: bytes) -> Iterator[Frame]:
     # The top bits carry FCS information (pcap-linktype(7)); libpcap's LT_LINKTYPE mask.
     linktype &= 0x03FFFFFF
     record = struct.Struct(order + "IIII")
+    # A record may exceed a small snaplen (some writers set it low), not 256 KiB.
+    caplen_limit = max(snaplen, 262144)
     number = 0
     while True:
         head = fh.read(_PCAP_RECORD_HEADER)
@@ -124,7 +126,7 @@ def _read_pcap(fh: BinaryIO, name: str, magic: bytes) -> Iterator[Frame]:
                 f"{name}: truncated record header after frame {number} ({len(head)} of 16 octets)"
             )
         seconds, fraction, caplen, _origlen = record.unpack(head)
-        if caplen > max(snaplen, 262144):
+        if caplen > caplen_limit:
             raise CaptureError(
                 f"{name}: record {number + 1} claims {caplen} captured octets, "
                 f"more than the snapshot length {snaplen}"
