@@ -63,15 +63,23 @@ class LoadedCapture:
     """
 
     path: Path
-    linktype: int  # the first frame's; a pcapng file may hold several (linktypes)
+    linktypes: tuple[int, ...]  # in order of appearance; a pcapng file may hold several
     frames: list[bytes]
     rel: array[float]
-    framed: bool  # True when lmaho added an Ethernet header to any frame
-    linktypes: tuple[int, ...] = ()
+
+    @property
+    def linktype(self) -> int:
+        """The first frame's link type."""
+        return self.linktypes[0]
+
+    @property
+    def framed(self) -> bool:
+        """Whether lmaho added an Ethernet header to any frame."""
+        return any(t != LINKTYPE_ETHERNET for t in self.linktypes)
 
     @property
     def link_name(self) -> str:
-        return " + ".join(link_name(t) for t in self.linktypes or (self.linktype,))
+        return " + ".join(link_name(t) for t in self.linktypes)
 
     @property
     def duration(self) -> float:
@@ -173,11 +181,10 @@ def load_capture(
         rel.append(elapsed)
     if not linktypes:
         raise CaptureError(f"{p}: the capture holds no packets, nothing to replay")
-    framed = any(t != LINKTYPE_ETHERNET for t in linktypes)
-    if dst_mac is not None and not framed:
+    loaded = LoadedCapture(p, tuple(linktypes), frames, rel)
+    if dst_mac is not None and not loaded.framed:
         raise CaptureError(
             f"{p}: --dst-mac only applies to captures without an Ethernet header; "
             "this one is Ethernet and its frames are sent as they are"
         )
-    first = next(iter(linktypes))
-    return LoadedCapture(p, first, frames, rel, framed, tuple(linktypes))
+    return loaded

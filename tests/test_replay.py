@@ -576,10 +576,9 @@ def _loaded(frames: list[bytes], gap: float = 0.0) -> LoadedCapture:
 
     return LoadedCapture(
         Path("x.pcap"),
-        LINKTYPE_ETHERNET,
+        (LINKTYPE_ETHERNET,),
         frames,
         array("d", [k * gap for k in range(len(frames))]),
-        False,
     )
 
 
