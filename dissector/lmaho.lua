@@ -694,7 +694,7 @@ end
 R.reset()
 
 -- What one frame is to the others, worked out on the first pass (the only
--- one where frames come in order); the caller skips frames already seen
+-- one where frames come in order); `tracked` skips frames already seen
 -- (R.tr.times[num] set). `now` is the frame's time, `d` the message
 -- descriptor, `seq` and `status` its Sequence Number and Status (nil when
 -- absent), `mnid` the raw MN identifier option data (nil when absent).
@@ -773,6 +773,17 @@ local function track(num, now, d, seq, status, mnid)
 end
 
 R.track = track
+
+-- The frame's number, tracked by the first pass that sees it (the only one
+-- where frames come in order; later passes find tr_times[num] set).
+local function tracked(pinfo, d, seq, status, mnid)
+    local num = pinfo_number(pinfo)
+    if tr_times[num] == nil then
+        -- rel_ts, not abs_ts: small values keep nanoseconds in a double.
+        track(num, pinfo_rel_ts(pinfo), d, seq, status, mnid)
+    end
+    return num
+end
 
 function R.show_tracking(t, num)
     local F, E = R.F, R.E
@@ -1040,11 +1051,7 @@ local function delegated(d, tvb, pinfo, root, s, cap)
     if not ok or not R.is_proxy(d, flags) then
         return cap
     end
-    local num = pinfo_number(pinfo)
-    if tr_times[num] == nil then
-        -- rel_ts, not abs_ts: small values keep nanoseconds in a double.
-        track(num, pinfo_rel_ts(pinfo), d, seq, status, mnid)
-    end
+    local num = tracked(pinfo, d, seq, status, mnid)
     if item_text(root) == nil then
         return cap
     end
@@ -1083,10 +1090,7 @@ local function dissect_tree(d, tvb, pinfo, root, s, cap)
         return cap
     end
     local seq, status = v[C.sequence], v[C.status]
-    local num = pinfo_number(pinfo)
-    if tr_times[num] == nil then
-        track(num, pinfo_rel_ts(pinfo), d, seq, status, ctx.mnid)
-    end
+    local num = tracked(pinfo, d, seq, status, ctx.mnid)
     local mnid_text = ctx.mnid and R.mnid_text(ctx.mnid) or ""
     pinfo.cols.info = info_line(d, seq, R.status_text(d, status), mnid_text, num)
     t:append_text(d.name_suffix)
@@ -1140,10 +1144,7 @@ function R.dissect(tvb, pinfo, root)
         cols.info = d.malformed_info
         return cap
     end
-    local num = pinfo_number(pinfo)
-    if tr_times[num] == nil then
-        track(num, pinfo_rel_ts(pinfo), d, seq, status, mnid)
-    end
+    local num = tracked(pinfo, d, seq, status, mnid)
     local status_text = ""
     if status then
         status_text = d.status_texts[status] or R.status_text(d, status)
