@@ -20,7 +20,12 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_codec_strategies import any_option, raw_mobility_header
+from test_codec_strategies import (
+    any_option,
+    destination_options,
+    raw_mobility_header,
+    routing_type2,
+)
 
 from lmaho_wire import Frame, MalformedPacket, Message, build, current_schema, decode
 from lmaho_wire.capture import (
@@ -132,13 +137,9 @@ def ipv6_packet(draw: st.DrawFn) -> bytes:
     checksum = upper_layer_checksum(pseudo_src, pseudo_dst, mh[:4] + b"\0\0" + mh[6:])
     nh, inner = 135, mh[:4] + checksum.to_bytes(2, "big") + mh[6:]
     if home:
-        # Destination options: PadN, Home Address option (type 201), ending on 8n.
-        dstopts = bytes([nh, 2, 0x01, 0x00, 0xC9, 16]) + pseudo_src + b"\x01\x00"
-        nh, inner = 60, dstopts + inner
+        nh, inner = 60, destination_options(nh, pseudo_src) + inner
     if care_of:
-        # Type 2 routing header, one segment left.
-        rh = bytes([nh, 2, 2, 1, 0, 0, 0, 0]) + pseudo_dst
-        nh, inner = 43, rh + inner
+        nh, inner = 43, routing_type2(nh, pseudo_dst) + inner
     pkt = _ipv6(inner, nh)
     for _ in range(draw(st.integers(0, 2))):
         pkt = _ipv6(pkt, 41)

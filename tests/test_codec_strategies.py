@@ -48,6 +48,7 @@ from lmaho_wire.fields import (
     Text,
     TimestampField,
 )
+from lmaho_wire.packet import HOME_ADDRESS_OPTION
 
 Draw = Callable[[st.SearchStrategy[Any]], Any]
 
@@ -284,6 +285,19 @@ def raw_mobility_header(draw: Draw, mh_type: int | None = None) -> bytes:
 
 
 # --- self-checks -----------------------------------------------------------------------
+
+
+# --- IPv6 extension headers that change the checksum's pseudo-header --------------
+
+
+def destination_options(next_header: int, home: bytes) -> bytes:
+    """A Destination Options header: PadN and a Home Address option, ending on 8n."""
+    return bytes([next_header, 2, 0x01, 0x00, HOME_ADDRESS_OPTION, 16]) + home + b"\x01\x00"
+
+
+def routing_type2(next_header: int, address: bytes) -> bytes:
+    """A type 2 routing header with one segment left."""
+    return bytes([next_header, 2, 2, 1, 0, 0, 0, 0]) + address
 
 
 def test_every_schema_field_type_has_a_strategy() -> None:

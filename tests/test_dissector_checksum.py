@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_codec_strategies import destination_options, routing_type2
 
 from lmaho_dissector._samples import BMAG, PLMA, Packet, write_capture
 from lmaho_wire import build, option
@@ -33,16 +34,6 @@ HOME = ipaddress.IPv6Address("2001:db8:77::1").packed
 ROUTED_TO = ipaddress.IPv6Address("2001:db8:88::1").packed
 TUNNEL = tuple(ipaddress.IPv6Address(a).packed for a in ("2001:db8:f::1", "2001:db8:f::2"))
 NEXT_MH, NEXT_DSTOPTS, NEXT_ROUTING, NEXT_IPV6 = 135, 60, 43, 41
-
-
-def destination_options(next_header: int, home: bytes) -> bytes:
-    """A Destination Options header holding PadN and a Home Address option (type 201)."""
-    return bytes([next_header, 2, 0x01, 0x00, 0xC9, 16]) + home + b"\x01\x00"
-
-
-def routing_type2(next_header: int, address: bytes) -> bytes:
-    """A type 2 routing header with one segment left."""
-    return bytes([next_header, 2, 2, 1, 0, 0, 0, 0]) + address
 
 
 def mobility_header(pseudo_src: bytes, pseudo_dst: bytes, good: bool) -> bytes:
