@@ -12,13 +12,16 @@ from pathlib import Path
 from lmaho_dissector._samples import frame
 from lmaho_wire import CaptureWriter, build, option
 
+# lmaho through its entry point, in a fresh interpreter.
+LMAHO = [sys.executable, "-c", "from lmaho_cli.main import main; main()"]
+
 SRC = "2001:db8:b::1"
 DST = "2001:db8:a::1"
 
 
 def _lmaho(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from lmaho_cli.main import main; main()", *args],
+        [*LMAHO, *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -93,7 +96,7 @@ PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
 
 def _lmaho_stdin(data: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-c", "from lmaho_cli.main import main; main()", *args],
+        [*LMAHO, *args],
         input=data,
         capture_output=True,
         timeout=60,
@@ -129,7 +132,7 @@ def test_decode_from_a_pipe_shows_each_packet_as_it_arrives() -> None:
     # Python buffers a pipe's output unless told otherwise; make sure it is not told.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from lmaho_cli.main import main; main()", "decode", "-"],
+        [*LMAHO, "decode", "-"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -162,7 +165,7 @@ def test_errors_from_standard_input_name_it() -> None:
 def test_closed_standard_input_is_a_clear_error() -> None:
     for command in ("decode", "check", "ladder"):
         result = subprocess.run(
-            [sys.executable, "-c", "from lmaho_cli.main import main; main()", command, "-"],
+            [*LMAHO, command, "-"],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=60,
