@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from lmaho_wire.schema import (
     BA_STATUS,
     HANDOVER_STATUS,
 )
+from lmaho_wire.tomlfile import read_toml
 
 from .clock import DEFAULT_EPOCH
 from .packets import STEP_OF_MESSAGE, IPv6Address, IPv6Network
@@ -343,14 +343,7 @@ def load_scenario(
     shipped default.toml is complete).
     """
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScenarioError(f"{p}: no such scenario file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(f"{p}: cannot read: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ScenarioError(f"{p}: not valid TOML: {e}") from None
+    data = read_toml(p, "scenario file", ScenarioError)
     try:
         return scenario_from_dict(data, base)
     except ScenarioError as e:

@@ -17,12 +17,11 @@ numbers decode once the numbers are overridden, either with a TOML file
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from .errors import LmahoError
+from .tomlfile import read_toml
 
 DEFAULT_MH_TYPES: dict[str, int] = {
     "LMA_HO_Req": 200,
@@ -87,14 +86,7 @@ class Numbers:
 def load_numbers_file(path: str | os.PathLike[str]) -> Numbers:
     """Read a TOML override file (tables ``mh_types`` and ``option_types``)."""
     p = Path(path)
-    try:
-        data: dict[str, Any] = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LmahoError(f"{p}: no such numbers file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise LmahoError(f"{p}: cannot read numbers file: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise LmahoError(f"{p}: not valid TOML: {e}") from None
+    data = read_toml(p, "numbers file")
     extra = set(data) - {"mh_types", "option_types"}
     if extra:
         raise LmahoError(f"{p}: unknown table(s) {sorted(extra)}; use mh_types, option_types")
