@@ -59,7 +59,7 @@ from lmaho_wire.fields import (
     TimestampField,
 )
 from lmaho_wire.registry import current_schema
-from lmaho_wire.schema import UNKNOWN_OPTION, MobilityOptions, Schema
+from lmaho_wire.schema import FIRST_ERROR_STATUS, UNKNOWN_OPTION, MobilityOptions, Schema
 
 HERE = Path(__file__).resolve().parent
 RUNTIME = HERE / "runtime.lua"
@@ -82,8 +82,6 @@ STATUS_FIELD = "status"
 CHECKSUM_FIELD = "checksum"
 PAYLOAD_PROTO_FIELD = "payload_proto"
 MN_ID_OPTION = "mn_identifier"
-# docs/wire-format.md 3.2 and RFC 5213 8.9: a status below 128 is a success.
-SUCCESS_BELOW = 128
 # Draft section 4.2: the bMAG's LMA_HO_Req (b) opens a handover, the PBU (f)
 # registers the MN at the NLMA, and the NLMA's PBA (i) completes it.
 HANDOVER_START = "lma_ho_req"
@@ -1011,7 +1009,7 @@ def generate(schema: Schema | None = None) -> str:
         "mnid_key": lua_str(MN_ID_OPTION),
         "sequence": lua_str(SEQUENCE_FIELD),
         "status": lua_str(STATUS_FIELD),
-        "success_below": SUCCESS_BELOW,
+        "success_below": FIRST_ERROR_STATUS,
         # Sequence Numbers are below this: the tracking's numeric pairing keys.
         "seq_span": 1 << (8 * gen.seq_size),
         "ho_start": lua_str(HANDOVER_START),

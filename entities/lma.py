@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lmaho_wire.schema import BA_STATUS, HANDOVER_STATUS
+from lmaho_wire.schema import BA_STATUS, HANDOVER_STATUS, is_success
 
 from .clock import Scheduler
 from .context import (
@@ -382,7 +382,7 @@ class Lma(Node):
             "LMA_HAck",
             init.sequence,
             options_tuple(init.option("mn_identifier"), init.options_of("home_network_prefix")),
-            flags=T_FLAG if status < 128 else frozenset(),
+            flags=T_FLAG if is_success(status) else frozenset(),
             lifetime=lifetime,
             status=status,
         )

@@ -29,6 +29,7 @@ from lmaho_wire.errors import MalformedPacket
 from lmaho_wire.packet import IPPROTO_IPV6, IPPROTO_MH, IPV6_HEADER_LENGTH, ipv6_header
 from lmaho_wire.procedure import STEP_BY_MESSAGE
 from lmaho_wire.registry import current_schema
+from lmaho_wire.schema import is_success
 
 IPv6Address = ipaddress.IPv6Address
 IPv6Network = ipaddress.IPv6Network
@@ -113,8 +114,8 @@ class Signal:
 
     @property
     def accepted(self) -> bool:
-        """A response whose Status is success (below 128)."""
-        return self.status is not None and self.status < 128
+        """A response whose Status is success."""
+        return self.status is not None and is_success(self.status)
 
     def option(self, key: str) -> Option | None:
         """The first option with schema key ``key``, or None."""

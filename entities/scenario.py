@@ -29,6 +29,7 @@ from lmaho_wire.schema import (
     AP_ID_TYPES,
     BA_STATUS,
     HANDOVER_STATUS,
+    is_success,
 )
 from lmaho_wire.tomlfile import read_toml
 
@@ -300,18 +301,18 @@ class Scenario:
         f = self.failures
         _check(
             f.nlma_refuses_status in HANDOVER_STATUS
-            and HANDOVER_STATUS[f.nlma_refuses_status] >= 128,
+            and not is_success(HANDOVER_STATUS[f.nlma_refuses_status]),
             "failures.nlma_refuses_status",
             "must name an error Status of docs/wire-format.md 4",
         )
         _check(
             f.policy_update_status in HANDOVER_STATUS
-            and HANDOVER_STATUS[f.policy_update_status] >= 128,
+            and not is_success(HANDOVER_STATUS[f.policy_update_status]),
             "failures.policy_update_status",
             "must name an error Status of docs/wire-format.md 4",
         )
         _check(
-            f.pba_error_status in BA_STATUS and BA_STATUS[f.pba_error_status] >= 128,
+            f.pba_error_status in BA_STATUS and not is_success(BA_STATUS[f.pba_error_status]),
             "failures.pba_error_status",
             "must name an error Status of the PBA (RFC 5213)",
         )

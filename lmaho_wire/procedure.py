@@ -39,6 +39,7 @@ from .codec import Message, Option
 from .dissect import FrameRecord
 from .packet import mac_bytes
 from .registry import current_schema
+from .schema import is_success
 from .values import FlagBits, Named, Timestamp
 
 Address = ipaddress.IPv6Address
@@ -280,8 +281,8 @@ class Sighting:
 
     @property
     def succeeded(self) -> bool:
-        """A request, or a response whose status is a success (below 128)."""
-        return self.status is None or int(self.status) < 128
+        """A request, or a response whose status is a success."""
+        return self.status is None or is_success(int(self.status))
 
     @property
     def status_name(self) -> str:

@@ -50,6 +50,17 @@ IANA_MH_TYPES: dict[str, int] = {
     "Flow_Binding": 21, "Subscription_Query": 22, "Subscription_Response": 23,
 }  # fmt: skip
 
+#: RFC 6275 6.1.8 / RFC 5213 8.9: a status value below this accepts the request, this and
+#: above refuses it. The draft's responses follow the Binding Acknowledgement
+#: (docs/wire-format.md 4). The one place the threshold is written.
+FIRST_ERROR_STATUS = 128
+
+
+def is_success(status: int) -> bool:
+    """Whether a response's Status value accepts its request."""
+    return status < FIRST_ERROR_STATUS
+
+
 BA_STATUS: dict[str, int] = {
     "ACCEPTED": 0,
     "ACCEPTED_PREFIX_DISCOVERY_NECESSARY": 1,
@@ -80,8 +91,8 @@ BA_STATUS: dict[str, int] = {
     "GRE_KEY_OPTION_REQUIRED": 163,
 }
 
-# Status of LMA_HO_Resp, LMA_HAck and Update_Ack (docs/wire-format.md 4).
-# Below 128 is success, as for the Binding Acknowledgement.
+# Status of LMA_HO_Resp, LMA_HAck and Update_Ack (docs/wire-format.md 4);
+# success or refusal by is_success().
 HANDOVER_STATUS: dict[str, int] = {
     "ACCEPTED": 0,
     "REASON_UNSPECIFIED": 128,
