@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
-# lmaho through its entry point, in a fresh interpreter.
-LMAHO_COMMAND = [sys.executable, "-c", "from lmaho_cli.main import main; main()"]
+# lmaho in a fresh interpreter, as `python -m lmaho_cli` (the same main() as the script).
+LMAHO_COMMAND = [sys.executable, "-m", "lmaho_cli"]
 
 
 @dataclass(frozen=True)
