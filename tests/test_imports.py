@@ -1,4 +1,5 @@
-"""No import cycle among the project's modules, read from the source.
+"""No import cycle among the project's modules, read from the source; and the
+runtime dependencies are what those modules import.
 
 The graph has one node per module of every ``lmaho_*`` package that
 pyproject.toml maps to a folder (``[tool.setuptools.package-dir]``), so a new
@@ -12,8 +13,11 @@ modules; it only hides the cycle from the interpreter.
 from __future__ import annotations
 
 import ast
+import re
+import sys
 import tomllib
 from collections.abc import Iterator, Mapping
+from importlib.metadata import packages_distributions
 from pathlib import Path
 from typing import NamedTuple
 
@@ -174,6 +178,36 @@ def test_the_graph_covers_every_package_and_sees_every_kind_of_import() -> None:
     assert [name for name, targets in graph.items() if "lmaho_cli.main" in targets] == [
         "lmaho_cli.__main__"
     ]
+
+
+def distribution(requirement: str) -> str:
+    """The normalised distribution name a requirement string ("typer>=0.12") is about."""
+    match = re.match(r"[A-Za-z0-9._-]+", requirement)
+    assert match, requirement
+    return re.sub(r"[-_.]+", "-", match.group()).lower()
+
+
+def test_runtime_dependencies_are_what_the_product_imports() -> None:
+    """Every runtime dependency is imported by some module of the product, and every
+    distribution the product imports is declared: at run time, or in an extra (a
+    module that needs an extra says so when it is missing)."""
+    packages = project_packages(ROOT)
+    imported_modules = {
+        name.split(".")[0]
+        for module, path in module_files(packages).items()
+        for name in imported_names(module, path)
+    }
+    third_party = imported_modules - set(sys.stdlib_module_names) - set(packages) - {"__future__"}
+    installed = packages_distributions()
+    unknown = sorted(m for m in third_party if m not in installed)
+    assert not unknown, f"imported but not installed here: {unknown}"
+    imported = {distribution(d) for m in third_party for d in installed[m]}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {distribution(r) for r in project["dependencies"]}
+    extras = {distribution(r) for rs in project["optional-dependencies"].values() for r in rs}
+    assert runtime - imported == set(), "runtime dependencies the product never imports"
+    assert imported - runtime - extras == set(), "imported by the product, declared nowhere"
+    assert {"construct", "typer"} <= runtime  # the walk does see third-party imports
 
 
 # --- the graph builder, on packages made for the purpose -------------------------------
