@@ -196,6 +196,23 @@ def _version(asked: bool) -> None:
     raise typer.Exit(0)
 
 
+def _numbers_from_the_environment() -> None:
+    """LMAHO_NUMBERS is read when the codec is first used, and importing the commands
+    uses it (the entities build tables from the schema), before any command line is
+    parsed: a bad file is then reported here, as one line and exit status 2 like any
+    other bad input, rather than as a traceback from an import."""
+    from lmaho_wire.errors import LmahoError
+    from lmaho_wire.registry import current_schema
+
+    try:
+        current_schema()
+    except LmahoError as e:
+        print(f"lmaho: error: LMAHO_NUMBERS={e}", file=sys.stderr)
+        raise SystemExit(USAGE_ERROR_STATUS) from None
+
+
+_numbers_from_the_environment()
+
 app = LmahoTyper(
     name="lmaho",
     help=(
