@@ -89,7 +89,7 @@ def usage_error_line(error: click_errors.ClickException) -> str:
     message = " ".join(error.message.split())
     if isinstance(error, click_errors.MissingParameter) and error.param is not None:
         kind = "option" if isinstance(error.param, TyperOption) else "argument"
-        return f"missing {kind} {parameter_name(error.param)}: {accepts(error.param)}"
+        return f"missing {kind} {parameter_name(error.param)} ({accepts(error.param)})"
     if isinstance(error, click_errors.BadParameter):
         if error.param_hint is not None:
             return f"{_hint(error.param_hint)}: {message}"
@@ -109,7 +109,7 @@ def usage_error_line(error: click_errors.ClickException) -> str:
             return f"{parameter_name(param)}: needs a value, {accepts(param)}"
         if param is not None and "does not take a value" in message:
             return f"{parameter_name(param)}: is a flag and takes no value"
-    return message[:1].lower() + message[1:]
+    return message[:1].lower() + message[1:].rstrip(".")
 
 
 class _Manners:
