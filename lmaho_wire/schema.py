@@ -10,6 +10,7 @@ the schema is made by :func:`make_schema` for a given set of numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from construct import (
     Bytes,
@@ -23,6 +24,9 @@ from construct import (
     Struct,
     Switch,
     Terminated,
+    stream_read_entire,
+    stream_tell,
+    stream_write,
     this,
 )
 
@@ -34,11 +38,14 @@ from .fields import (
     MessageBody,
     NamedEnum,
     OptionBody,
+    Reserved,
     Scaled,
     Text,
     TimestampField,
 )
 from .numbers import Numbers
+from .options import OptionSpec, walk_options
+from .plan import make_plan
 
 # --- Enumerations -----------------------------------------------------------
 
@@ -134,8 +141,8 @@ AP_ID_TYPES: dict[str, int] = {"BSSID": 1, "EUI64": 2, "NAME": 3, "CELL_ID": 4}
 # --- Field building blocks ---------------------------------------------------
 
 Lifetime = Scaled(Int16ub, 4, "s")
-Reserved8 = Int8ub
-Reserved16 = Int16ub
+Reserved8 = Reserved(Int8ub)
+Reserved16 = Reserved(Int16ub)
 
 # --- Option data ---------------------------------------------------------------
 
@@ -425,32 +432,42 @@ def draft_messages(numbers: Numbers) -> dict[int, MessageBody]:
 RAW_BODY = Struct("data" / HexColon(GreedyBytes))
 
 
+def _plan_spec(body: OptionBody) -> OptionSpec:
+    plan = make_plan(body.subcon)
+
+    def decode(data: bytes, pos: int, end: int) -> dict[str, Any]:
+        fields: dict[str, Any] = plan(data, pos, end, {})[0]
+        return fields
+
+    return OptionSpec(decode, body.length, body.min_length, body.align, body.key, body.title)
+
+
 class MobilityOptions(Construct):
     """The option list of a Mobility Header: a strict TLV walk over known cases.
 
     ``cases`` maps option type to :class:`OptionBody`; types not in it are kept
-    as :data:`UNKNOWN_OPTION`. The walk itself lives in :mod:`lmaho_wire.codec`
-    (one implementation for this construct and for the fast decoder).
+    as :data:`UNKNOWN_OPTION`. Parsing uses the one walk of
+    :mod:`lmaho_wire.options` with plans derived from construct, the
+    reference the codec's compiled decoders are tested against.
     """
 
     def __init__(self, cases: dict[int, OptionBody]) -> None:
         super().__init__()
         self.cases = cases
+        self._specs: dict[int, OptionSpec] | None = None
 
     def _parse(self, stream, context, path):  # type: ignore[no-untyped-def]
-        from construct import stream_read_entire, stream_tell
-
-        from .codec import walk_options
-
+        if self._specs is None:
+            self._specs = {t: _plan_spec(b) for t, b in self.cases.items()}
         # FixedSized hands a substream whose tell() is the offset in the whole MH.
         base = stream_tell(stream, path)
         data = stream_read_entire(stream, path)
-        options, _findings = walk_options(self.cases, bytes(base) + data, base, base + len(data))
+        options, _findings = walk_options(
+            self._specs, _plan_spec(UNKNOWN_OPTION), bytes(base) + data, base, base + len(data)
+        )
         return options
 
     def _build(self, obj, stream, context, path):  # type: ignore[no-untyped-def]
-        from construct import stream_write
-
         for opt in obj:
             octets = opt.to_bytes()
             stream_write(stream, octets, len(octets), path)

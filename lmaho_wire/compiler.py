@@ -1,0 +1,505 @@
+"""Decoders and builders compiled from the schema: Python source generated per structure.
+
+Like construct's own compiler, but for the field types of
+:mod:`lmaho_wire.fields` and for this codec's results (plain dicts of typed
+values): walking a Struct once with a :class:`~lmaho_wire.fields.FieldVisitor`
+writes a function that reads all its leading fixed-size fields with one
+``struct.unpack``, converts each with an inline expression, and handles
+switches, repeats and variable-size fields in straight-line code. The same
+walk writes the builder.
+
+The generated code only knows the way things go right. Whenever the octets
+run short, a check fails or a value does not convert, it gives up and the
+reference path runs instead: the plan of :mod:`lmaho_wire.plan` for decoding
+(which names what is wrong and where), construct's own build for building
+(which raises construct's error). So results and errors are those of the
+reference path, and the tests hold the two to each other.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import operator
+import socket
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from construct import Bytes, BytesInteger, Construct, FormatField, GreedyBytes, Struct, Terminated
+from construct.expr import BinExpr
+from construct.expr import Path as ExprPath
+
+from .fields import (
+    FieldVisitor,
+    Flags,
+    HexColon,
+    IPv4Address,
+    IPv6Address,
+    NamedEnum,
+    Reserved,
+    Scaled,
+    Text,
+    TimestampField,
+    unrename,
+)
+from .plan import Plan, make_plan
+from .values import Timestamp
+
+Decoder = Callable[[bytes, int, int], tuple[dict[str, Any], int]]
+Builder = Callable[[Mapping[str, Any]], bytes]
+
+# What makes generated code hand over to the reference path.
+FALLBACK = (LookupError, TypeError, ValueError, OverflowError, AttributeError, struct.error)
+
+
+class GiveUp(Exception):
+    """Raised by generated code where the reference path must take over."""
+
+
+_OPERATORS = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.floordiv: "//"}
+
+
+def py_expr(expr: Any, names: Mapping[str, str]) -> str:
+    """Python source of a construct ``this`` expression; ``names`` maps fields to variables."""
+    if isinstance(expr, int) and not isinstance(expr, bool):
+        return repr(expr)
+    if isinstance(expr, ExprPath):
+        parent = expr._Path__parent
+        name = expr._Path__field
+        if name is None or parent is None or parent._Path__field is not None or name not in names:
+            raise NotImplementedError(f"cannot compile path {expr!r}")
+        return names[name]
+    if isinstance(expr, BinExpr) and expr.op in _OPERATORS:
+        return f"({py_expr(expr.lhs, names)} {_OPERATORS[expr.op]} {py_expr(expr.rhs, names)})"
+    raise NotImplementedError(f"cannot compile expression {expr!r}")
+
+
+def _ipv6_packed(value: Any) -> bytes:
+    """16 octets of an IPv6 address given as text (parsed in C), address or bytes."""
+    if type(value) is str:
+        try:
+            return socket.inet_pton(socket.AF_INET6, value)
+        except OSError:
+            pass  # scope IDs and the like: ipaddress below decides
+    return ipaddress.IPv6Address(value).packed
+
+
+class _Memo(dict[Any, Any]):
+    """value -> decoded value, computed once by ``make`` (Named and FlagBits are immutable)."""
+
+    def __init__(self, make: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key: Any) -> Any:
+        value = self[key] = self.make(key)
+        return value
+
+
+def _int_code(c: Construct) -> tuple[str, int, bool] | None:
+    """(struct code, size, signed) of a big-endian integer construct, None if it is none."""
+    c = unrename(c)
+    if isinstance(c, FormatField) and c.fmtstr[:1] == ">" and len(c.fmtstr) == 2:
+        code = c.fmtstr[1]
+        return (code, c.length, code.islower()) if code in "BHILQbhilq" else None
+    if isinstance(c, BytesInteger) and isinstance(c.length, int) and not c.swapped:
+        return f"{c.length}s", c.length, bool(c.signed)
+    return None
+
+
+@dataclass
+class _Unit:
+    """Generated source: the module (``top`` None) or the body of one of its functions.
+
+    Functions for nested structures go to the module, their names and
+    constants are the module's.
+    """
+
+    top: _Unit | None = None
+    lines: list[str] = field(default_factory=list)
+    env: dict[str, Any] = field(default_factory=dict)
+    counter: int = 0
+
+    @property
+    def module(self) -> _Unit:
+        return self if self.top is None else self.top.module
+
+    def body(self) -> _Unit:
+        return _Unit(top=self.module, env=self.module.env)
+
+    def name(self, prefix: str) -> str:
+        module = self.module
+        module.counter += 1
+        return f"{prefix}{module.counter}"
+
+    def const(self, value: Any, prefix: str = "k") -> str:
+        for key, existing in self.env.items():
+            if existing is value:
+                return key
+        key = self.name(prefix)
+        self.env[key] = value
+        return key
+
+    def add(self, indent: int, line: str) -> None:
+        self.lines.append("    " * indent + line)
+
+
+@dataclass
+class _Site:
+    """Where a field's decoding code goes: the unit, indentation, target and sibling names."""
+
+    unit: _Unit
+    indent: int
+    target: str
+    names: dict[str, str]
+
+
+class _Read(FieldVisitor[_Site, None]):
+    """Writes the statements that read one field at ``p`` (up to ``end``) into its target."""
+
+    def _raw(self, c: Construct, site: _Site) -> None:
+        """Read the octets or integer of ``c`` (no conversion) into the target."""
+        u, i, t = site.unit, site.indent, site.target
+        c = unrename(c)
+        spec = _int_code(c)
+        if spec is not None:
+            code, size, signed = spec
+            u.add(i, f"if p + {size} > end: raise GiveUp")
+            if code.endswith("s"):
+                u.add(i, f"{t} = from_bytes(data[p:p + {size}], 'big', signed={signed})")
+            else:
+                u.add(i, f"{t} = {u.const(struct.Struct('>' + code).unpack_from)}(data, p)[0]")
+            u.add(i, f"p += {size}")
+            return
+        if c is GreedyBytes:
+            u.add(i, f"{t} = data[p:end]")
+            u.add(i, "p = end")
+            return
+        if isinstance(c, Bytes):
+            n = str(c.length) if isinstance(c.length, int) else py_expr(c.length, site.names)
+            u.add(i, f"n = {n}")
+            u.add(i, "if n < 0 or p + n > end: raise GiveUp")
+            u.add(i, f"{t} = data[p:p + n]")
+            u.add(i, "p += n")
+            return
+        raise NotImplementedError(f"cannot compile a read of {type(c).__name__}")
+
+    def _converted(self, c: Construct, site: _Site, expr: str) -> None:
+        self._raw(c, site)
+        site.unit.add(site.indent, f"{site.target} = {expr.format(site.target)}")
+
+    def reserved(self, c: Reserved, site: _Site) -> None:
+        self._raw(c.subcon, site)
+
+    def integer(self, c: Construct, site: _Site) -> None:
+        self._raw(c, site)
+
+    def octets(self, c: Construct, site: _Site) -> None:
+        self._raw(c, site)
+
+    def enum(self, c: NamedEnum, site: _Site) -> None:
+        memo = site.unit.const(_Memo(lambda v, c=c: c._decode(v, None, "")), "enum")
+        self._converted(c.subcon, site, memo + "[{}]")
+
+    def flags(self, c: Flags, site: _Site) -> None:
+        memo = site.unit.const(_Memo(lambda v, c=c: c._decode(v, None, "")), "flags")
+        self._converted(c.subcon, site, memo + "[{}]")
+
+    def scaled(self, c: Scaled, site: _Site) -> None:
+        self._converted(c.subcon, site, f"{{}} * {c.factor}")
+
+    def ipv6(self, c: IPv6Address, site: _Site) -> None:
+        self._converted(c.subcon, site, site.unit.const(ipaddress.IPv6Address) + "({})")
+
+    def ipv4(self, c: IPv4Address, site: _Site) -> None:
+        self._converted(c.subcon, site, site.unit.const(ipaddress.IPv4Address) + "({})")
+
+    def text(self, c: Text, site: _Site) -> None:
+        self._converted(c.subcon, site, "{}.decode('utf-8', 'surrogateescape')")
+
+    def hex(self, c: HexColon, site: _Site) -> None:
+        self._converted(c.subcon, site, "{}.hex(':')")
+
+    def timestamp(self, c: TimestampField, site: _Site) -> None:
+        inner = unrename(c.subcon)
+        parts = [_int_code(sc) for sc in inner.subcons]
+        if len(parts) != 2 or None in parts:
+            raise NotImplementedError("a timestamp of two integers")
+        (_, sec_size, _), (_, frac_size, _) = parts  # type: ignore[misc]
+        u, i, t = site.unit, site.indent, site.target
+        size = sec_size + frac_size
+        u.add(i, f"if p + {size} > end: raise GiveUp")
+        u.add(i, f"{t} = from_bytes(data[p:p + {size}], 'big')")
+        stamp = u.const(Timestamp)
+        u.add(i, f"{t} = {stamp}({t} >> {8 * frac_size}, {t} & {(1 << 8 * frac_size) - 1})")
+        u.add(i, f"p += {size}")
+
+    def switch(self, c: Any, site: _Site) -> None:
+        u, i = site.unit, site.indent
+        key = u.name("key")
+        u.add(i, f"{key} = {py_expr(c.keyfunc, site.names)}")
+        first = True
+        for case, sub in c.cases.items():
+            if not isinstance(case, int):
+                raise NotImplementedError("switch cases must be integers")
+            u.add(i, f"{'if' if first else 'elif'} {key} == {case}:")
+            first = False
+            self.visit(sub, _Site(u, i + 1, site.target, site.names))
+        if first:
+            self.visit(c.default, site)
+            return
+        u.add(i, "else:")
+        self.visit(c.default, _Site(u, i + 1, site.target, site.names))
+
+    def repeat(self, c: Any, site: _Site) -> None:
+        item = unrename(c.subcon)
+        if not isinstance(item, Struct):
+            raise NotImplementedError("repeats of structs only")
+        fn = _struct_decoder(site.unit, item)
+        u, i, t = site.unit, site.indent, site.target
+        u.add(i, f"{t} = []")
+        u.add(i, "while p < end:")
+        u.add(i + 1, f"x, p = {fn}(data, p, end)")
+        u.add(i + 1, f"{t}.append(x)")
+
+    def struct(self, c: Struct, site: _Site) -> None:
+        fn = _struct_decoder(site.unit, c)
+        site.unit.add(site.indent, f"{site.target}, p = {fn}(data, p, end)")
+
+
+def _struct_decoder(unit: _Unit, struct_: Struct) -> str:
+    """Write ``def fn(data, p, end) -> (dict, p)`` for ``struct_`` into ``unit``; its name."""
+    unit = unit.module
+    fn = unit.name("struct")
+    body = unit.body()
+    names: dict[str, str] = {}
+    result: list[str] = []
+    reader = _Read()
+    for sc in struct_.subcons:
+        if sc is Terminated:
+            body.add(1, "if p != end: raise GiveUp")
+            continue
+        var = body.name("v")
+        reader.visit(sc, _Site(body, 1, var, names))
+        if sc.name is not None:
+            names[sc.name] = var
+            result.append(f"{sc.name!r}: {var}")
+    unit.add(0, f"def {fn}(data, p, end):")
+    unit.lines += body.lines
+    unit.add(1, f"return {{{', '.join(result)}}}, p")
+    return fn
+
+
+class _Write(FieldVisitor[tuple[_Unit, int, str, str, dict[str, str]], None]):
+    """Writes the statements that encode the value in ``src`` to octets in ``out``."""
+
+    def _bytes_of(self, c: Construct, unit: _Unit, ind: int, out: str, names: dict[str, str]) -> None:
+        """``out`` must hold exactly the octets ``c`` (Bytes/GreedyBytes) takes, as bytes."""
+        c = unrename(c)
+        unit.add(ind, f"if type({out}) is not bytes: raise GiveUp")
+        if isinstance(c, Bytes):
+            n = str(c.length) if isinstance(c.length, int) else py_expr(c.length, names)
+            unit.add(ind, f"if len({out}) != {n}: raise GiveUp")
+        elif c is not GreedyBytes:
+            raise NotImplementedError(f"cannot compile octets of {type(c).__name__}")
+
+    def _int(self, c: Construct, arg: tuple[_Unit, int, str, str, dict[str, str]], value: str) -> None:
+        unit, ind, src, out, _ = arg
+        spec = _int_code(c)
+        if spec is None:
+            raise NotImplementedError(f"cannot compile an integer of {type(c).__name__}")
+        code, size, signed = spec
+        if code.endswith("s"):
+            unit.add(ind, f"if type({value}) is not int: raise GiveUp")
+            unit.add(ind, f"{out} = {value}.to_bytes({size}, 'big', signed={signed})")
+        else:
+            unit.add(ind, f"{out} = {unit.const(struct.Struct('>' + code).pack)}({value})")
+
+    def _adapted(self, c: Any, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+        """An Adapter over octets: its own _encode, then the octets checked."""
+        unit, ind, src, out, names = arg
+        unit.add(ind, f"{out} = {unit.const(c._encode)}({src}, None, '')")
+        self._bytes_of(c.subcon, unit, ind, out, names)
+
+    def reserved(self, c: Reserved, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+        self._int(c.subcon, arg, arg[2])
+
+    def integer(self, c: Construct, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+        self._int(c, arg, arg[2])
+
+    def enum(self, c: NamedEnum, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+        # Names were turned into numbers before (the builder's prepare step); any
+        # other value goes to construct.
+        self._int(c.subcon, arg, arg[2])
+
+    def flags(self, c: Flags, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+        self._int(c.subcon, arg, f"{arg[0].const(c._encode)}({arg[2]}, None, '')")
+
+    def scaled(self, c: Scaled, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+        self._int(c.subcon, arg, f"{arg[0].const(c._encode)}({arg[2]}, None, '')")
+
+    def timestamp(self, c: TimestampField, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+        unit, ind, src, out, _ = arg
+        inner = _struct_builder(unit, unrename(c.subcon))
+        unit.add(ind, f"{out} = {inner}({unit.const(c._encode)}({src}, None, ''))")
+
+    def ipv6(self, c: IPv6Address, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+        unit, ind, src, out, names = arg
+        unit.add(ind, f"{out} = {unit.const(_ipv6_packed)}({src})")
+        self._bytes_of(c.subcon, unit, ind, out, names)
+
+    def ipv4(self, c: IPv4Address, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+        self._adapted(c, arg)
+
+    def text(self, c: Text, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+        self._adapted(c, arg)
+
+    def hex(self, c: HexColon, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+        self._adapted(c, arg)
+
+    def octets(self, c: Construct, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+        unit, ind, src, out, names = arg
+        unit.add(ind, f"{out} = {src}")
+        self._bytes_of(c, unit, ind, out, names)
+
+    def switch(self, c: Any, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+        unit, ind, src, out, names = arg
+        key = unit.name("key")
+        unit.add(ind, f"{key} = {py_expr(c.keyfunc, names)}")
+        first = True
+        for case, sub in c.cases.items():
+            if not isinstance(case, int):
+                raise NotImplementedError("switch cases must be integers")
+            unit.add(ind, f"{'if' if first else 'elif'} {key} == {case}:")
+            first = False
+            self.visit(sub, (unit, ind + 1, src, out, names))
+        if first:
+            self.visit(c.default, arg)
+            return
+        unit.add(ind, "else:")
+        self.visit(c.default, (unit, ind + 1, src, out, names))
+
+    def repeat(self, c: Any, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+        unit, ind, src, out, _ = arg
+        item = unrename(c.subcon)
+        if not isinstance(item, Struct):
+            raise NotImplementedError("repeats of structs only")
+        fn = _struct_builder(unit, item)
+        unit.add(ind, f"{out} = b''.join([{fn}(x) for x in {src}])")
+
+    def struct(self, c: Struct, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+        unit, ind, src, out, _ = arg
+        unit.add(ind, f"{out} = {_struct_builder(unit, c)}({src})")
+
+
+def _struct_builder(unit: _Unit, struct_: Struct) -> str:
+    """Write ``def fn(values) -> bytes`` for ``struct_`` into ``unit``; its name."""
+    unit = unit.module
+    fn = unit.name("build")
+    body = unit.body()
+    names: dict[str, str] = {}
+    parts: list[str] = []
+    writer = _Write()
+    for sc in struct_.subcons:
+        if sc is Terminated:
+            continue
+        if sc.name is None:
+            raise NotImplementedError("unnamed fields")
+        src = body.name("x")
+        out = body.name("b")
+        body.add(1, f"{src} = values[{sc.name!r}]")
+        writer.visit(sc, (body, 1, src, out, names))
+        names[sc.name] = src
+        parts.append(out)
+    unit.add(0, f"def {fn}(values):")
+    unit.lines += body.lines
+    unit.add(1, f"return {' + '.join(parts) or repr(b'')}")
+    return fn
+
+
+def _load(unit: _Unit, entry: str) -> Any:
+    env: dict[str, Any] = {"GiveUp": GiveUp, "from_bytes": int.from_bytes, **unit.env}
+    source = "\n".join(unit.lines) + "\n"
+    exec(compile(source, f"<lmaho_wire compiled {entry}>", "exec"), env)  # noqa: S102
+    return env[entry]
+
+
+def compile_decoder(subcon: Construct) -> Decoder:
+    """The fast decoder of a Struct: ``decode(data, pos, end) -> (fields, new_pos)``.
+
+    Anything the generated code does not take on the happy path goes through
+    the construct-derived plan, which gives the same value or the precise error.
+    """
+    slow: Plan = make_plan(subcon)
+
+    def reference(data: bytes, pos: int, end: int) -> tuple[dict[str, Any], int]:
+        value, stop = slow(data, pos, end, {})
+        return value, stop
+
+    struct_ = unrename(subcon)
+    if not isinstance(struct_, Struct):
+        return reference
+    unit = _Unit()
+    try:
+        fast = _struct_decoder(unit, struct_)
+    except NotImplementedError:
+        return reference
+    unit.env["reference"] = reference
+    unit.add(0, "def entry(data, pos, end):")
+    unit.add(1, "try:")
+    unit.add(2, f"return {fast}(data, pos, end)")
+    unit.add(1, "except (GiveUp, *FALLBACK):")
+    unit.add(2, "return reference(data, pos, end)")
+    unit.env["FALLBACK"] = FALLBACK
+    decoder: Decoder = _load(unit, "entry")
+    return decoder
+
+
+def compile_builder(subcon: Construct) -> Builder:
+    """The fast builder of a Struct: ``build(values) -> octets``, values prepared.
+
+    When the generated code gives up, construct's own (compiled) build runs:
+    the same octets, or construct's error for values it cannot encode.
+    """
+    reference_build: Callable[[Mapping[str, Any]], bytes] | None = None
+
+    def reference(values: Mapping[str, Any]) -> bytes:
+        nonlocal reference_build
+        if reference_build is None:
+            reference_build = subcon.compile().build
+        return reference_build(values)
+
+    struct_ = unrename(subcon)
+    if not isinstance(struct_, Struct):
+        return reference
+    unit = _Unit()
+    try:
+        fast = _struct_builder(unit, struct_)
+    except NotImplementedError:
+        return reference
+    unit.env["reference"] = reference
+    unit.env["FALLBACK"] = FALLBACK
+    unit.add(0, "def entry(values):")
+    unit.add(1, "try:")
+    unit.add(2, f"return {fast}(values)")
+    unit.add(1, "except (GiveUp, *FALLBACK):")
+    unit.add(2, "return reference(values)")
+    builder: Builder = _load(unit, "entry")
+    return builder
+
+
+def path_names(expr: Any) -> list[str]:
+    """The field names a construct ``this`` expression reads, at any depth."""
+    if isinstance(expr, ExprPath):
+        return [expr._Path__field] if expr._Path__field else []
+    if isinstance(expr, BinExpr):
+        return path_names(expr.lhs) + path_names(expr.rhs)
+    return []
+
+
+def compile_expr(expr: Any, name: str) -> Callable[[int], int]:
+    """A construct expression over the one field ``name``, as a Python function of it."""
+    source = f"lambda x: {py_expr(expr, {name: 'x'})}"
+    function: Callable[[int], int] = eval(source, {})  # noqa: S307
+    return function
