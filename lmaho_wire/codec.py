@@ -40,7 +40,7 @@ from .options import (
 )
 from .packet import IPPROTO_NONE
 from .schema import RAW_BODY, UNKNOWN_OPTION, Schema, make_schema
-from .values import jsonable
+from .values import Named, jsonable
 
 __all__ = [
     "PAD1",
@@ -184,7 +184,9 @@ class _Fields:
         struct_ = unrename(subcon)
         subcons = struct_.subcons if isinstance(struct_, Struct) else []
         self.names = [sc.name for sc in subcons if sc.name]
-        self.reserved = [sc.name for sc in subcons if sc.name and isinstance(unrename(sc), Reserved)]
+        self.reserved = [
+            sc.name for sc in subcons if sc.name and isinstance(unrename(sc), Reserved)
+        ]
         self.enums = {
             sc.name: c.encmapping
             for sc in subcons
@@ -205,8 +207,9 @@ class _Fields:
                 try:
                     values[name] = int(mapping[value])
                 except KeyError:
+                    known = ", ".join(map(str, mapping))
                     raise ValueError(
-                        f"{name} has no value named {value!r}; known: {', '.join(map(str, mapping))}"
+                        f"{name} has no value named {value!r}; known: {known}"
                     ) from None
         return values
 
@@ -287,13 +290,8 @@ class Codec:
     @staticmethod
     def _option_spec(body: OptionBody) -> tuple[OptionSpec, _Fields]:
         fields = _Fields(body.subcon, body.title)
-        decode = fields.decode
-
-        def decode_fields(data: bytes, pos: int, end: int) -> dict[str, Any]:
-            return decode(data, pos, end)[0]
-
         spec = OptionSpec(
-            decode_fields, body.length, body.min_length, body.align, body.key, body.title
+            fields.decode, body.length, body.min_length, body.align, body.key, body.title
         )
         return spec, fields
 
@@ -321,7 +319,7 @@ class Codec:
             raise MalformedPacket(
                 f"truncated Mobility Header: {size} octets, the header alone has {header_size}", 0
             )
-        header = self._header.decode(data, 0, header_size)[0]
+        header = self._header.decode(data, 0, header_size)
         header_len = header[self._length_field]
         total = header_size + self._unit * header_len + self._region_base
         if total > size:
@@ -340,7 +338,7 @@ class Codec:
             )
         options: list[Option] = []
         if spec is None:
-            fields = self._raw.fields.decode(mh, header_size, total)[0]
+            fields = self._raw.fields.decode(mh, header_size, total)
             name = self.schema.mh_type_names.get(mh_type, f"MH type {mh_type}")
             key = None
         else:
@@ -353,7 +351,7 @@ class Codec:
                     f"Header Len leaves {total - header_size}",
                     self._length_offset,
                 )
-            fields = spec.fields.decode(mh, header_size, end_fixed)[0]
+            fields = spec.fields.decode(mh, header_size, end_fixed)
             options, option_findings = walk_options(
                 self._option_table, self._unknown[0], mh, end_fixed, total
             )
@@ -418,11 +416,10 @@ class Codec:
         if len(data) < spec.min_length:
             # What the decoder would refuse, the builder refuses too.
             raise ValueError(
-                f"{spec.title} option data is {len(data)} octets, "
-                f"at least {spec.min_length} needed"
+                f"{spec.title} option data is {len(data)} octets, at least {spec.min_length} needed"
             )
         return make_option(
-            opt_type, spec.key, spec.title, compiled.decode(data, 0, len(data))[0], data, None
+            opt_type, spec.key, spec.title, compiled.decode(data, 0, len(data)), data, None
         )
 
     def build(

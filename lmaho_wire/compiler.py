@@ -18,6 +18,7 @@ reference path, and the tests hold the two to each other.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import operator
 import socket
@@ -46,7 +47,7 @@ from .fields import (
 from .plan import Plan, make_plan
 from .values import Timestamp
 
-Decoder = Callable[[bytes, int, int], tuple[dict[str, Any], int]]
+Decoder = Callable[[bytes, int, int], dict[str, Any]]
 Builder = Callable[[Mapping[str, Any]], bytes]
 
 # What makes generated code hand over to the reference path.
@@ -199,11 +200,11 @@ class _Read(FieldVisitor[_Site, None]):
         self._raw(c, site)
 
     def enum(self, c: NamedEnum, site: _Site) -> None:
-        memo = site.unit.const(_Memo(lambda v, c=c: c._decode(v, None, "")), "enum")
+        memo = site.unit.const(_Memo(functools.partial(c._decode, context=None, path="")), "enum")
         self._converted(c.subcon, site, memo + "[{}]")
 
     def flags(self, c: Flags, site: _Site) -> None:
-        memo = site.unit.const(_Memo(lambda v, c=c: c._decode(v, None, "")), "flags")
+        memo = site.unit.const(_Memo(functools.partial(c._decode, context=None, path="")), "flags")
         self._converted(c.subcon, site, memo + "[{}]")
 
     def scaled(self, c: Scaled, site: _Site) -> None:
@@ -268,33 +269,155 @@ class _Read(FieldVisitor[_Site, None]):
         site.unit.add(site.indent, f"{site.target}, p = {fn}(data, p, end)")
 
 
-def _struct_decoder(unit: _Unit, struct_: Struct) -> str:
-    """Write ``def fn(data, p, end) -> (dict, p)`` for ``struct_`` into ``unit``; its name."""
+Convert = Callable[[str], str]
+
+
+class _Fixed(FieldVisitor[_Unit, tuple[str, Convert] | None]):
+    """For a field of fixed size: its struct code and the expression converting the
+    unpacked value (given as a variable name); None for any other field."""
+
+    def integer(self, c: Construct, unit: _Unit) -> tuple[str, Convert] | None:
+        spec = _int_code(c)
+        if spec is None:
+            return None
+        code, _, signed = spec
+        if code.endswith("s"):
+            return code, lambda r: f"from_bytes({r}, 'big', signed={signed})"
+        return code, lambda r: r
+
+    def octets(self, c: Construct, unit: _Unit) -> tuple[str, Convert] | None:
+        if isinstance(c, Bytes) and isinstance(c.length, int):
+            return f"{c.length}s", lambda r: r
+        return None
+
+    def _over(self, inner: Construct, unit: _Unit, outer: Convert) -> tuple[str, Convert] | None:
+        got = self.visit(inner, unit)
+        if got is None:
+            return None
+        code, convert = got
+        return code, lambda r: outer(convert(r))
+
+    def enum(self, c: NamedEnum, unit: _Unit) -> tuple[str, Convert] | None:
+        memo = unit.const(_Memo(functools.partial(c._decode, context=None, path="")), "enum")
+        return self._over(c.subcon, unit, lambda r: f"{memo}[{r}]")
+
+    def flags(self, c: Flags, unit: _Unit) -> tuple[str, Convert] | None:
+        memo = unit.const(_Memo(functools.partial(c._decode, context=None, path="")), "flags")
+        return self._over(c.subcon, unit, lambda r: f"{memo}[{r}]")
+
+    def scaled(self, c: Scaled, unit: _Unit) -> tuple[str, Convert] | None:
+        return self._over(c.subcon, unit, lambda r: f"({r}) * {c.factor}")
+
+    def ipv6(self, c: IPv6Address, unit: _Unit) -> tuple[str, Convert] | None:
+        cls = unit.const(ipaddress.IPv6Address)
+        return self._over(c.subcon, unit, lambda r: f"{cls}({r})")
+
+    def ipv4(self, c: IPv4Address, unit: _Unit) -> tuple[str, Convert] | None:
+        cls = unit.const(ipaddress.IPv4Address)
+        return self._over(c.subcon, unit, lambda r: f"{cls}({r})")
+
+    def text(self, c: Text, unit: _Unit) -> tuple[str, Convert] | None:
+        return self._over(c.subcon, unit, lambda r: f"{r}.decode('utf-8', 'surrogateescape')")
+
+    def hex(self, c: HexColon, unit: _Unit) -> tuple[str, Convert] | None:
+        return self._over(c.subcon, unit, lambda r: f"{r}.hex(':')")
+
+    def timestamp(self, c: TimestampField, unit: _Unit) -> tuple[str, Convert] | None:
+        parts = [_int_code(sc) for sc in unrename(c.subcon).subcons]
+        if len(parts) != 2 or None in parts:
+            return None
+        (_, sec_size, _), (_, frac_size, _) = parts  # type: ignore[misc]
+        if sec_size + frac_size != 8:
+            return None
+        stamp = unit.const(Timestamp)
+        bits = 8 * frac_size
+        return "Q", lambda r: f"{stamp}({r} >> {bits}, {r} & {(1 << bits) - 1})"
+
+    def switch(self, c: Any, unit: _Unit) -> tuple[str, Convert] | None:
+        return None
+
+    def repeat(self, c: Any, unit: _Unit) -> tuple[str, Convert] | None:
+        return None
+
+    def struct(self, c: Struct, unit: _Unit) -> tuple[str, Convert] | None:
+        return None
+
+
+def _struct_decoder(unit: _Unit, struct_: Struct, entry: str | None = None) -> str:
+    """Write a decoder of ``struct_`` into ``unit``; its name.
+
+    Nested: ``def fn(data, p, end) -> (dict, p)``, raising GiveUp. The entry
+    (named ``entry``): ``def entry(data, p, end) -> dict``, handing over to
+    ``reference`` when the generated code gives up. Runs of fixed-size fields
+    are read with one ``struct.unpack``.
+    """
     unit = unit.module
-    fn = unit.name("struct")
+    fn = entry or unit.name("struct")
     body = unit.body()
+    ind = 2 if entry else 1
     names: dict[str, str] = {}
     result: list[str] = []
     reader = _Read()
+    fixed = _Fixed()
+    run: list[tuple[str, str, Convert]] = []
+
+    def flush() -> None:
+        if not run:
+            return
+        codes = ">" + "".join(code for _, code, _ in run)
+        size = struct.calcsize(codes)
+        body.add(ind, f"if p + {size} > end: raise GiveUp")
+        unpack = body.const(struct.Struct(codes).unpack_from)
+        body.add(ind, f"{', '.join(var for var, _, _ in run)}, = {unpack}(data, p)")
+        for var, _, convert in run:
+            expr = convert(var)
+            if expr != var:
+                body.add(ind, f"{var} = {expr}")
+        body.add(ind, f"p += {size}")
+        run.clear()
+
     for sc in struct_.subcons:
         if sc is Terminated:
-            body.add(1, "if p != end: raise GiveUp")
+            flush()
+            body.add(ind, "if p != end: raise GiveUp")
             continue
         var = body.name("v")
-        reader.visit(sc, _Site(body, 1, var, names))
+        spec = fixed.visit(sc, body)
+        if spec is not None:
+            run.append((var, *spec))
+        else:
+            flush()
+            reader.visit(sc, _Site(body, ind, var, names))
         if sc.name is not None:
             names[sc.name] = var
             result.append(f"{sc.name!r}: {var}")
+    flush()
+    fields = f"{{{', '.join(result)}}}"
     unit.add(0, f"def {fn}(data, p, end):")
-    unit.lines += body.lines
-    unit.add(1, f"return {{{', '.join(result)}}}, p")
+    if entry:
+        unit.add(1, "pos = p")
+        unit.add(1, "try:")
+        unit.lines += body.lines
+        unit.add(2, f"return {fields}")
+        unit.add(1, "except (GiveUp, *FALLBACK):")
+        unit.add(2, "return reference(data, pos, end)")
+    else:
+        unit.lines += body.lines
+        unit.add(1, f"return {fields}, p")
     return fn
 
 
-class _Write(FieldVisitor[tuple[_Unit, int, str, str, dict[str, str]], None]):
+# Where an encoding goes: the unit, indentation, the value's variable, the
+# octets' variable, and the variables of earlier siblings by field name.
+_Out = tuple[_Unit, int, str, str, dict[str, str]]
+
+
+class _Write(FieldVisitor[_Out, None]):
     """Writes the statements that encode the value in ``src`` to octets in ``out``."""
 
-    def _bytes_of(self, c: Construct, unit: _Unit, ind: int, out: str, names: dict[str, str]) -> None:
+    def _bytes_of(
+        self, c: Construct, unit: _Unit, ind: int, out: str, names: dict[str, str]
+    ) -> None:
         """``out`` must hold exactly the octets ``c`` (Bytes/GreedyBytes) takes, as bytes."""
         c = unrename(c)
         unit.add(ind, f"if type({out}) is not bytes: raise GiveUp")
@@ -304,8 +427,8 @@ class _Write(FieldVisitor[tuple[_Unit, int, str, str, dict[str, str]], None]):
         elif c is not GreedyBytes:
             raise NotImplementedError(f"cannot compile octets of {type(c).__name__}")
 
-    def _int(self, c: Construct, arg: tuple[_Unit, int, str, str, dict[str, str]], value: str) -> None:
-        unit, ind, src, out, _ = arg
+    def _int(self, c: Construct, arg: _Out, value: str) -> None:
+        unit, ind, _, out, _ = arg
         spec = _int_code(c)
         if spec is None:
             raise NotImplementedError(f"cannot compile an integer of {type(c).__name__}")
@@ -316,54 +439,54 @@ class _Write(FieldVisitor[tuple[_Unit, int, str, str, dict[str, str]], None]):
         else:
             unit.add(ind, f"{out} = {unit.const(struct.Struct('>' + code).pack)}({value})")
 
-    def _adapted(self, c: Any, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+    def _adapted(self, c: Any, arg: _Out) -> None:
         """An Adapter over octets: its own _encode, then the octets checked."""
         unit, ind, src, out, names = arg
         unit.add(ind, f"{out} = {unit.const(c._encode)}({src}, None, '')")
         self._bytes_of(c.subcon, unit, ind, out, names)
 
-    def reserved(self, c: Reserved, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+    def reserved(self, c: Reserved, arg: _Out) -> None:
         self._int(c.subcon, arg, arg[2])
 
-    def integer(self, c: Construct, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+    def integer(self, c: Construct, arg: _Out) -> None:
         self._int(c, arg, arg[2])
 
-    def enum(self, c: NamedEnum, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+    def enum(self, c: NamedEnum, arg: _Out) -> None:
         # Names were turned into numbers before (the builder's prepare step); any
         # other value goes to construct.
         self._int(c.subcon, arg, arg[2])
 
-    def flags(self, c: Flags, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+    def flags(self, c: Flags, arg: _Out) -> None:
         self._int(c.subcon, arg, f"{arg[0].const(c._encode)}({arg[2]}, None, '')")
 
-    def scaled(self, c: Scaled, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+    def scaled(self, c: Scaled, arg: _Out) -> None:
         self._int(c.subcon, arg, f"{arg[0].const(c._encode)}({arg[2]}, None, '')")
 
-    def timestamp(self, c: TimestampField, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+    def timestamp(self, c: TimestampField, arg: _Out) -> None:
         unit, ind, src, out, _ = arg
         inner = _struct_builder(unit, unrename(c.subcon))
         unit.add(ind, f"{out} = {inner}({unit.const(c._encode)}({src}, None, ''))")
 
-    def ipv6(self, c: IPv6Address, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+    def ipv6(self, c: IPv6Address, arg: _Out) -> None:
         unit, ind, src, out, names = arg
         unit.add(ind, f"{out} = {unit.const(_ipv6_packed)}({src})")
         self._bytes_of(c.subcon, unit, ind, out, names)
 
-    def ipv4(self, c: IPv4Address, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+    def ipv4(self, c: IPv4Address, arg: _Out) -> None:
         self._adapted(c, arg)
 
-    def text(self, c: Text, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+    def text(self, c: Text, arg: _Out) -> None:
         self._adapted(c, arg)
 
-    def hex(self, c: HexColon, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+    def hex(self, c: HexColon, arg: _Out) -> None:
         self._adapted(c, arg)
 
-    def octets(self, c: Construct, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+    def octets(self, c: Construct, arg: _Out) -> None:
         unit, ind, src, out, names = arg
         unit.add(ind, f"{out} = {src}")
         self._bytes_of(c, unit, ind, out, names)
 
-    def switch(self, c: Any, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+    def switch(self, c: Any, arg: _Out) -> None:
         unit, ind, src, out, names = arg
         key = unit.name("key")
         unit.add(ind, f"{key} = {py_expr(c.keyfunc, names)}")
@@ -380,7 +503,7 @@ class _Write(FieldVisitor[tuple[_Unit, int, str, str, dict[str, str]], None]):
         unit.add(ind, "else:")
         self.visit(c.default, (unit, ind + 1, src, out, names))
 
-    def repeat(self, c: Any, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+    def repeat(self, c: Any, arg: _Out) -> None:
         unit, ind, src, out, _ = arg
         item = unrename(c.subcon)
         if not isinstance(item, Struct):
@@ -388,7 +511,7 @@ class _Write(FieldVisitor[tuple[_Unit, int, str, str, dict[str, str]], None]):
         fn = _struct_builder(unit, item)
         unit.add(ind, f"{out} = b''.join([{fn}(x) for x in {src}])")
 
-    def struct(self, c: Struct, arg: tuple[_Unit, int, str, str, dict[str, str]]) -> None:
+    def struct(self, c: Struct, arg: _Out) -> None:
         unit, ind, src, out, _ = arg
         unit.add(ind, f"{out} = {_struct_builder(unit, c)}({src})")
 
@@ -421,37 +544,32 @@ def _struct_builder(unit: _Unit, struct_: Struct) -> str:
 def _load(unit: _Unit, entry: str) -> Any:
     env: dict[str, Any] = {"GiveUp": GiveUp, "from_bytes": int.from_bytes, **unit.env}
     source = "\n".join(unit.lines) + "\n"
-    exec(compile(source, f"<lmaho_wire compiled {entry}>", "exec"), env)  # noqa: S102
+    exec(compile(source, f"<lmaho_wire compiled {entry}>", "exec"), env)
     return env[entry]
 
 
 def compile_decoder(subcon: Construct) -> Decoder:
-    """The fast decoder of a Struct: ``decode(data, pos, end) -> (fields, new_pos)``.
+    """The fast decoder of a Struct: ``decode(data, pos, end) -> fields``.
 
     Anything the generated code does not take on the happy path goes through
     the construct-derived plan, which gives the same value or the precise error.
     """
     slow: Plan = make_plan(subcon)
 
-    def reference(data: bytes, pos: int, end: int) -> tuple[dict[str, Any], int]:
-        value, stop = slow(data, pos, end, {})
-        return value, stop
+    def reference(data: bytes, pos: int, end: int) -> dict[str, Any]:
+        value: dict[str, Any] = slow(data, pos, end, {})[0]
+        return value
 
     struct_ = unrename(subcon)
     if not isinstance(struct_, Struct):
         return reference
     unit = _Unit()
+    unit.env["reference"] = reference
+    unit.env["FALLBACK"] = FALLBACK
     try:
-        fast = _struct_decoder(unit, struct_)
+        _struct_decoder(unit, struct_, "entry")
     except NotImplementedError:
         return reference
-    unit.env["reference"] = reference
-    unit.add(0, "def entry(data, pos, end):")
-    unit.add(1, "try:")
-    unit.add(2, f"return {fast}(data, pos, end)")
-    unit.add(1, "except (GiveUp, *FALLBACK):")
-    unit.add(2, "return reference(data, pos, end)")
-    unit.env["FALLBACK"] = FALLBACK
     decoder: Decoder = _load(unit, "entry")
     return decoder
 
@@ -501,5 +619,5 @@ def path_names(expr: Any) -> list[str]:
 def compile_expr(expr: Any, name: str) -> Callable[[int], int]:
     """A construct expression over the one field ``name``, as a Python function of it."""
     source = f"lambda x: {py_expr(expr, {name: 'x'})}"
-    function: Callable[[int], int] = eval(source, {})  # noqa: S307
+    function: Callable[[int], int] = eval(source, {})
     return function

@@ -164,7 +164,12 @@ class TimestampField(Adapter):
     """RFC 5213 8.8: 48-bit seconds and 16-bit fractions, decoded to :class:`Timestamp`."""
 
     def __init__(self) -> None:
-        super().__init__(Struct("seconds" / BytesInteger(6), "fraction" / Int16ub))
+        super().__init__(
+            Struct(
+                "seconds" / BytesInteger(6) * "Seconds since 1970-01-01 UTC",
+                "fraction" / Int16ub * "Fraction of a second in 1/65536 units",
+            )
+        )
 
     def _decode(self, obj: Any, context: Any, path: str) -> Timestamp:
         return Timestamp(obj["seconds"], obj["fraction"])

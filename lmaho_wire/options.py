@@ -87,7 +87,7 @@ def frozen_maker(cls: type[T]) -> Callable[..., T]:
         env[f"set_{name}"] = cls.__dict__[name].__set__
         lines.append(f"    set_{name}(o, {name})")
     lines.append("    return o")
-    exec("\n".join(lines), env)  # noqa: S102
+    exec("\n".join(lines), env)
     make: Callable[..., T] = env["make"]
     return make
 
@@ -129,6 +129,12 @@ def walk_options(
     """
     options: list[Option] = []
     findings: list[Finding] = []
+    decode: Callable[[bytes, int, int], dict[str, Any]]
+    fixed: int | None
+    min_length: int
+    align: tuple[int, int] | None
+    key: str
+    title: str
     append = options.append
     get = table.get
     pos = start

@@ -140,6 +140,16 @@ AP_ID_TYPES: dict[str, int] = {"BSSID": 1, "EUI64": 2, "NAME": 3, "CELL_ID": 4}
 
 # --- Field building blocks ---------------------------------------------------
 
+# Descriptions of the fields every message's fixed part shares (Wireshark shows them).
+SEQUENCE = "Sequence Number: pairs a response with its request"
+FLAGS = "Flag bits of the message"
+STATUS = (
+    f"Status: below {FIRST_ERROR_STATUS} accepts the request, "
+    f"{FIRST_ERROR_STATUS} and above refuses it"
+)
+LIFETIME_REQUESTED = "Lifetime requested for the binding"
+LIFETIME_GRANTED = "Lifetime granted for the binding"
+
 Lifetime = Scaled(Int16ub, 4, "s")
 Reserved8 = Reserved(Int8ub)
 Reserved16 = Reserved(Int16ub)
@@ -147,8 +157,8 @@ Reserved16 = Reserved(Int16ub)
 # --- Option data ---------------------------------------------------------------
 
 ADDRESS_BODY = Struct(
-    "option_code" / NamedEnum(Int8ub, **ADDRESS_CODES),
-    "reserved" / Reserved8,
+    "option_code" / NamedEnum(Int8ub, **ADDRESS_CODES) * "Address family of the address",
+    "reserved" / Reserved8 * "Reserved, sent as zero",
     "address"
     / Switch(
         this.option_code,
@@ -157,41 +167,49 @@ ADDRESS_BODY = Struct(
             ADDRESS_CODES["IPV4"]: IPv4Address(Bytes(4)),
         },
         default=HexColon(GreedyBytes),
-    ),
+    )
+    * "The LMA address",
     Terminated,
 )
 
 STANDARD_OPTIONS: dict[int, OptionBody] = {
     0: OptionBody(Struct(), key="pad1", title="Pad1", reference="RFC 6275 6.2.2"),
     1: OptionBody(
-        Struct("padding" / HexColon(GreedyBytes)),
+        Struct("padding" / HexColon(GreedyBytes) * "Padding octets, zero when sent"),
         key="padn",
         title="PadN",
         reference="RFC 6275 6.2.3",
     ),
     2: OptionBody(
-        Struct("refresh_interval" / Scaled(Int16ub, 4, "s")),
+        Struct(
+            "refresh_interval"
+            / Scaled(Int16ub, 4, "s")
+            * "Interval after which the mobile node should refresh its binding"
+        ),
         key="binding_refresh_advice",
         title="Binding Refresh Advice",
         reference="RFC 6275 6.2.4",
         align=(2, 0),
     ),
     3: OptionBody(
-        Struct("address" / IPv6Address(Bytes(16))),
+        Struct("address" / IPv6Address(Bytes(16)) * "The care-of address to register"),
         key="alternate_care_of_address",
         title="Alternate Care-of Address",
         reference="RFC 6275 6.2.5",
         align=(8, 6),
     ),
     4: OptionBody(
-        Struct("home_nonce_index" / Int16ub, "care_of_nonce_index" / Int16ub),
+        Struct(
+            "home_nonce_index" / Int16ub * "Index of the home nonce used",
+            "care_of_nonce_index" / Int16ub * "Index of the care-of nonce used",
+        ),
         key="nonce_indices",
         title="Nonce Indices",
         reference="RFC 6275 6.2.6",
         align=(2, 0),
     ),
     5: OptionBody(
-        Struct("authenticator" / HexColon(GreedyBytes)),
+        Struct("authenticator" / HexColon(GreedyBytes) * "Authenticator of the binding"),
         key="binding_authorization_data",
         title="Binding Authorization Data",
         reference="RFC 6275 6.2.7",
@@ -199,7 +217,7 @@ STANDARD_OPTIONS: dict[int, OptionBody] = {
     ),
     8: OptionBody(
         Struct(
-            "subtype" / NamedEnum(Int8ub, **MN_ID_SUBTYPES),
+            "subtype" / NamedEnum(Int8ub, **MN_ID_SUBTYPES) * "Kind of identifier",
             "identifier"
             / Switch(
                 this.subtype,
@@ -208,7 +226,8 @@ STANDARD_OPTIONS: dict[int, OptionBody] = {
                     MN_ID_SUBTYPES["IPV6_ADDRESS"]: IPv6Address(Bytes(16)),
                 },
                 default=HexColon(GreedyBytes),
-            ),
+            )
+            * "The mobile node's identifier",
             Terminated,
         ),
         key="mn_identifier",
@@ -217,13 +236,17 @@ STANDARD_OPTIONS: dict[int, OptionBody] = {
         min_length=1,
     ),
     18: OptionBody(
-        Struct("data" / HexColon(GreedyBytes)),
+        Struct("data" / HexColon(GreedyBytes) * "Experimental data"),
         key="experimental",
         title="Experimental",
         reference="RFC 5096",
     ),
     19: OptionBody(
-        Struct("vendor_id" / Int32ub, "subtype" / Int8ub, "data" / HexColon(GreedyBytes)),
+        Struct(
+            "vendor_id" / Int32ub * "IANA enterprise number of the vendor",
+            "subtype" / Int8ub * "Vendor-defined kind of data",
+            "data" / HexColon(GreedyBytes) * "Vendor-specific data",
+        ),
         key="vendor_specific",
         title="Vendor-Specific",
         reference="RFC 5094",
@@ -231,26 +254,41 @@ STANDARD_OPTIONS: dict[int, OptionBody] = {
         min_length=5,
     ),
     22: OptionBody(
-        Struct("reserved" / Reserved8, "prefix_length" / Int8ub, "prefix" / IPv6Address(Bytes(16))),
+        Struct(
+            "reserved" / Reserved8 * "Reserved, sent as zero",
+            "prefix_length" / Int8ub * "Length of the home network prefix in bits",
+            "prefix" / IPv6Address(Bytes(16)) * "The mobile node's home network prefix",
+        ),
         key="home_network_prefix",
         title="Home Network Prefix",
         reference="RFC 5213 8.3",
         align=(8, 4),
     ),
     23: OptionBody(
-        Struct("reserved" / Reserved8, "indicator" / NamedEnum(Int8ub, **HANDOFF_INDICATORS)),
+        Struct(
+            "reserved" / Reserved8 * "Reserved, sent as zero",
+            "indicator" / NamedEnum(Int8ub, **HANDOFF_INDICATORS) * "Kind of handoff",
+        ),
         key="handoff_indicator",
         title="Handoff Indicator",
         reference="RFC 5213 8.4",
     ),
     24: OptionBody(
-        Struct("reserved" / Reserved8, "technology" / NamedEnum(Int8ub, **ACCESS_TECHNOLOGIES)),
+        Struct(
+            "reserved" / Reserved8 * "Reserved, sent as zero",
+            "technology"
+            / NamedEnum(Int8ub, **ACCESS_TECHNOLOGIES)
+            * "Access technology the mobile node attaches by",
+        ),
         key="access_technology_type",
         title="Access Technology Type",
         reference="RFC 5213 8.5",
     ),
     25: OptionBody(
-        Struct("reserved" / Reserved16, "identifier" / HexColon(GreedyBytes)),
+        Struct(
+            "reserved" / Reserved16 * "Reserved, sent as zero",
+            "identifier" / HexColon(GreedyBytes) * "Link-layer identifier of the mobile node",
+        ),
         key="mn_link_layer_identifier",
         title="Mobile Node Link-layer Identifier",
         reference="RFC 5213 8.6",
@@ -258,14 +296,14 @@ STANDARD_OPTIONS: dict[int, OptionBody] = {
         min_length=2,
     ),
     26: OptionBody(
-        Struct("address" / IPv6Address(Bytes(16))),
+        Struct("address" / IPv6Address(Bytes(16)) * "Link-local address of the access link"),
         key="link_local_address",
         title="Link-local Address",
         reference="RFC 5213 8.7",
         align=(8, 6),
     ),
     27: OptionBody(
-        Struct("timestamp" / TimestampField()),
+        Struct("timestamp" / TimestampField() * "Time the message was sent"),
         key="timestamp",
         title="Timestamp",
         reference="RFC 5213 8.8",
@@ -273,15 +311,16 @@ STANDARD_OPTIONS: dict[int, OptionBody] = {
     ),
     40: OptionBody(
         Struct(
-            "reserved" / Reserved16,
+            "reserved" / Reserved16 * "Reserved, sent as zero",
             "requests"
             / GreedyRange(
                 Struct(
-                    "request_type" / Int8ub,
-                    "request_length" / Int8ub,
-                    "data" / HexColon(Bytes(this.request_length)),
+                    "request_type" / Int8ub * "Mobility option type of the context requested",
+                    "request_length" / Int8ub * "Octets of request data",
+                    "data" / HexColon(Bytes(this.request_length)) * "Request data",
                 )
-            ),
+            )
+            * "The context requests",
             Terminated,
         ),
         key="context_request",
@@ -298,9 +337,9 @@ STANDARD_OPTIONS: dict[int, OptionBody] = {
     ),
     51: OptionBody(
         Struct(
-            "reserved" / Reserved8,
-            "address_length" / Int8ub,
-            "address" / IPv6Address(Bytes(16)),
+            "reserved" / Reserved8 * "Reserved, sent as zero",
+            "address_length" / Int8ub * "Length of the MAG address in bits",
+            "address" / IPv6Address(Bytes(16)) * "IPv6 address of the MAG",
         ),
         key="mag_ipv6_address",
         title="MAG IPv6 Address",
@@ -316,13 +355,14 @@ def draft_options(numbers: Numbers) -> dict[int, OptionBody]:
     return {
         t["new_ap_id"]: OptionBody(
             Struct(
-                "id_type" / NamedEnum(Int8ub, **AP_ID_TYPES),
+                "id_type" / NamedEnum(Int8ub, **AP_ID_TYPES) * "Kind of access point identifier",
                 "identifier"
                 / Switch(
                     this.id_type,
                     {AP_ID_TYPES["NAME"]: Text(GreedyBytes)},
                     default=HexColon(GreedyBytes),
-                ),
+                )
+                * "Identifier of the access point the mobile node moves to",
                 Terminated,
             ),
             key="new_ap_id",
@@ -341,7 +381,7 @@ def draft_options(numbers: Numbers) -> dict[int, OptionBody]:
 
 
 UNKNOWN_OPTION = OptionBody(
-    Struct("data" / HexColon(GreedyBytes)),
+    Struct("data" / HexColon(GreedyBytes) * "Option data"),
     key="unknown",
     title="Unknown option",
     reference="RFC 6275 6.2.1",
@@ -351,12 +391,12 @@ UNKNOWN_OPTION = OptionBody(
 
 BINDING_UPDATE = MessageBody(
     Struct(
-        "sequence" / Int16ub,
+        "sequence" / Int16ub * SEQUENCE,
         "flags" / Flags(
             Int16ub, A=0x8000, H=0x4000, L=0x2000, K=0x1000, M=0x0800, R=0x0400,
             P=0x0200, F=0x0100, T=0x0080, B=0x0040, S=0x0020, D=0x0010,
-        ),
-        "lifetime" / Lifetime,
+        ) * FLAGS,
+        "lifetime" / Lifetime * LIFETIME_REQUESTED,
     ),
     key="binding_update", name="BU", proxy_flag="P", proxy_name="PBU",
     title="Binding Update", reference="RFC 6275 6.1.7, RFC 5213 8.1", role="request",
@@ -364,10 +404,10 @@ BINDING_UPDATE = MessageBody(
 
 BINDING_ACK = MessageBody(
     Struct(
-        "status" / NamedEnum(Int8ub, **BA_STATUS),
-        "flags" / Flags(Int8ub, K=0x80, R=0x40, P=0x20, T=0x10, B=0x08, S=0x04, D=0x02),
-        "sequence" / Int16ub,
-        "lifetime" / Lifetime,
+        "status" / NamedEnum(Int8ub, **BA_STATUS) * STATUS,
+        "flags" / Flags(Int8ub, K=0x80, R=0x40, P=0x20, T=0x10, B=0x08, S=0x04, D=0x02) * FLAGS,
+        "sequence" / Int16ub * SEQUENCE,
+        "lifetime" / Lifetime * LIFETIME_GRANTED,
     ),
     key="binding_ack",
     name="BA",
@@ -383,7 +423,11 @@ BINDING_ACK = MessageBody(
 def _request(key: str, name: str, title: str, **flags: int) -> MessageBody:
     # Requests mirror the PBU's fixed part (docs/wire-format.md 3).
     return MessageBody(
-        Struct("sequence" / Int16ub, "flags" / Flags(Int16ub, **flags), "lifetime" / Lifetime),
+        Struct(
+            "sequence" / Int16ub * SEQUENCE,
+            "flags" / Flags(Int16ub, **flags) * FLAGS,
+            "lifetime" / Lifetime * LIFETIME_REQUESTED,
+        ),
         key=key,
         name=name,
         title=title,
@@ -396,10 +440,10 @@ def _response(key: str, name: str, title: str, answers: str, **flags: int) -> Me
     # Responses mirror the PBA's fixed part (docs/wire-format.md 3).
     return MessageBody(
         Struct(
-            "status" / NamedEnum(Int8ub, **HANDOVER_STATUS),
-            "flags" / Flags(Int8ub, **flags),
-            "sequence" / Int16ub,
-            "lifetime" / Lifetime,
+            "status" / NamedEnum(Int8ub, **HANDOVER_STATUS) * STATUS,
+            "flags" / Flags(Int8ub, **flags) * FLAGS,
+            "sequence" / Int16ub * SEQUENCE,
+            "lifetime" / Lifetime * LIFETIME_GRANTED,
         ),
         key=key,
         name=name,
@@ -429,7 +473,7 @@ def draft_messages(numbers: Numbers) -> dict[int, MessageBody]:
     }
 
 
-RAW_BODY = Struct("data" / HexColon(GreedyBytes))
+RAW_BODY = Struct("data" / HexColon(GreedyBytes) * "Message data")
 
 
 def _plan_spec(body: OptionBody) -> OptionSpec:
@@ -508,11 +552,13 @@ def make_schema(numbers: Numbers | None = None) -> Schema:
     type_names = {v: k for k, v in IANA_MH_TYPES.items()}
     type_names.update({t: b.name for t, b in messages.items() if t not in (5, 6)})
     mh_header = Struct(
-        "payload_proto" / Int8ub,
-        "header_len" / Int8ub,
-        "mh_type" / NamedEnum(Int8ub, **{name: t for t, name in type_names.items()}),
-        "reserved" / Reserved8,
-        "checksum" / Int16ub,
+        "payload_proto" / Int8ub * "Payload Proto: the header after this one, 59 (none)",
+        "header_len" / Int8ub * "Header Len: length in 8-octet units, not counting the first 8",
+        "mh_type"
+        / NamedEnum(Int8ub, **{name: t for t, name in type_names.items()})
+        * "Mobility Header type (RFC 6275 6.1.1)",
+        "reserved" / Reserved8 * "Reserved, sent as zero",
+        "checksum" / Int16ub * "Mobility Header checksum (RFC 6275 6.1.1)",
     )
     mobility_header = Struct(
         *mh_header.subcons,
