@@ -31,7 +31,7 @@ from construct import (
 from lmaho_dissector.generator import int_spec
 from lmaho_wire import CaptureWriter, Option, Timestamp, build, option
 from lmaho_wire.capture import LINKTYPE_ETHERNET
-from lmaho_wire.codec import PAD1, PADN
+from lmaho_wire.codec import PAD1, PADN, current_schema
 from lmaho_wire.fields import (
     FieldVisitor,
     Flags,
@@ -45,7 +45,6 @@ from lmaho_wire.fields import (
     unrename,
 )
 from lmaho_wire.packet import IPPROTO_IPV6, IPPROTO_MH, ethernet_header, ipv6_header, mac_bytes
-from lmaho_wire.registry import current_schema
 from lmaho_wire.schema import Schema
 
 MAC_A = mac_bytes("02:00:00:00:00:0a")

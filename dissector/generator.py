@@ -45,7 +45,7 @@ from construct.expr import BinExpr
 from construct.expr import Path as ExprPath
 
 from lmaho_wire.checksum import MH_NEXT_HEADER
-from lmaho_wire.codec import NO_NEXT_HEADER, PAD1, PADN
+from lmaho_wire.codec import NO_NEXT_HEADER, PAD1, PADN, current_schema
 from lmaho_wire.compiler import path_names
 from lmaho_wire.fields import (
     FieldVisitor,
@@ -63,7 +63,6 @@ from lmaho_wire.fields import (
     description,
     unrename,
 )
-from lmaho_wire.registry import current_schema
 from lmaho_wire.schema import FIRST_ERROR_STATUS, UNKNOWN_OPTION, MobilityOptions, Schema
 
 HERE = Path(__file__).resolve().parent

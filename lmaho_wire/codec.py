@@ -24,7 +24,7 @@ from construct import Construct, ConstructError, FixedSized, Struct, Switch
 from .checksum import AddressLike, upper_layer_checksum
 from .compiler import Builder, Decoder, compile_builder, compile_decoder, compile_expr, path_names
 from .errors import ChecksumError, MalformedPacket
-from .fields import MessageBody, NamedEnum, OptionBody, Reserved, unrename
+from .fields import MessageBody, NamedEnum, OptionBody, reserved_names, unrename
 from .numbers import Numbers, load_numbers_file
 from .options import (
     PAD1,
@@ -184,9 +184,7 @@ class _Fields:
         struct_ = unrename(subcon)
         subcons = struct_.subcons if isinstance(struct_, Struct) else []
         self.names = [sc.name for sc in subcons if sc.name]
-        self.reserved = [
-            sc.name for sc in subcons if sc.name and isinstance(unrename(sc), Reserved)
-        ]
+        self.reserved = sorted(reserved_names(subcon))
         self.enums = {
             sc.name: c.encmapping
             for sc in subcons
@@ -596,9 +594,32 @@ def decode(
     return default_codec().decode(data, src, dst, strict=strict)
 
 
-def build(message: str | int, **kwargs: Any) -> bytes:
+def build(
+    message: str | int,
+    *,
+    options: Iterable[Option] = (),
+    src: AddressLike | None = None,
+    dst: AddressLike | None = None,
+    pad: bool = True,
+    checksum: int | None = None,
+    payload_proto: int = NO_NEXT_HEADER,
+    reserved: int = 0,
+    header_len: int | None = None,
+    **fields: Any,
+) -> bytes:
     """:meth:`Codec.build` with the codec in force."""
-    return default_codec().build(message, **kwargs)
+    return default_codec().build(
+        message,
+        options=options,
+        src=src,
+        dst=dst,
+        pad=pad,
+        checksum=checksum,
+        payload_proto=payload_proto,
+        reserved=reserved,
+        header_len=header_len,
+        **fields,
+    )
 
 
 def option(key: str, **fields: Any) -> Option:

@@ -186,7 +186,8 @@ class OptionBody(Subconstruct):
     ``key`` names it in the API and in Wireshark filters, ``title`` is its
     human name, ``align`` the RFC "xn+y" alignment of its Type octet as
     (x, y), and ``length`` the one data length the RFC allows (None when
-    variable), derived from the subcon.
+    variable), derived from the subcon, as are the names of its
+    :class:`Reserved` fields (``reserved``).
     """
 
     def __init__(
@@ -209,6 +210,7 @@ class OptionBody(Subconstruct):
         except Exception:  # construct raises SizeofError for variable sizes
             self.length = None
         self.min_length = self.length if self.length is not None else min_length
+        self.reserved = reserved_names(subcon)
 
 
 class MessageBody(Subconstruct):
@@ -244,6 +246,7 @@ class MessageBody(Subconstruct):
         self.proxy_flag = proxy_flag
         self.proxy_name = proxy_name
         self.length: int = subcon.sizeof()
+        self.reserved = reserved_names(subcon)
 
 
 class Reserved(Adapter):
@@ -258,6 +261,13 @@ class Reserved(Adapter):
 
     def _encode(self, obj: Any, context: Any, path: str) -> int:
         return obj  # type: ignore[no-any-return]
+
+
+def reserved_names(subcon: Construct) -> frozenset[str]:
+    """Names of the :class:`Reserved` fields of a Struct (under any Renamed)."""
+    struct = unrename(subcon)
+    subcons = struct.subcons if isinstance(struct, Struct) else []
+    return frozenset(sc.name for sc in subcons if sc.name and isinstance(unrename(sc), Reserved))
 
 
 def unrename(c: Construct) -> Construct:
