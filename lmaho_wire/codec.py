@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -67,7 +68,8 @@ NO_NEXT_HEADER = IPPROTO_NONE  # the Payload Proto a Mobility Header carries
 CHECKSUM_FIELD = "checksum"
 HEADER_ATTRIBUTES = ("payload_proto", "header_len", "reserved", CHECKSUM_FIELD)
 
-_BUILD_ERRORS = (ConstructError, ValueError, TypeError, AttributeError)
+# construct's compiled build lets struct.error through for out-of-range integers.
+_BUILD_ERRORS = (ConstructError, ValueError, TypeError, AttributeError, struct.error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +199,8 @@ class _Fields:
         Numbers first, because a Switch on an enumeration compares numbers.
         """
         values = dict(fields)
+        if not self.reserved and not self.enums:
+            return values
         for name in self.reserved:
             values.setdefault(name, 0)
         for name, mapping in self.enums.items():
@@ -267,6 +271,9 @@ class Codec:
         self._unknown = self._option_spec(UNKNOWN_OPTION)
         self._option_table = {t: spec for t, (spec, _) in self._options.items()}
         self._option_keys = {spec.key: t for t, (spec, _) in self._options.items()}
+        # The octets of padding(n), for every gap an alignment rule or Header Len can leave.
+        widest = max([self._unit, *(s.align[0] for s in self._option_table.values() if s.align)])
+        self._pad_octets = [b"".join(o.to_bytes() for o in padding(n)) for n in range(widest)]
 
     @staticmethod
     def _message_spec(body: MessageBody | None) -> _MessageSpec:
@@ -479,21 +486,21 @@ class Codec:
         parts = [b"", fixed]
         pos = header_size + len(fixed)
         option_table = self._option_table
+        pad_octets = self._pad_octets
         for opt in options:
             if pad and opt.type != PAD1 and opt.type != PADN:
                 align = option_table.get(opt.type, self._unknown[0]).align
                 if align is not None and (gap := (align[1] - pos) % align[0]):
-                    for p in padding(gap):
-                        parts.append(p.to_bytes())
+                    parts.append(pad_octets[gap])
                     pos += gap
             b = opt.to_bytes()
             parts.append(b)
             pos += len(b)
         unit = self._unit
         if pad and pos % unit:
-            for p in padding(-pos % unit):
-                parts.append(p.to_bytes())
-            pos += -pos % unit
+            gap = -pos % unit
+            parts.append(pad_octets[gap])
+            pos += gap
         if header_len is None:
             if pos % unit:
                 raise ValueError(
@@ -513,7 +520,7 @@ class Codec:
             CHECKSUM_FIELD: 0,
         }
         try:
-            parts[0] = self._header.build(self._header.prepare(head))
+            parts[0] = self._header.build(head)
         except _BUILD_ERRORS as e:
             raise ValueError(f"cannot encode the Mobility Header: {_reason(e)}") from None
         mh = b"".join(parts)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import operator
-import socket
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from construct import Bytes, BytesInteger, Construct, FormatField, GreedyBytes, 
 from construct.expr import BinExpr
 from construct.expr import Path as ExprPath
 
+from .checksum import address_bytes
 from .fields import (
     FieldVisitor,
     Flags,
@@ -74,16 +74,6 @@ def py_expr(expr: Any, names: Mapping[str, str]) -> str:
     if isinstance(expr, BinExpr) and expr.op in _OPERATORS:
         return f"({py_expr(expr.lhs, names)} {_OPERATORS[expr.op]} {py_expr(expr.rhs, names)})"
     raise NotImplementedError(f"cannot compile expression {expr!r}")
-
-
-def _ipv6_packed(value: Any) -> bytes:
-    """16 octets of an IPv6 address given as text (parsed in C), address or bytes."""
-    if type(value) is str:
-        try:
-            return socket.inet_pton(socket.AF_INET6, value)
-        except OSError:
-            pass  # scope IDs and the like: ipaddress below decides
-    return ipaddress.IPv6Address(value).packed
 
 
 class _Memo(dict[Any, Any]):
@@ -469,7 +459,7 @@ class _Write(FieldVisitor[_Out, None]):
 
     def ipv6(self, c: IPv6Address, arg: _Out) -> None:
         unit, ind, src, out, names = arg
-        unit.add(ind, f"{out} = {unit.const(_ipv6_packed)}({src})")
+        unit.add(ind, f"{out} = {unit.const(address_bytes)}({src})")
         self._bytes_of(c.subcon, unit, ind, out, names)
 
     def ipv4(self, c: IPv4Address, arg: _Out) -> None:

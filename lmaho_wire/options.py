@@ -93,6 +93,10 @@ def frozen_maker(cls: type[T]) -> Callable[..., T]:
 
 
 make_option = frozen_maker(Option)
+_OPTION_SETTERS = tuple(
+    Option.__dict__[f.name].__set__
+    for f in dataclasses.fields(Option)  # type: ignore[arg-type]
+)
 
 PAD1_OPTION = Option(PAD1, "pad1", "Pad1", {}, b"")
 
@@ -137,6 +141,9 @@ def walk_options(
     title: str
     append = options.append
     get = table.get
+    # make_option, inlined: ten options a message make the call count.
+    new = object.__new__
+    set_type, set_key, set_title, set_fields, set_data, set_offset = _OPTION_SETTERS
     pos = start
     while pos < end:
         opt_type = mh[pos]
@@ -167,7 +174,14 @@ def walk_options(
         except MalformedPacket as e:
             raise MalformedPacket(f"{title} option: {e.what}", e.offset) from None
         data = mh[data_start:stop]
-        append(make_option(opt_type, key, title, fields, data, pos))
+        opt = new(Option)
+        set_type(opt, opt_type)
+        set_key(opt, key)
+        set_title(opt, title)
+        set_fields(opt, fields)
+        set_data(opt, data)
+        set_offset(opt, pos)
+        append(opt)
         if align is not None and pos % align[0] != align[1]:
             findings.append(
                 Finding(
