@@ -9,12 +9,16 @@ switches and repeated structures) and writes, in a fixed order:
 2. the hand-written runtime ``dissector/runtime.lua`` (tested helpers that
    know nothing about the wire format);
 3. one value-string table per distinct enumeration, one ``ProtoField`` per
-   schema field, the experts, and one dissecting function per structure;
+   schema field (its description is the one the schema declares with the
+   field), the experts, and one dissecting function per structure;
 4. a descriptor per message and per option, preferences for the draft's type
    numbers, and the registrations (``ip.proto`` 135, ``mip6.option``).
 
-A construct the generator does not know is an error, never a silent gap: a
-field added to the schema either shows up in Wireshark or stops generation.
+Fields are told apart by :class:`~lmaho_wire.fields.FieldVisitor`, the one
+walk over field types the codec's compiler, the samples and the tests share.
+A construct the generator does not know, or a field without a description,
+is an error, never a silent gap: a field added to the schema either shows up
+in Wireshark or stops generation.
 Output is deterministic (ordered walks, no timestamps), so the committed
 file can be compared with a fresh generation.
 """

@@ -498,17 +498,17 @@ class MobilityOptions(Construct):
     def __init__(self, cases: dict[int, OptionBody]) -> None:
         super().__init__()
         self.cases = cases
-        self._specs: dict[int, OptionSpec] | None = None
+        # The plans, made on first parse (the codec does not parse through here).
+        self._specs: tuple[dict[int, OptionSpec], OptionSpec] | None = None
 
     def _parse(self, stream, context, path):  # type: ignore[no-untyped-def]
         if self._specs is None:
-            self._specs = {t: _plan_spec(b) for t, b in self.cases.items()}
+            known = {t: _plan_spec(b) for t, b in self.cases.items()}
+            self._specs = (known, _plan_spec(UNKNOWN_OPTION))
         # FixedSized hands a substream whose tell() is the offset in the whole MH.
         base = stream_tell(stream, path)
         data = stream_read_entire(stream, path)
-        options, _findings = walk_options(
-            self._specs, _plan_spec(UNKNOWN_OPTION), bytes(base) + data, base, base + len(data)
-        )
+        options, _findings = walk_options(*self._specs, bytes(base) + data, base, base + len(data))
         return options
 
     def _build(self, obj, stream, context, path):  # type: ignore[no-untyped-def]
