@@ -26,7 +26,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from construct import Bytes, BytesInteger, Construct, FormatField, GreedyBytes, Struct, Terminated
+from construct import (
+    Bytes,
+    BytesInteger,
+    Construct,
+    FormatField,
+    GreedyBytes,
+    GreedyRange,
+    Struct,
+    Switch,
+    Terminated,
+)
 from construct.expr import BinExpr
 from construct.expr import Path as ExprPath
 
@@ -136,201 +146,174 @@ class _Unit:
         self.lines.append("    " * indent + line)
 
 
-@dataclass
-class _Site:
-    """Where a field's decoding code goes: the unit, indentation, target and sibling names."""
-
-    unit: _Unit
-    indent: int
-    target: str
-    names: dict[str, str]
-
-
-class _Read(FieldVisitor[_Site, None]):
-    """Writes the statements that read one field at ``p`` (up to ``end``) into its target."""
-
-    def _raw(self, c: Construct, site: _Site) -> None:
-        """Read the octets or integer of ``c`` (no conversion) into the target."""
-        u, i, t = site.unit, site.indent, site.target
-        c = unrename(c)
-        spec = _int_code(c)
-        if spec is not None:
-            code, size, signed = spec
-            u.add(i, f"if p + {size} > end: raise GiveUp")
-            if code.endswith("s"):
-                u.add(i, f"{t} = from_bytes(data[p:p + {size}], 'big', signed={signed})")
-            else:
-                u.add(i, f"{t} = {u.const(struct.Struct('>' + code).unpack_from)}(data, p)[0]")
-            u.add(i, f"p += {size}")
-            return
-        if c is GreedyBytes:
-            u.add(i, f"{t} = data[p:end]")
-            u.add(i, "p = end")
-            return
-        if isinstance(c, Bytes):
-            n = str(c.length) if isinstance(c.length, int) else py_expr(c.length, site.names)
-            u.add(i, f"n = {n}")
-            u.add(i, "if n < 0 or p + n > end: raise GiveUp")
-            u.add(i, f"{t} = data[p:p + n]")
-            u.add(i, "p += n")
-            return
-        raise NotImplementedError(f"cannot compile a read of {type(c).__name__}")
-
-    def _converted(self, c: Construct, site: _Site, expr: str) -> None:
-        self._raw(c, site)
-        site.unit.add(site.indent, f"{site.target} = {expr.format(site.target)}")
-
-    def reserved(self, c: Reserved, site: _Site) -> None:
-        self._raw(c.subcon, site)
-
-    def integer(self, c: Construct, site: _Site) -> None:
-        self._raw(c, site)
-
-    def octets(self, c: Construct, site: _Site) -> None:
-        self._raw(c, site)
-
-    def enum(self, c: NamedEnum, site: _Site) -> None:
-        memo = site.unit.const(_Memo(functools.partial(c._decode, context=None, path="")), "enum")
-        self._converted(c.subcon, site, memo + "[{}]")
-
-    def flags(self, c: Flags, site: _Site) -> None:
-        memo = site.unit.const(_Memo(functools.partial(c._decode, context=None, path="")), "flags")
-        self._converted(c.subcon, site, memo + "[{}]")
-
-    def scaled(self, c: Scaled, site: _Site) -> None:
-        self._converted(c.subcon, site, f"{{}} * {c.factor}")
-
-    def ipv6(self, c: IPv6Address, site: _Site) -> None:
-        self._converted(c.subcon, site, site.unit.const(ipaddress.IPv6Address) + "({})")
-
-    def ipv4(self, c: IPv4Address, site: _Site) -> None:
-        self._converted(c.subcon, site, site.unit.const(ipaddress.IPv4Address) + "({})")
-
-    def text(self, c: Text, site: _Site) -> None:
-        self._converted(c.subcon, site, "{}.decode('utf-8', 'surrogateescape')")
-
-    def hex(self, c: HexColon, site: _Site) -> None:
-        self._converted(c.subcon, site, "{}.hex(':')")
-
-    def timestamp(self, c: TimestampField, site: _Site) -> None:
-        inner = unrename(c.subcon)
-        parts = [_int_code(sc) for sc in inner.subcons]
-        if len(parts) != 2 or None in parts:
-            raise NotImplementedError("a timestamp of two integers")
-        (_, sec_size, _), (_, frac_size, _) = parts  # type: ignore[misc]
-        u, i, t = site.unit, site.indent, site.target
-        size = sec_size + frac_size
-        u.add(i, f"if p + {size} > end: raise GiveUp")
-        u.add(i, f"{t} = from_bytes(data[p:p + {size}], 'big')")
-        stamp = u.const(Timestamp)
-        u.add(i, f"{t} = {stamp}({t} >> {8 * frac_size}, {t} & {(1 << 8 * frac_size) - 1})")
-        u.add(i, f"p += {size}")
-
-    def switch(self, c: Any, site: _Site) -> None:
-        u, i = site.unit, site.indent
-        key = u.name("key")
-        u.add(i, f"{key} = {py_expr(c.keyfunc, site.names)}")
-        first = True
-        for case, sub in c.cases.items():
-            if not isinstance(case, int):
-                raise NotImplementedError("switch cases must be integers")
-            u.add(i, f"{'if' if first else 'elif'} {key} == {case}:")
-            first = False
-            self.visit(sub, _Site(u, i + 1, site.target, site.names))
-        if first:
-            self.visit(c.default, site)
-            return
-        u.add(i, "else:")
-        self.visit(c.default, _Site(u, i + 1, site.target, site.names))
-
-    def repeat(self, c: Any, site: _Site) -> None:
-        item = unrename(c.subcon)
-        if not isinstance(item, Struct):
-            raise NotImplementedError("repeats of structs only")
-        fn = _struct_decoder(site.unit, item)
-        u, i, t = site.unit, site.indent, site.target
-        u.add(i, f"{t} = []")
-        u.add(i, "while p < end:")
-        u.add(i + 1, f"x, p = {fn}(data, p, end)")
-        u.add(i + 1, f"{t}.append(x)")
-
-    def struct(self, c: Struct, site: _Site) -> None:
-        fn = _struct_decoder(site.unit, c)
-        site.unit.add(site.indent, f"{site.target}, p = {fn}(data, p, end)")
-
-
 Convert = Callable[[str], str]
 
 
-class _Fixed(FieldVisitor[_Unit, tuple[str, Convert] | None]):
-    """For a field of fixed size: its struct code and the expression converting the
-    unpacked value (given as a variable name); None for any other field."""
+@dataclass(frozen=True)
+class _Leaf:
+    """How to read one leaf field: one of ``code`` (the struct code of a fixed-size
+    field) or ``octets`` (the Bytes/GreedyBytes of a variable one), and the
+    expression converting what was read (given as a variable name)."""
 
-    def integer(self, c: Construct, unit: _Unit) -> tuple[str, Convert] | None:
+    code: str | None
+    octets: Construct | None
+    convert: Convert
+
+
+class _Leaves(FieldVisitor[_Unit, _Leaf | None]):
+    """The :class:`_Leaf` of a field; None for the composite ones (switch, repeat, struct)."""
+
+    def integer(self, c: Construct, unit: _Unit) -> _Leaf | None:
         spec = _int_code(c)
         if spec is None:
-            return None
+            raise NotImplementedError(f"cannot compile an integer of {type(c).__name__}")
         code, _, signed = spec
         if code.endswith("s"):
-            return code, lambda r: f"from_bytes({r}, 'big', signed={signed})"
-        return code, lambda r: r
+            return _Leaf(code, None, lambda r: f"from_bytes({r}, 'big', signed={signed})")
+        return _Leaf(code, None, lambda r: r)
 
-    def octets(self, c: Construct, unit: _Unit) -> tuple[str, Convert] | None:
+    def octets(self, c: Construct, unit: _Unit) -> _Leaf | None:
         if isinstance(c, Bytes) and isinstance(c.length, int):
-            return f"{c.length}s", lambda r: r
-        return None
+            return _Leaf(f"{c.length}s", None, lambda r: r)
+        return _Leaf(None, c, lambda r: r)
 
-    def _over(self, inner: Construct, unit: _Unit, outer: Convert) -> tuple[str, Convert] | None:
-        got = self.visit(inner, unit)
-        if got is None:
-            return None
-        code, convert = got
-        return code, lambda r: outer(convert(r))
+    def _over(self, inner: Construct, unit: _Unit, outer: Convert) -> _Leaf | None:
+        leaf = self.visit(inner, unit)
+        if leaf is None:
+            raise NotImplementedError("adapters over composite fields")
+        return _Leaf(leaf.code, leaf.octets, lambda r: outer(leaf.convert(r)))
 
-    def enum(self, c: NamedEnum, unit: _Unit) -> tuple[str, Convert] | None:
+    def enum(self, c: NamedEnum, unit: _Unit) -> _Leaf | None:
         memo = unit.const(_Memo(functools.partial(c._decode, context=None, path="")), "enum")
         return self._over(c.subcon, unit, lambda r: f"{memo}[{r}]")
 
-    def flags(self, c: Flags, unit: _Unit) -> tuple[str, Convert] | None:
+    def flags(self, c: Flags, unit: _Unit) -> _Leaf | None:
         memo = unit.const(_Memo(functools.partial(c._decode, context=None, path="")), "flags")
         return self._over(c.subcon, unit, lambda r: f"{memo}[{r}]")
 
-    def scaled(self, c: Scaled, unit: _Unit) -> tuple[str, Convert] | None:
+    def scaled(self, c: Scaled, unit: _Unit) -> _Leaf | None:
         return self._over(c.subcon, unit, lambda r: f"({r}) * {c.factor}")
 
-    def ipv6(self, c: IPv6Address, unit: _Unit) -> tuple[str, Convert] | None:
+    def ipv6(self, c: IPv6Address, unit: _Unit) -> _Leaf | None:
         cls = unit.const(ipaddress.IPv6Address)
         return self._over(c.subcon, unit, lambda r: f"{cls}({r})")
 
-    def ipv4(self, c: IPv4Address, unit: _Unit) -> tuple[str, Convert] | None:
+    def ipv4(self, c: IPv4Address, unit: _Unit) -> _Leaf | None:
         cls = unit.const(ipaddress.IPv4Address)
         return self._over(c.subcon, unit, lambda r: f"{cls}({r})")
 
-    def text(self, c: Text, unit: _Unit) -> tuple[str, Convert] | None:
+    def text(self, c: Text, unit: _Unit) -> _Leaf | None:
         return self._over(c.subcon, unit, lambda r: f"{r}.decode('utf-8', 'surrogateescape')")
 
-    def hex(self, c: HexColon, unit: _Unit) -> tuple[str, Convert] | None:
+    def hex(self, c: HexColon, unit: _Unit) -> _Leaf | None:
         return self._over(c.subcon, unit, lambda r: f"{r}.hex(':')")
 
-    def timestamp(self, c: TimestampField, unit: _Unit) -> tuple[str, Convert] | None:
+    def timestamp(self, c: TimestampField, unit: _Unit) -> _Leaf | None:
+        # Seconds and fraction read as one 64-bit integer and split.
         parts = [_int_code(sc) for sc in unrename(c.subcon).subcons]
         if len(parts) != 2 or None in parts:
-            return None
+            raise NotImplementedError("a timestamp of two integers")
         (_, sec_size, _), (_, frac_size, _) = parts  # type: ignore[misc]
         if sec_size + frac_size != 8:
-            return None
+            raise NotImplementedError("a timestamp of 8 octets")
         stamp = unit.const(Timestamp)
         bits = 8 * frac_size
-        return "Q", lambda r: f"{stamp}({r} >> {bits}, {r} & {(1 << bits) - 1})"
+        return _Leaf("Q", None, lambda r: f"{stamp}({r} >> {bits}, {r} & {(1 << bits) - 1})")
 
-    def switch(self, c: Any, unit: _Unit) -> tuple[str, Convert] | None:
+    def switch(self, c: Any, unit: _Unit) -> _Leaf | None:
         return None
 
-    def repeat(self, c: Any, unit: _Unit) -> tuple[str, Convert] | None:
+    def repeat(self, c: Any, unit: _Unit) -> _Leaf | None:
         return None
 
-    def struct(self, c: Struct, unit: _Unit) -> tuple[str, Convert] | None:
+    def struct(self, c: Struct, unit: _Unit) -> _Leaf | None:
         return None
+
+
+class _Decoding:
+    """Writes the body of one structure's decoder: reads at ``p`` up to ``end``."""
+
+    def __init__(self, body: _Unit, ind: int) -> None:
+        self.body = body
+        self.ind = ind
+        self.leaves = _Leaves()
+        # Fixed-size fields waiting to be read with one unpack: (variable, leaf).
+        self.run: list[tuple[str, _Leaf]] = []
+
+    def flush(self) -> None:
+        """Read the pending fixed-size fields with one ``struct.unpack``."""
+        if not self.run:
+            return
+        body, ind = self.body, self.ind
+        codes = ">" + "".join(leaf.code or "" for _, leaf in self.run)
+        size = struct.calcsize(codes)
+        body.add(ind, f"if p + {size} > end: raise GiveUp")
+        unpack = body.const(struct.Struct(codes).unpack_from)
+        body.add(ind, f"{', '.join(var for var, _ in self.run)}, = {unpack}(data, p)")
+        for var, leaf in self.run:
+            expr = leaf.convert(var)
+            if expr != var:
+                body.add(ind, f"{var} = {expr}")
+        body.add(ind, f"p += {size}")
+        self.run.clear()
+
+    def field(self, c: Construct, var: str, names: dict[str, str]) -> None:
+        """Read field ``c`` into ``var``; fixed-size ones join the pending run."""
+        leaf = self.leaves.visit(c, self.body)
+        if leaf is not None and leaf.code is not None:
+            self.run.append((var, leaf))
+            return
+        self.flush()
+        body, ind = self.body, self.ind
+        if leaf is not None:
+            octets = leaf.octets
+            if octets is GreedyBytes:
+                body.add(ind, f"{var} = data[p:end]")
+                body.add(ind, "p = end")
+            else:
+                assert isinstance(octets, Bytes)
+                body.add(ind, f"n = {py_expr(octets.length, names)}")
+                body.add(ind, "if n < 0 or p + n > end: raise GiveUp")
+                body.add(ind, f"{var} = data[p:p + n]")
+                body.add(ind, "p += n")
+            expr = leaf.convert(var)
+            if expr != var:
+                body.add(ind, f"{var} = {expr}")
+            return
+        c = unrename(c)
+        if isinstance(c, Switch):
+            key = body.name("key")
+            body.add(ind, f"{key} = {py_expr(c.keyfunc, names)}")
+            cases = list(c.cases.items())
+            for i, (case, sub) in enumerate(cases):
+                if not isinstance(case, int):
+                    raise NotImplementedError("switch cases must be integers")
+                body.add(ind, f"{'elif' if i else 'if'} {key} == {case}:")
+                self.nested(sub, var, names)
+            if cases:
+                body.add(ind, "else:")
+                self.nested(c.default, var, names)
+            else:
+                self.field(c.default, var, names)
+        elif isinstance(c, GreedyRange):
+            item = unrename(c.subcon)
+            if not isinstance(item, Struct):
+                raise NotImplementedError("repeats of structs only")
+            fn = _struct_decoder(body, item)
+            body.add(ind, f"{var} = []")
+            body.add(ind, "while p < end:")
+            body.add(ind + 1, f"x, p = {fn}(data, p, end)")
+            body.add(ind + 1, f"{var}.append(x)")
+        elif isinstance(c, Struct):
+            body.add(ind, f"{var}, p = {_struct_decoder(body, c)}(data, p, end)")
+        else:
+            raise NotImplementedError(f"cannot compile {type(c).__name__}")
+
+    def nested(self, c: Construct, var: str, names: dict[str, str]) -> None:
+        """Read ``c`` one level deeper (a switch case)."""
+        inner = _Decoding(self.body, self.ind + 1)
+        inner.field(c, var, names)
+        inner.flush()
 
 
 def _struct_decoder(unit: _Unit, struct_: Struct, entry: str | None = None) -> str:
@@ -344,44 +327,20 @@ def _struct_decoder(unit: _Unit, struct_: Struct, entry: str | None = None) -> s
     unit = unit.module
     fn = entry or unit.name("struct")
     body = unit.body()
-    ind = 2 if entry else 1
+    decoding = _Decoding(body, 2 if entry else 1)
     names: dict[str, str] = {}
     result: list[str] = []
-    reader = _Read()
-    fixed = _Fixed()
-    run: list[tuple[str, str, Convert]] = []
-
-    def flush() -> None:
-        if not run:
-            return
-        codes = ">" + "".join(code for _, code, _ in run)
-        size = struct.calcsize(codes)
-        body.add(ind, f"if p + {size} > end: raise GiveUp")
-        unpack = body.const(struct.Struct(codes).unpack_from)
-        body.add(ind, f"{', '.join(var for var, _, _ in run)}, = {unpack}(data, p)")
-        for var, _, convert in run:
-            expr = convert(var)
-            if expr != var:
-                body.add(ind, f"{var} = {expr}")
-        body.add(ind, f"p += {size}")
-        run.clear()
-
     for sc in struct_.subcons:
         if sc is Terminated:
-            flush()
-            body.add(ind, "if p != end: raise GiveUp")
+            decoding.flush()
+            body.add(decoding.ind, "if p != end: raise GiveUp")
             continue
         var = body.name("v")
-        spec = fixed.visit(sc, body)
-        if spec is not None:
-            run.append((var, *spec))
-        else:
-            flush()
-            reader.visit(sc, _Site(body, ind, var, names))
+        decoding.field(sc, var, names)
         if sc.name is not None:
             names[sc.name] = var
             result.append(f"{sc.name!r}: {var}")
-    flush()
+    decoding.flush()
     fields = f"{{{', '.join(result)}}}"
     unit.add(0, f"def {fn}(data, p, end):")
     if entry:
