@@ -36,7 +36,6 @@ from construct import (
     Bytes,
     BytesInteger,
     Construct,
-    FixedSized,
     FormatField,
     GreedyBytes,
     GreedyRange,
@@ -884,43 +883,16 @@ def _sizeof(c: Construct) -> int | None:
         return None
 
 
-def _header_layout(schema: Schema) -> tuple[Struct, FixedSized, Switch, Switch]:
-    """Split the mobility_header construct into header, message region, body and options."""
-    mh = schema.mobility_header
-    subcons = list(mh.subcons)
-    last = subcons[-1]
-    region = unrename(last)
-    if not isinstance(region, FixedSized):
-        raise GeneratorError("mobility_header must end in a FixedSized message region")
-    inner = unrename(region.subcon)
-    if not isinstance(inner, Struct) or len(inner.subcons) != 2:
-        raise GeneratorError("the message region must hold a body and an options Switch")
-    body, options = (unrename(sc) for sc in inner.subcons)
-    if not isinstance(body, Switch) or not isinstance(options, Switch):
-        raise GeneratorError("body and options must be Switches on the MH type")
-    header = Struct(*subcons[:-1])
-    return header, region, body, options
-
-
-def _field_offsets(struct: Struct) -> dict[str, tuple[int, int]]:
-    offsets: dict[str, tuple[int, int]] = {}
-    pos = 0
-    for sc in struct.subcons:
-        size = _sizeof(sc)
-        if size is None:
-            raise GeneratorError(f"header field {sc.name} has no fixed size")
-        offsets[sc.name] = (pos, size)
-        pos += size
-    return offsets
-
-
 def generate(schema: Schema | None = None) -> str:
     """The complete text of ``lmaho.lua`` for ``schema`` (the current one by default)."""
     schema = schema or current_schema()
     gen = _Generator(schema)
-    header, region, body_switch, options_switch = _header_layout(schema)
-    offsets = _field_offsets(header)
-    header_size = sum(size for _, size in offsets.values())
+    try:
+        layout = schema.layout()
+    except ValueError as e:
+        raise GeneratorError(str(e)) from None
+    header, offsets, region, body_switch, options_switch = layout
+    header_size = layout.header_size
     type_field = path_names(body_switch.keyfunc)
     if len(type_field) != 1 or type_field[0] not in offsets:
         raise GeneratorError("the message Switch must key on one header field")

@@ -13,14 +13,15 @@ the work done is linear in the input's length.
 from __future__ import annotations
 
 import functools
+import inspect
 import ipaddress
 import os
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
-from construct import Construct, ConstructError, FixedSized, Struct, Switch
+from construct import Construct, ConstructError, Struct
 
 from .checksum import AddressLike, upper_layer_checksum
 from .compiler import Builder, Decoder, compile_builder, compile_decoder, compile_expr, path_names
@@ -63,12 +64,14 @@ __all__ = [
 ]
 
 NO_NEXT_HEADER = IPPROTO_NONE  # the Payload Proto a Mobility Header carries
-# Header fields the codec reads meaning into, by their schema names; Message has
-# an attribute of each name.
+# The header field the codec computes, by its schema name. The header's other
+# fields are Message attributes of the same names (payload_proto, reserved, ...).
 CHECKSUM_FIELD = "checksum"
-HEADER_ATTRIBUTES = ("payload_proto", "header_len", "reserved", CHECKSUM_FIELD)
 
 # construct's compiled build lets struct.error through for out-of-range integers.
+P = ParamSpec("P")
+R = TypeVar("R")
+
 _BUILD_ERRORS = (ConstructError, ValueError, TypeError, AttributeError, struct.error)
 
 
@@ -107,7 +110,7 @@ class Message:
     @property
     def length(self) -> int:
         """Octets of the whole Mobility Header."""
-        return (self.header_len + 1) * 8
+        return (self.codec or default_codec()).mh_length(self.header_len)
 
     def option(self, key: str) -> Option | None:
         """The first option with schema key ``key`` (e.g. "home_network_prefix")."""
@@ -236,16 +239,11 @@ class Codec:
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
-        header, region, body_switch = _header_layout(schema)
-        self._header = _Fields(header, "Mobility Header")
-        self._header_size = int(header.sizeof())
-        offsets: dict[str, tuple[int, int]] = {}
-        pos = 0
-        for sc in header.subcons:
-            size = int(sc.sizeof())
-            offsets[sc.name] = (pos, size)
-            pos += size
-        (self._type_field,) = path_names(body_switch.keyfunc)
+        layout = schema.layout()
+        region, offsets = layout.region, layout.offsets
+        self._header = _Fields(layout.header, "Mobility Header")
+        self._header_size = layout.header_size
+        (self._type_field,) = path_names(layout.body.keyfunc)
         (self._length_field,) = path_names(region.length)
         self._length_offset = offsets[self._length_field][0]
         self._checksum_at, checksum_size = offsets[CHECKSUM_FIELD]
@@ -300,6 +298,10 @@ class Codec:
         )
         return spec, fields
 
+    def mh_length(self, header_len: int) -> int:
+        """Octets of a Mobility Header whose Header Len field holds ``header_len``."""
+        return self._header_size + self._unit * header_len + self._region_base
+
     # --- decoding -------------------------------------------------------------------
 
     def decode(
@@ -326,7 +328,7 @@ class Codec:
             )
         header = self._header.decode(data, 0, header_size)
         header_len = header[self._length_field]
-        total = header_size + self._unit * header_len + self._region_base
+        total = self.mh_length(header_len)
         if total > size:
             raise MalformedPacket(
                 f"Header Len {header_len} says {total} octets but only {size} are present",
@@ -533,20 +535,7 @@ class Codec:
         return mh[:at] + checksum.to_bytes(width, "big") + mh[at + width :]
 
 
-def _header_layout(schema: Schema) -> tuple[Struct, FixedSized, Switch]:
-    """The schema's Mobility Header: header fields, the message region, the body Switch."""
-    subcons = list(schema.mobility_header.subcons)
-    region = unrename(subcons[-1])
-    if not isinstance(region, FixedSized):
-        raise TypeError("mobility_header must end in a FixedSized message region")
-    inner = unrename(region.subcon)
-    body = unrename(inner.subcons[0])
-    if not isinstance(body, Switch):
-        raise TypeError("the message region must open with the body Switch on the MH type")
-    return schema.mh_header, region, body
-
-
-_make_message: Callable[..., Message] = frozen_maker(Message)
+_, _make_message = frozen_maker(Message)
 
 # --- the default codec ------------------------------------------------------------------
 
@@ -590,50 +579,21 @@ def use_numbers_file(path: str | os.PathLike[str]) -> Schema:
     return schema
 
 
-def decode(
-    data: bytes,
-    src: AddressLike | None = None,
-    dst: AddressLike | None = None,
-    *,
-    strict: bool = False,
-) -> Message:
-    """:meth:`Codec.decode` with the codec in force."""
-    return default_codec().decode(data, src, dst, strict=strict)
+def _with_default_codec(method: Callable[Concatenate[Codec, P], R]) -> Callable[P, R]:
+    """``method`` of the codec in force, as a function (the same signature and help)."""
 
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        return method(default_codec(), *args, **kwargs)
 
-def build(
-    message: str | int,
-    *,
-    options: Iterable[Option] = (),
-    src: AddressLike | None = None,
-    dst: AddressLike | None = None,
-    pad: bool = True,
-    checksum: int | None = None,
-    payload_proto: int = NO_NEXT_HEADER,
-    reserved: int = 0,
-    header_len: int | None = None,
-    **fields: Any,
-) -> bytes:
-    """:meth:`Codec.build` with the codec in force."""
-    return default_codec().build(
-        message,
-        options=options,
-        src=src,
-        dst=dst,
-        pad=pad,
-        checksum=checksum,
-        payload_proto=payload_proto,
-        reserved=reserved,
-        header_len=header_len,
-        **fields,
+    signature = inspect.signature(method)
+    call.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=list(signature.parameters.values())[1:]
     )
+    return call
 
 
-def option(key: str, **fields: Any) -> Option:
-    """:meth:`Codec.option` with the codec in force."""
-    return default_codec().option(key, **fields)
-
-
-def option_from_fields(opt: Option) -> Option:
-    """:meth:`Codec.option_from_fields` with the codec in force."""
-    return default_codec().option_from_fields(opt)
+decode = _with_default_codec(Codec.decode)
+build = _with_default_codec(Codec.build)
+option = _with_default_codec(Codec.option)
+option_from_fields = _with_default_codec(Codec.option_from_fields)

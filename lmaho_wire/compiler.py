@@ -48,7 +48,6 @@ from .fields import (
     IPv4Address,
     IPv6Address,
     NamedEnum,
-    Reserved,
     Scaled,
     Text,
     TimestampField,
@@ -393,9 +392,6 @@ class _Write(FieldVisitor[_Out, None]):
         unit, ind, src, out, names = arg
         unit.add(ind, f"{out} = {unit.const(c._encode)}({src}, None, '')")
         self._bytes_of(c.subcon, unit, ind, out, names)
-
-    def reserved(self, c: Reserved, arg: _Out) -> None:
-        self._int(c.subcon, arg, arg[2])
 
     def integer(self, c: Construct, arg: _Out) -> None:
         self._int(c, arg, arg[2])

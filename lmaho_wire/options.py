@@ -73,31 +73,32 @@ class Option:
         }
 
 
-def frozen_maker(cls: type[T]) -> Callable[..., T]:
-    """A constructor of the frozen slots dataclass ``cls`` taking every field positionally.
+def frozen_maker(cls: type[T]) -> tuple[type, Callable[..., T]]:
+    """A fast constructor of the frozen slots dataclass ``cls``, all fields positional.
 
-    A frozen dataclass's __init__ sets each field through object.__setattr__;
-    setting the slots directly makes the same object in half the time, which
-    counts when a message decodes ten options.
+    A frozen dataclass's __init__ sets each field through object.__setattr__,
+    which counts when a message decodes ten options. The twin returned with
+    the constructor is a plain slots dataclass of the same fields in the same
+    order, so the same slot layout: an instance made by its fast __init__
+    becomes a ``cls`` by assigning ``__class__``, equal in every way to one
+    made by ``cls(...)``, in two thirds of the time.
     """
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    env: dict[str, Any] = {"new": object.__new__, "cls": cls}
-    lines = [f"def make({', '.join(names)}):", "    o = new(cls)"]
-    for name in names:
-        env[f"set_{name}"] = cls.__dict__[name].__set__
-        lines.append(f"    set_{name}(o, {name})")
-    lines.append("    return o")
-    exec("\n".join(lines), env)
-    make: Callable[..., T] = env["make"]
-    return make
+    twin = dataclasses.make_dataclass(
+        f"_{cls.__name__}Fields",
+        [(f.name, Any) for f in dataclasses.fields(cls)],  # type: ignore[arg-type]
+        slots=True,
+        eq=False,
+    )
+
+    def make(*values: Any) -> T:
+        made = twin(*values)
+        made.__class__ = cls
+        return made  # type: ignore[no-any-return]
+
+    return twin, make
 
 
-make_option = frozen_maker(Option)
-_OPTION_SETTERS = tuple(
-    Option.__dict__[f.name].__set__
-    for f in dataclasses.fields(Option)  # type: ignore[arg-type]
-)
-
+_OptionFields, make_option = frozen_maker(Option)
 PAD1_OPTION = Option(PAD1, "pad1", "Pad1", {}, b"")
 
 
@@ -142,13 +143,14 @@ def walk_options(
     append = options.append
     get = table.get
     # make_option, inlined: ten options a message make the call count.
-    new = object.__new__
-    set_type, set_key, set_title, set_fields, set_data, set_offset = _OPTION_SETTERS
+    twin = _OptionFields
     pos = start
     while pos < end:
         opt_type = mh[pos]
         if opt_type == PAD1:
-            append(make_option(PAD1, "pad1", "Pad1", {}, b"", pos))
+            opt = twin(PAD1, "pad1", "Pad1", {}, b"", pos)
+            opt.__class__ = Option
+            append(opt)
             pos += 1
             continue
         decode, fixed, min_length, align, key, title = get(opt_type, unknown)
@@ -174,13 +176,8 @@ def walk_options(
         except MalformedPacket as e:
             raise MalformedPacket(f"{title} option: {e.what}", e.offset) from None
         data = mh[data_start:stop]
-        opt = new(Option)
-        set_type(opt, opt_type)
-        set_key(opt, key)
-        set_title(opt, title)
-        set_fields(opt, fields)
-        set_data(opt, data)
-        set_offset(opt, pos)
+        opt = twin(opt_type, key, title, fields, data, pos)
+        opt.__class__ = Option
         append(opt)
         if align is not None and pos % align[0] != align[1]:
             findings.append(

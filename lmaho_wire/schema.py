@@ -10,7 +10,7 @@ the schema is made by :func:`make_schema` for a given set of numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from construct import (
     Bytes,
@@ -42,6 +42,7 @@ from .fields import (
     Scaled,
     Text,
     TimestampField,
+    unrename,
 )
 from .numbers import Numbers
 from .options import OptionSpec, walk_options
@@ -518,6 +519,26 @@ class MobilityOptions(Construct):
         return obj
 
 
+class Layout(NamedTuple):
+    """The Mobility Header declaration taken apart, as the codec and the generator read it.
+
+    ``header`` holds the header fields, ``offsets`` maps each to its (offset,
+    size); ``region`` is the FixedSized message region after them, ``body``
+    and ``options`` the Switches (on the MH type) of message bodies and of
+    option lists inside it.
+    """
+
+    header: Struct
+    offsets: dict[str, tuple[int, int]]
+    region: FixedSized
+    body: Switch
+    options: Switch
+
+    @property
+    def header_size(self) -> int:
+        return sum(size for _, size in self.offsets.values())
+
+
 @dataclass(frozen=True)
 class Schema:
     """The complete wire format for one set of type numbers."""
@@ -528,6 +549,29 @@ class Schema:
     options: dict[int, OptionBody]
     mh_type_names: dict[int, str]
     mobility_header: Construct
+
+    def layout(self) -> Layout:
+        """:attr:`mobility_header` taken apart; ValueError when it is not shaped so."""
+        subcons = list(self.mobility_header.subcons)
+        region = unrename(subcons[-1])
+        if not isinstance(region, FixedSized):
+            raise ValueError("mobility_header must end in a FixedSized message region")
+        inner = unrename(region.subcon)
+        if not isinstance(inner, Struct) or len(inner.subcons) != 2:
+            raise ValueError("the message region must hold a body and an options Switch")
+        body, options = (unrename(sc) for sc in inner.subcons)
+        if not isinstance(body, Switch) or not isinstance(options, Switch):
+            raise ValueError("body and options must be Switches on the MH type")
+        offsets: dict[str, tuple[int, int]] = {}
+        pos = 0
+        for sc in subcons[:-1]:
+            try:
+                size = int(sc.sizeof())
+            except Exception:  # construct raises SizeofError for variable sizes
+                raise ValueError(f"header field {sc.name} has no fixed size") from None
+            offsets[sc.name] = (pos, size)
+            pos += size
+        return Layout(Struct(*subcons[:-1]), offsets, region, body, options)
 
     def message_by_key(self, key: str) -> tuple[int, MessageBody]:
         for mh_type, body in self.messages.items():
