@@ -40,7 +40,7 @@ from lmaho_wire.errors import LmahoError
 from lmaho_wire.procedure import LETTERS
 from lmaho_wire.schema import BA_STATUS, HANDOVER_STATUS
 
-from .main import app
+from .app import app
 from .progress import StderrProgress
 
 CaptureFormat = Literal["pcap", "pcapng"]

@@ -14,7 +14,7 @@ from lmaho_wire.dissect import FrameRecord, analyse_capture
 from lmaho_wire.errors import CaptureError
 from lmaho_wire.schema import UNKNOWN_OPTION
 
-from .main import CAPTURE_HELP, app, quiet_on_broken_pipe
+from .app import CAPTURE_HELP, app, quiet_on_broken_pipe
 
 EPILOG = """\
 Examples:

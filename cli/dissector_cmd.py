@@ -12,7 +12,7 @@ import typer
 
 from lmaho_wire.errors import LmahoError
 
-from .main import app
+from .app import app
 
 dissector_app = typer.Typer(
     name="dissector",

@@ -23,7 +23,7 @@ from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
 from lmaho_wire.procedure import CN, MN, Entity, FrameEvent, ProcedureAnalyser
 
-from .main import CAPTURE_HELP, app, quiet_on_broken_pipe, rereadable
+from .app import CAPTURE_HELP, app, quiet_on_broken_pipe, rereadable
 
 EPILOG = """\
 Examples:

@@ -13,7 +13,7 @@ import typer
 from lmaho_wire.packet import mac_bytes
 
 from ._replay_frames import LoadedCapture, format_mac, load_capture
-from .main import app
+from .app import app
 from .progress import StderrProgress
 
 if TYPE_CHECKING:

@@ -17,7 +17,6 @@ import pytest
 from construct import Construct, ConstructError
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_codec_strategies import fields_of
 
 from lmaho_wire import (
     Codec,
@@ -33,6 +32,7 @@ from lmaho_wire import (
 from lmaho_wire.compiler import compile_builder, compile_decoder
 from lmaho_wire.plan import make_plan
 from lmaho_wire.schema import make_schema
+from support.strategies import fields_of
 
 SRC = "2001:db8:b::1"
 DST = "2001:db8:a::1"

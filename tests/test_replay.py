@@ -41,6 +41,8 @@ from lmaho_wire.capture import (
 )
 from lmaho_wire.errors import CaptureError
 from lmaho_wire.packet import mac_bytes
+from support.cli import LMAHO_COMMAND
+from support.paths import SAMPLE_CAPTURES
 
 IS_ROOT = os.geteuid() == 0
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,8 +59,7 @@ def needs_root(fn: F) -> F:
 ETH_P_ALL = 0x0003
 SO_RCVBUFFORCE = 33
 SO_TIMESTAMPNS = 35
-CLI_COMMAND = [sys.executable, "-c", "from lmaho_cli.main import main; main()", "replay"]
-REPO = Path(__file__).resolve().parent.parent
+CLI_COMMAND = [*LMAHO_COMMAND, "replay"]
 
 SRC_MAC = bytes.fromhex("020000000001")
 DST_MAC = bytes.fromhex("020000000002")
@@ -390,7 +391,7 @@ def test_frame_over_the_mtu_is_a_counted_failure(
 
 @needs_root
 def test_project_sample_pcap(veth: Veth, sniffer: Sniffer, cli: Cli) -> None:
-    samples = sorted((REPO / "pcaps").glob("*.pcap"))
+    samples = [p for p in SAMPLE_CAPTURES if p.suffix == ".pcap"]
     if not samples:
         pytest.skip("no pcaps/*.pcap in the project yet")
     cap = samples[0]
