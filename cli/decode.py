@@ -9,9 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
-from lmaho_wire.codec import Message, jsonable
+from lmaho_wire.codec import Message, current_schema, jsonable
 from lmaho_wire.dissect import FrameRecord, analyse_capture
 from lmaho_wire.errors import CaptureError
+from lmaho_wire.schema import UNKNOWN_OPTION
 from lmaho_wire.values import FlagBits
 
 from .app import CAPTURE_HELP, app, quiet_on_broken_pipe
@@ -94,8 +95,9 @@ def _tree(rec: FrameRecord, time_zero: float) -> str:
                 f"        option {opt.title} "
                 f"(type {opt.type}, length {opt.length}, offset {opt.offset})"
             )
+            reserved = current_schema().options.get(opt.type, UNKNOWN_OPTION).reserved
             for name, value in opt.fields.items():
-                if not name.startswith("reserved"):
+                if name not in reserved:
                     lines.append(f"            {name}: {_show(value)}")
         for finding in m.findings:
             lines.append(f"    ! {finding}")

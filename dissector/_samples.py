@@ -20,9 +20,7 @@ from typing import Any
 
 from construct import (
     Bytes,
-    BytesInteger,
     Construct,
-    FormatField,
     GreedyBytes,
     GreedyRange,
     Renamed,
@@ -30,11 +28,12 @@ from construct import (
     Switch,
 )
 
-from lmaho_dissector.generator import int_spec, unrename
+from lmaho_dissector.generator import int_spec
 from lmaho_wire import CaptureWriter, Option, Timestamp, build, option
 from lmaho_wire.capture import LINKTYPE_ETHERNET
-from lmaho_wire.codec import PAD1, PADN
+from lmaho_wire.codec import PAD1, PADN, current_schema
 from lmaho_wire.fields import (
+    FieldVisitor,
     Flags,
     HexColon,
     IPv4Address,
@@ -43,9 +42,9 @@ from lmaho_wire.fields import (
     Scaled,
     Text,
     TimestampField,
+    unrename,
 )
 from lmaho_wire.packet import IPPROTO_IPV6, IPPROTO_MH, ethernet_header, ipv6_header, mac_bytes
-from lmaho_wire.registry import current_schema
 from lmaho_wire.schema import Schema
 
 MAC_A = mac_bytes("02:00:00:00:00:0a")
@@ -90,64 +89,79 @@ def _length_fields(struct: Struct) -> set[str]:
     return names
 
 
-class _Values:
+@dataclass(frozen=True)
+class _At:
+    """What a sample value depends on: earlier siblings, whether it is a length, the case."""
+
+    ctx: dict[str, Any]
+    small: bool
+    case: int
+
+
+class _Values(FieldVisitor[_At, Any]):
     """Draws API values for construct fields (the forms lmaho_wire.option accepts)."""
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
 
-    def octets(self, c: Construct, ctx: dict[str, Any]) -> bytes:
+    def octets(self, c: Construct, at: _At) -> bytes:
+        c = unrename(c)
         if c is GreedyBytes:
             return bytes(self.rng.randrange(256) for _ in range(self.rng.randrange(1, 9)))
         if isinstance(c, Bytes):
-            n = c.length if isinstance(c.length, int) else c.length(ctx)
+            n = c.length if isinstance(c.length, int) else c.length(at.ctx)
             return bytes(self.rng.randrange(256) for _ in range(n))
         raise NotImplementedError(f"not octets: {c!r}")
 
     def value(self, c: Construct, ctx: dict[str, Any], small: bool, case: int) -> Any:
-        c = unrename(c)
-        rng = self.rng
-        if isinstance(c, NamedEnum):
-            return int(rng.choice(sorted(c.decmapping)))
-        if isinstance(c, Flags):
-            return rng.randrange(1 << (8 * int_spec(c.subcon)[0]))
-        if isinstance(c, Scaled):
-            return rng.randrange(1 << (8 * int_spec(c.subcon)[0])) * c.factor
-        if isinstance(c, IPv6Address):
-            return str(ipaddress.IPv6Address(b"\x20\x01\x0d\xb8" + self.octets(Bytes(12), ctx)))
-        if isinstance(c, IPv4Address):
-            return str(ipaddress.IPv4Address(self.octets(Bytes(4), ctx)))
-        if isinstance(c, Text):
-            inner = unrename(c.subcon)
-            if isinstance(inner, Bytes) and isinstance(inner.length, int):
-                return "".join(rng.choice("abcxyz019") for _ in range(inner.length))
-            return f"mn{rng.randrange(1000)}@lmaho.example"
-        if isinstance(c, HexColon):
-            return self.octets(unrename(c.subcon), ctx).hex(":")
-        if isinstance(c, TimestampField):
-            return Timestamp(1_700_000_000 + rng.randrange(10**6), rng.randrange(65536))
-        if isinstance(c, Switch):
-            keys = list(c.cases)
-            sub = (
-                c.cases[keys[case % (len(keys) + 1)]]
-                if case % (len(keys) + 1) < len(keys)
-                else c.default
-            )
-            return self.value(sub, ctx, small, 0)
-        if isinstance(c, GreedyRange):
-            item = unrename(c.subcon)
-            return [self.struct(item, 0) for _ in range(rng.randrange(1, 4))]
-        if isinstance(c, Struct):
-            return self.struct(c, case)
-        if isinstance(c, FormatField | BytesInteger):
-            if small:
-                return rng.randrange(0, 7)
-            return rng.randrange(1 << (8 * int_spec(c)[0]))
-        if isinstance(c, Bytes) or c is GreedyBytes:
-            return self.octets(c, ctx)
-        raise NotImplementedError(f"no sample value for {c!r}")
+        return self.visit(c, _At(ctx, small, case))
 
-    def struct(self, struct: Struct, case: int) -> dict[str, Any]:
+    def enum(self, c: NamedEnum, at: _At) -> Any:
+        return int(self.rng.choice(sorted(c.decmapping)))
+
+    def flags(self, c: Flags, at: _At) -> Any:
+        return self.rng.randrange(1 << (8 * int_spec(c.subcon)[0]))
+
+    def scaled(self, c: Scaled, at: _At) -> Any:
+        return self.rng.randrange(1 << (8 * int_spec(c.subcon)[0])) * c.factor
+
+    def ipv6(self, c: IPv6Address, at: _At) -> Any:
+        return str(ipaddress.IPv6Address(b"\x20\x01\x0d\xb8" + self.octets(Bytes(12), at)))
+
+    def ipv4(self, c: IPv4Address, at: _At) -> Any:
+        return str(ipaddress.IPv4Address(self.octets(Bytes(4), at)))
+
+    def text(self, c: Text, at: _At) -> Any:
+        inner = unrename(c.subcon)
+        if isinstance(inner, Bytes) and isinstance(inner.length, int):
+            return "".join(self.rng.choice("abcxyz019") for _ in range(inner.length))
+        return f"mn{self.rng.randrange(1000)}@lmaho.example"
+
+    def hex(self, c: HexColon, at: _At) -> Any:
+        return self.octets(c.subcon, at).hex(":")
+
+    def timestamp(self, c: TimestampField, at: _At) -> Any:
+        return Timestamp(1_700_000_000 + self.rng.randrange(10**6), self.rng.randrange(65536))
+
+    def switch(self, c: Switch, at: _At) -> Any:
+        keys = list(c.cases)
+        pick = at.case % (len(keys) + 1)
+        sub = c.cases[keys[pick]] if pick < len(keys) else c.default
+        return self.visit(sub, _At(at.ctx, at.small, 0))
+
+    def repeat(self, c: GreedyRange, at: _At) -> Any:
+        item = unrename(c.subcon)
+        return [self.struct(item, _At({}, False, 0)) for _ in range(self.rng.randrange(1, 4))]
+
+    def integer(self, c: Construct, at: _At) -> Any:
+        if at.small:
+            return self.rng.randrange(0, 7)
+        return self.rng.randrange(1 << (8 * int_spec(c)[0]))
+
+    def struct(self, c: Struct, at: _At) -> dict[str, Any]:
+        return self.fields(c, at.case)
+
+    def fields(self, struct: Struct, case: int) -> dict[str, Any]:
         """Field values for ``struct``; ``case`` picks the case of each Switch."""
         lengths = _length_fields(struct)
         ctx: dict[str, Any] = {}
@@ -211,7 +225,7 @@ def option_samples(schema: Schema | None = None, seed: int = 1) -> list[Option]:
         body = schema.options[opt_type]
         struct = unrename(body.subcon)
         for case in range(_variants(struct)):
-            fields = values.struct(struct, case)
+            fields = values.fields(struct, case)
             out.append(option(body.key, **fields))
     return out
 
@@ -238,7 +252,7 @@ def message_samples(schema: Schema | None = None, seed: int = 2) -> Iterator[Pac
     t = 1.0
     for round_ in range(2):
         for mh_type, body in keys:
-            fields = values.struct(unrename(body.subcon), round_)
+            fields = values.fields(unrename(body.subcon), round_)
             if body.proxy_flag:
                 masks = unrename(body.subcon)
                 for sc in masks.subcons:

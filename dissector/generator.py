@@ -9,12 +9,16 @@ switches and repeated structures) and writes, in a fixed order:
 2. the hand-written runtime ``dissector/runtime.lua`` (tested helpers that
    know nothing about the wire format);
 3. one value-string table per distinct enumeration, one ``ProtoField`` per
-   schema field, the experts, and one dissecting function per structure;
+   schema field (its description is the one the schema declares with the
+   field), the experts, and one dissecting function per structure;
 4. a descriptor per message and per option, preferences for the draft's type
    numbers, and the registrations (``ip.proto`` 135, ``mip6.option``).
 
-A construct the generator does not know is an error, never a silent gap: a
-field added to the schema either shows up in Wireshark or stops generation.
+Fields are told apart by :class:`~lmaho_wire.fields.FieldVisitor`, the one
+walk over field types the codec's compiler, the samples and the tests share.
+A construct the generator does not know, or a field without a description,
+is an error, never a silent gap: a field added to the schema either shows up
+in Wireshark or stops generation.
 Output is deterministic (ordered walks, no timestamps), so the committed
 file can be compared with a fresh generation.
 """
@@ -32,7 +36,6 @@ from construct import (
     Bytes,
     BytesInteger,
     Construct,
-    FixedSized,
     FormatField,
     GreedyBytes,
     GreedyRange,
@@ -45,8 +48,10 @@ from construct.expr import BinExpr
 from construct.expr import Path as ExprPath
 
 from lmaho_wire.checksum import MH_NEXT_HEADER
-from lmaho_wire.codec import NO_NEXT_HEADER, PAD1, PADN
+from lmaho_wire.codec import NO_NEXT_HEADER, PAD1, PADN, current_schema
+from lmaho_wire.compiler import path_names
 from lmaho_wire.fields import (
+    FieldVisitor,
     Flags,
     HexColon,
     IPv4Address,
@@ -54,11 +59,13 @@ from lmaho_wire.fields import (
     MessageBody,
     NamedEnum,
     OptionBody,
+    Reserved,
     Scaled,
     Text,
     TimestampField,
+    description,
+    unrename,
 )
-from lmaho_wire.registry import current_schema
 from lmaho_wire.schema import FIRST_ERROR_STATUS, UNKNOWN_OPTION, MobilityOptions, Schema
 
 HERE = Path(__file__).resolve().parent
@@ -252,13 +259,6 @@ def label_of(name: str) -> str:
     return " ".join(ACRONYMS.get(w, w.capitalize()) for w in name.split("_") if w)
 
 
-def unrename(c: Construct) -> Construct:
-    """The construct under any Renamed wrappers (a schema field's name)."""
-    while isinstance(c, Renamed):
-        c = c.subcon
-    return c
-
-
 def int_spec(c: Construct) -> tuple[int, bool]:
     """(size in octets, signed) of an integer construct; error for anything else."""
     c = unrename(c)
@@ -312,14 +312,6 @@ def lua_expr(expr: Any, scope: _Scope) -> str:
             raise GeneratorError(f"unsupported operator {expr.op.__name__} in {expr!r}")
         return f"({lua_expr(expr.lhs, scope)} {op} {lua_expr(expr.rhs, scope)})"
     raise GeneratorError(f"cannot translate expression {expr!r}")
-
-
-def _path_names(expr: Any) -> list[str]:
-    if isinstance(expr, ExprPath):
-        return [expr._Path__field] if expr._Path__field else []
-    if isinstance(expr, BinExpr):
-        return _path_names(expr.lhs) + _path_names(expr.rhs)
-    return []
 
 
 @dataclass
@@ -414,7 +406,9 @@ class _Generator:
                 continue
             if not isinstance(sc, Renamed) or not sc.name:
                 raise GeneratorError(f"unnamed field {sc!r} in {abbrev}")
-            self.leaf(code, ind, sc.name, unrename(sc), f"{abbrev}.{sc.name}", blurb, scope)
+            self.leaf(
+                code, ind, sc.name, unrename(sc), f"{abbrev}.{sc.name}", field_blurb(sc), scope
+            )
 
     def leaf(
         self,
@@ -428,161 +422,8 @@ class _Generator:
         label: str | None = None,
     ) -> None:
         """Lua that reads field ``name`` at ``pos`` into the scope's table and shows it."""
-        label = label or label_of(name)
-        target = lua_key(scope.tables[0], name)
-        desc = lua_str(blurb)
-        if isinstance(c, NamedEnum):
-            size, signed = int_spec(c.subcon)
-            vs = self.value_string({int(k): str(v) for k, v in c.decmapping.items()})
-            ref = self.declare(
-                abbrev,
-                _int_ctor(size, signed),
-                f"{lua_str(label)}, base.DEC, {vs}, nil, {desc}",
-                name,
-            )
-            self.read_int(code, ind, size, signed, label, target)
-            code.add(ind, f"if t then t:add({ref}, tvb(pos, {size}), x) end")
-            code.add(ind, f"pos = pos + {size}")
-            return
-        if isinstance(c, Flags):
-            size, signed = int_spec(c.subcon)
-            ref = self.declare(
-                abbrev,
-                _int_ctor(size, False),
-                f"{lua_str(label)}, base.HEX, nil, nil, {desc}",
-                name,
-            )
-            bits = []
-            for letter, mask in c.masks.items():
-                bref = self.declare(
-                    f"{abbrev}.{letter.lower()}",
-                    "bool",
-                    f"{lua_str(letter + ' flag')}, {8 * size}, nil, {mask:#x}, {desc}",
-                    f"{name}.{letter}",
-                )
-                bits.append((mask, letter, bref))
-            # The flag list is a constant table (FL), not one made per packet.
-            flags = ", ".join(f"{{{m:#x}, {lua_str(n)}}}" for m, n, _ in bits)
-            flist = self.constant(f"{{{flags}}}")
-            self.read_int(code, ind, size, False, label, target)
-            code.add(ind, "if t then")
-            # One TvbRange for the flags word and all its bits.
-            code.add(ind + 1, f"local r = tvb(pos, {size})")
-            code.add(
-                ind + 1,
-                f"local ft = t:add({ref}, r, x, "
-                f"R.flags_label({lua_str(label)}, x, {8 * size}, {flist}))",
-            )
-            for _, _, bref in bits:
-                code.add(ind + 1, f"ft:add({bref}, r)")
-            code.add(ind, "end")
-            code.add(ind, f"pos = pos + {size}")
-            return
-        if isinstance(c, Scaled):
-            size, signed = int_spec(c.subcon)
-            ref = self.declare(
-                abbrev,
-                _int_ctor(size, signed),
-                f"{lua_str(label)}, base.DEC, nil, nil, "
-                + lua_str(f"{blurb}; in units of {c.factor} {c.unit}"),
-                name,
-            )
-            self.read_int(code, ind, size, signed, label, target)
-            code.add(
-                ind,
-                f"if t then t:add({ref}, tvb(pos, {size}), x, "
-                f"R.scaled_label({lua_str(label)}, x, {c.factor}, {lua_str(c.unit)})) end",
-            )
-            code.add(ind, f"pos = pos + {size}")
-            return
-        if isinstance(c, TimestampField):
-            self.timestamp(code, ind, name, c, abbrev, blurb, scope, label)
-            return
-        if isinstance(c, IPv6Address | IPv4Address):
-            want = 16 if isinstance(c, IPv6Address) else 4
-            inner = unrename(c.subcon)
-            if not (isinstance(inner, Bytes) and inner.length == want):
-                raise GeneratorError(f"{abbrev}: address over {inner!r}, expected Bytes({want})")
-            ctor = "ipv6" if want == 16 else "ipv4"
-            ref = self.declare(abbrev, ctor, f"{lua_str(label)}, {desc}", name)
-            code.add(ind, f"if pos + {want} > stop then")
-            code.add(ind + 1, f"return R.short(tvb, t, pos, stop, {lua_str(label)}, {want})")
-            code.add(ind, "end")
-            code.add(ind, f"{target} = sub(s, pos + 1, pos + {want})")
-            code.add(ind, f"if t then t:add({ref}, tvb(pos, {want})) end")
-            code.add(ind, f"pos = pos + {want}")
-            return
-        if isinstance(c, HexColon | Text | Bytes) or c is GreedyBytes:
-            inner = unrename(c.subcon) if isinstance(c, Adapter) else c
-            if isinstance(c, Text):
-                ref = self.declare(
-                    abbrev, "string", f"{lua_str(label)}, base.UNICODE, {desc}", name
-                )
-                adder = "R.add_text"
-            else:
-                display = "base.COLON" if isinstance(c, HexColon) else "base.NONE"
-                ref = self.declare(abbrev, "bytes", f"{lua_str(label)}, {display}, {desc}", name)
-                adder = "R.add_bytes"
-            self.octets(code, ind, inner, label, scope, abbrev)
-            code.add(ind, f"{target} = sub(s, pos + 1, pos + n)")
-            code.add(ind, f"if t then {adder}(t, {ref}, tvb, pos, n, {lua_str(label)}) end")
-            code.add(ind, "pos = pos + n")
-            return
-        if isinstance(c, Switch):
-            self.switch(code, ind, name, c, abbrev, blurb, scope, label)
-            return
-        if isinstance(c, GreedyRange):
-            item = unrename(c.subcon)
-            if not isinstance(item, Struct):
-                raise GeneratorError(f"{abbrev}: GreedyRange of {item!r}; only of Struct")
-            ref = self.declare(abbrev, "none", f"{lua_str(label)}, {desc}", name)
-            fn = self.struct_function(_fn_name(abbrev), item, abbrev, blurb)
-            code.add(ind, "do")
-            code.add(ind + 1, "local list, i = {}, 0")
-            code.add(ind + 1, f"{target} = list")
-            code.add(ind + 1, "while pos < stop do")
-            code.add(ind + 2, "i = i + 1")
-            code.add(ind + 2, "local w, it = {}, nil")
-            code.add(ind + 2, f"if t then it = t:add({ref}, tvb(pos, stop - pos)) end")
-            code.add(ind + 2, f"local after = {fn}(tvb, s, it, pos, stop, w)")
-            code.add(
-                ind + 2, 'if it then it:set_len(after - pos); it:append_text(format(" #%d", i)) end'
-            )
-            code.add(ind + 2, "list[i] = w")
-            code.add(ind + 2, "if after <= pos then break end")
-            code.add(ind + 2, "pos = after")
-            code.add(ind + 1, "end")
-            code.add(ind, "end")
-            return
-        if isinstance(c, Struct):
-            struct_size = _sizeof(c)
-            ref = self.declare(abbrev, "none", f"{lua_str(label)}, {desc}", name)
-            fn = self.struct_function(_fn_name(abbrev), c, abbrev, blurb)
-            code.add(ind, "do")
-            code.add(ind + 1, "local w, it = {}, nil")
-            code.add(ind + 1, f"{target} = w")
-            span = "stop - pos" if struct_size is None else f"math.min({struct_size}, stop - pos)"
-            code.add(ind + 1, f"if t then it = t:add({ref}, tvb(pos, {span})) end")
-            code.add(ind + 1, f"pos = {fn}(tvb, s, it, pos, stop, w)")
-            code.add(ind, "end")
-            return
-        if isinstance(c, FormatField | BytesInteger):
-            size, signed = int_spec(c)
-            ref = self.declare(
-                abbrev,
-                _int_ctor(size, signed),
-                f"{lua_str(label)}, base.DEC, nil, nil, {desc}",
-                name,
-            )
-            self.read_int(code, ind, size, signed, label, target)
-            if size > 4:
-                # Lua numbers are not exact past 2^53: let Wireshark read the value.
-                code.add(ind, f"if t then t:add({ref}, tvb(pos, {size})) end")
-            else:
-                code.add(ind, f"if t then t:add({ref}, tvb(pos, {size}), x) end")
-            code.add(ind, f"pos = pos + {size}")
-            return
-        raise GeneratorError(f"{abbrev}: no Lua rendering for {type(c).__name__} ({c!r})")
+        site = _Leaf(code, ind, name, abbrev, blurb, scope, label or label_of(name))
+        _LeafWriter(self).visit(c, site)
 
     def read_int(
         self, code: _Code, ind: int, size: int, signed: bool, label: str, target: str
@@ -698,34 +539,7 @@ class _Generator:
 
     def summary_expr(self, name: str, c: Construct, table: str) -> str | None:
         """Lua text of one top-level field for an option's summary line (None: skip it)."""
-        val = lua_key(table, name)
-        if isinstance(c, NamedEnum):
-            vs = self.value_string({int(k): str(v) for k, v in c.decmapping.items()})
-            return f"R.enum({vs}, {val})"
-        if isinstance(c, Flags):
-            return f'format("0x%x", {val})'
-        if isinstance(c, Scaled):
-            return f'format("%d {c.unit}", {val} * {c.factor})'
-        if isinstance(c, TimestampField):
-            inner = unrename(c.subcon)
-            sec, frac = (sc.name for sc in inner.subcons)
-            frac_size, _ = int_spec(inner.subcons[1])
-            return f"R.utc({lua_key(val, sec)}, {lua_key(val, frac)}, {1 << (8 * frac_size)})"
-        if isinstance(c, IPv6Address):
-            return f"R.ipv6({val})"
-        if isinstance(c, IPv4Address):
-            return f"R.ipv4({val})"
-        if isinstance(c, Text):
-            return f"R.text({val})"
-        if isinstance(c, HexColon | Bytes) or c is GreedyBytes:
-            return f"R.hex({val})"
-        if isinstance(c, GreedyRange):
-            return f'format("%d item(s)", #{val})'
-        if isinstance(c, FormatField | BytesInteger):
-            return f'format("%d", {val})'
-        if isinstance(c, Struct):
-            return None
-        return None
+        return _SummaryWriter(self).visit(c, lua_key(table, name))
 
     def summary_function(self, struct: Struct) -> tuple[str, str]:
         """``function(v)`` giving an option's summary line, and one giving its last field.
@@ -734,9 +548,9 @@ class _Generator:
         """
         parts: list[tuple[str, list[str]]] = []
         for sc in struct.subcons:
-            if not isinstance(sc, Renamed) or sc.name.startswith("reserved"):
-                continue
             c = unrename(sc)
+            if not isinstance(sc, Renamed) or isinstance(c, Reserved):
+                continue
             if isinstance(c, Switch):
                 key = lua_expr(c.keyfunc, _Scope(["v"]))
                 body: list[str] = []
@@ -779,6 +593,257 @@ class _Generator:
         return "\n".join(lines), "function(v) return nil end"
 
 
+@dataclass
+class _Leaf:
+    """Where one field's Lua goes and how it is named and described."""
+
+    code: _Code
+    ind: int
+    name: str
+    abbrev: str
+    blurb: str
+    scope: _Scope
+    label: str
+
+    @property
+    def target(self) -> str:
+        return lua_key(self.scope.tables[0], self.name)
+
+    @property
+    def desc(self) -> str:
+        return lua_str(self.blurb)
+
+
+class _LeafWriter(FieldVisitor[_Leaf, None]):
+    """Lua that reads one field at ``pos`` into the scope's table and shows it."""
+
+    def __init__(self, gen: _Generator) -> None:
+        self.gen = gen
+
+    def enum(self, c: NamedEnum, f: _Leaf) -> None:
+        gen, code, ind = self.gen, f.code, f.ind
+        size, signed = int_spec(c.subcon)
+        vs = gen.value_string({int(k): str(v) for k, v in c.decmapping.items()})
+        ref = gen.declare(
+            f.abbrev,
+            _int_ctor(size, signed),
+            f"{lua_str(f.label)}, base.DEC, {vs}, nil, {f.desc}",
+            f.name,
+        )
+        gen.read_int(code, ind, size, signed, f.label, f.target)
+        code.add(ind, f"if t then t:add({ref}, tvb(pos, {size}), x) end")
+        code.add(ind, f"pos = pos + {size}")
+
+    def flags(self, c: Flags, f: _Leaf) -> None:
+        gen, code, ind, label, abbrev = self.gen, f.code, f.ind, f.label, f.abbrev
+        size, _ = int_spec(c.subcon)
+        ref = gen.declare(
+            abbrev,
+            _int_ctor(size, False),
+            f"{lua_str(label)}, base.HEX, nil, nil, {f.desc}",
+            f.name,
+        )
+        bits = []
+        for letter, mask in c.masks.items():
+            bref = gen.declare(
+                f"{abbrev}.{letter.lower()}",
+                "bool",
+                f"{lua_str(letter + ' flag')}, {8 * size}, nil, {mask:#x}, {f.desc}",
+                f"{f.name}.{letter}",
+            )
+            bits.append((mask, letter, bref))
+        # The flag list is a constant table (FL), not one made per packet.
+        flags = ", ".join(f"{{{m:#x}, {lua_str(n)}}}" for m, n, _ in bits)
+        flist = gen.constant(f"{{{flags}}}")
+        gen.read_int(code, ind, size, False, label, f.target)
+        code.add(ind, "if t then")
+        # One TvbRange for the flags word and all its bits.
+        code.add(ind + 1, f"local r = tvb(pos, {size})")
+        code.add(
+            ind + 1,
+            f"local ft = t:add({ref}, r, x, "
+            f"R.flags_label({lua_str(label)}, x, {8 * size}, {flist}))",
+        )
+        for _, _, bref in bits:
+            code.add(ind + 1, f"ft:add({bref}, r)")
+        code.add(ind, "end")
+        code.add(ind, f"pos = pos + {size}")
+
+    def scaled(self, c: Scaled, f: _Leaf) -> None:
+        gen, code, ind, label = self.gen, f.code, f.ind, f.label
+        size, signed = int_spec(c.subcon)
+        ref = gen.declare(
+            f.abbrev,
+            _int_ctor(size, signed),
+            f"{lua_str(label)}, base.DEC, nil, nil, "
+            + lua_str(f"{f.blurb}; in units of {c.factor} {c.unit}"),
+            f.name,
+        )
+        gen.read_int(code, ind, size, signed, label, f.target)
+        code.add(
+            ind,
+            f"if t then t:add({ref}, tvb(pos, {size}), x, "
+            f"R.scaled_label({lua_str(label)}, x, {c.factor}, {lua_str(c.unit)})) end",
+        )
+        code.add(ind, f"pos = pos + {size}")
+
+    def timestamp(self, c: TimestampField, f: _Leaf) -> None:
+        self.gen.timestamp(f.code, f.ind, f.name, c, f.abbrev, f.blurb, f.scope, f.label)
+
+    def _address(self, c: IPv6Address | IPv4Address, f: _Leaf, want: int, ctor: str) -> None:
+        code, ind = f.code, f.ind
+        inner = unrename(c.subcon)
+        if not (isinstance(inner, Bytes) and inner.length == want):
+            raise GeneratorError(f"{f.abbrev}: address over {inner!r}, expected Bytes({want})")
+        ref = self.gen.declare(f.abbrev, ctor, f"{lua_str(f.label)}, {f.desc}", f.name)
+        code.add(ind, f"if pos + {want} > stop then")
+        code.add(ind + 1, f"return R.short(tvb, t, pos, stop, {lua_str(f.label)}, {want})")
+        code.add(ind, "end")
+        code.add(ind, f"{f.target} = sub(s, pos + 1, pos + {want})")
+        code.add(ind, f"if t then t:add({ref}, tvb(pos, {want})) end")
+        code.add(ind, f"pos = pos + {want}")
+
+    def ipv6(self, c: IPv6Address, f: _Leaf) -> None:
+        self._address(c, f, 16, "ipv6")
+
+    def ipv4(self, c: IPv4Address, f: _Leaf) -> None:
+        self._address(c, f, 4, "ipv4")
+
+    def _octets(self, inner: Construct, f: _Leaf, ctor: str, display: str, adder: str) -> None:
+        code, ind = f.code, f.ind
+        ref = self.gen.declare(f.abbrev, ctor, f"{lua_str(f.label)}, {display}, {f.desc}", f.name)
+        self.gen.octets(code, ind, inner, f.label, f.scope, f.abbrev)
+        code.add(ind, f"{f.target} = sub(s, pos + 1, pos + n)")
+        code.add(ind, f"if t then {adder}(t, {ref}, tvb, pos, n, {lua_str(f.label)}) end")
+        code.add(ind, "pos = pos + n")
+
+    def text(self, c: Text, f: _Leaf) -> None:
+        self._octets(unrename(c.subcon), f, "string", "base.UNICODE", "R.add_text")
+
+    def hex(self, c: HexColon, f: _Leaf) -> None:
+        self._octets(unrename(c.subcon), f, "bytes", "base.COLON", "R.add_bytes")
+
+    def octets(self, c: Construct, f: _Leaf) -> None:
+        self._octets(c, f, "bytes", "base.NONE", "R.add_bytes")
+
+    def switch(self, c: Switch, f: _Leaf) -> None:
+        self.gen.switch(f.code, f.ind, f.name, c, f.abbrev, f.blurb, f.scope, f.label)
+
+    def repeat(self, c: GreedyRange, f: _Leaf) -> None:
+        gen, code, ind, target = self.gen, f.code, f.ind, f.target
+        item = unrename(c.subcon)
+        if not isinstance(item, Struct):
+            raise GeneratorError(f"{f.abbrev}: GreedyRange of {item!r}; only of Struct")
+        ref = gen.declare(f.abbrev, "none", f"{lua_str(f.label)}, {f.desc}", f.name)
+        fn = gen.struct_function(_fn_name(f.abbrev), item, f.abbrev, f.blurb)
+        code.add(ind, "do")
+        code.add(ind + 1, "local list, i = {}, 0")
+        code.add(ind + 1, f"{target} = list")
+        code.add(ind + 1, "while pos < stop do")
+        code.add(ind + 2, "i = i + 1")
+        code.add(ind + 2, "local w, it = {}, nil")
+        code.add(ind + 2, f"if t then it = t:add({ref}, tvb(pos, stop - pos)) end")
+        code.add(ind + 2, f"local after = {fn}(tvb, s, it, pos, stop, w)")
+        code.add(
+            ind + 2, 'if it then it:set_len(after - pos); it:append_text(format(" #%d", i)) end'
+        )
+        code.add(ind + 2, "list[i] = w")
+        code.add(ind + 2, "if after <= pos then break end")
+        code.add(ind + 2, "pos = after")
+        code.add(ind + 1, "end")
+        code.add(ind, "end")
+
+    def struct(self, c: Struct, f: _Leaf) -> None:
+        gen, code, ind = self.gen, f.code, f.ind
+        struct_size = _sizeof(c)
+        ref = gen.declare(f.abbrev, "none", f"{lua_str(f.label)}, {f.desc}", f.name)
+        fn = gen.struct_function(_fn_name(f.abbrev), c, f.abbrev, f.blurb)
+        code.add(ind, "do")
+        code.add(ind + 1, "local w, it = {}, nil")
+        code.add(ind + 1, f"{f.target} = w")
+        span = "stop - pos" if struct_size is None else f"math.min({struct_size}, stop - pos)"
+        code.add(ind + 1, f"if t then it = t:add({ref}, tvb(pos, {span})) end")
+        code.add(ind + 1, f"pos = {fn}(tvb, s, it, pos, stop, w)")
+        code.add(ind, "end")
+
+    def integer(self, c: Construct, f: _Leaf) -> None:
+        gen, code, ind = self.gen, f.code, f.ind
+        size, signed = int_spec(c)
+        ref = gen.declare(
+            f.abbrev,
+            _int_ctor(size, signed),
+            f"{lua_str(f.label)}, base.DEC, nil, nil, {f.desc}",
+            f.name,
+        )
+        gen.read_int(code, ind, size, signed, f.label, f.target)
+        if size > 4:
+            # Lua numbers are not exact past 2^53: let Wireshark read the value.
+            code.add(ind, f"if t then t:add({ref}, tvb(pos, {size})) end")
+        else:
+            code.add(ind, f"if t then t:add({ref}, tvb(pos, {size}), x) end")
+        code.add(ind, f"pos = pos + {size}")
+
+
+class _SummaryWriter(FieldVisitor[str, str | None]):
+    """Lua text of one field's value (a Lua expression ``val``) for a summary line."""
+
+    def __init__(self, gen: _Generator) -> None:
+        self.gen = gen
+
+    def enum(self, c: NamedEnum, val: str) -> str | None:
+        vs = self.gen.value_string({int(k): str(v) for k, v in c.decmapping.items()})
+        return f"R.enum({vs}, {val})"
+
+    def flags(self, c: Flags, val: str) -> str | None:
+        return f'format("0x%x", {val})'
+
+    def scaled(self, c: Scaled, val: str) -> str | None:
+        return f'format("%d {c.unit}", {val} * {c.factor})'
+
+    def timestamp(self, c: TimestampField, val: str) -> str | None:
+        inner = unrename(c.subcon)
+        sec, frac = (sc.name for sc in inner.subcons)
+        frac_size, _ = int_spec(inner.subcons[1])
+        return f"R.utc({lua_key(val, sec)}, {lua_key(val, frac)}, {1 << (8 * frac_size)})"
+
+    def ipv6(self, c: IPv6Address, val: str) -> str | None:
+        return f"R.ipv6({val})"
+
+    def ipv4(self, c: IPv4Address, val: str) -> str | None:
+        return f"R.ipv4({val})"
+
+    def text(self, c: Text, val: str) -> str | None:
+        return f"R.text({val})"
+
+    def hex(self, c: HexColon, val: str) -> str | None:
+        return f"R.hex({val})"
+
+    def octets(self, c: Construct, val: str) -> str | None:
+        return f"R.hex({val})"
+
+    def repeat(self, c: GreedyRange, val: str) -> str | None:
+        return f'format("%d item(s)", #{val})'
+
+    def integer(self, c: Construct, val: str) -> str | None:
+        return f'format("%d", {val})'
+
+    def struct(self, c: Struct, val: str) -> str | None:
+        return None
+
+    def switch(self, c: Switch, val: str) -> str | None:
+        return None
+
+
+def field_blurb(sc: Construct) -> str:
+    """The description a schema field declares: its Wireshark field's description."""
+    text = description(sc)
+    if not text:
+        raise GeneratorError(
+            f'field {sc.name!r} has no description: declare it as "{sc.name}" / Type * "what it is"'
+        )
+    return text
+
+
 def switch_case_names(c: Switch, lookup: Callable[[str], Construct | None]) -> dict[int, str]:
     """Abbreviation suffix for each case of a Switch keyed on a sibling field.
 
@@ -788,7 +853,7 @@ def switch_case_names(c: Switch, lookup: Callable[[str], Construct | None]) -> d
     """
     names: dict[int, str] = {}
     enum: NamedEnum | None = None
-    paths = _path_names(c.keyfunc)
+    paths = path_names(c.keyfunc)
     if len(paths) == 1:
         sibling = lookup(paths[0])
         if isinstance(sibling, NamedEnum):
@@ -818,51 +883,24 @@ def _sizeof(c: Construct) -> int | None:
         return None
 
 
-def _header_layout(schema: Schema) -> tuple[Struct, FixedSized, Switch, Switch]:
-    """Split the mobility_header construct into header, message region, body and options."""
-    mh = schema.mobility_header
-    subcons = list(mh.subcons)
-    last = subcons[-1]
-    region = unrename(last)
-    if not isinstance(region, FixedSized):
-        raise GeneratorError("mobility_header must end in a FixedSized message region")
-    inner = unrename(region.subcon)
-    if not isinstance(inner, Struct) or len(inner.subcons) != 2:
-        raise GeneratorError("the message region must hold a body and an options Switch")
-    body, options = (unrename(sc) for sc in inner.subcons)
-    if not isinstance(body, Switch) or not isinstance(options, Switch):
-        raise GeneratorError("body and options must be Switches on the MH type")
-    header = Struct(*subcons[:-1])
-    return header, region, body, options
-
-
-def _field_offsets(struct: Struct) -> dict[str, tuple[int, int]]:
-    offsets: dict[str, tuple[int, int]] = {}
-    pos = 0
-    for sc in struct.subcons:
-        size = _sizeof(sc)
-        if size is None:
-            raise GeneratorError(f"header field {sc.name} has no fixed size")
-        offsets[sc.name] = (pos, size)
-        pos += size
-    return offsets
-
-
 def generate(schema: Schema | None = None) -> str:
     """The complete text of ``lmaho.lua`` for ``schema`` (the current one by default)."""
     schema = schema or current_schema()
     gen = _Generator(schema)
-    header, region, body_switch, options_switch = _header_layout(schema)
-    offsets = _field_offsets(header)
-    header_size = sum(size for _, size in offsets.values())
-    type_field = _path_names(body_switch.keyfunc)
+    try:
+        layout = schema.layout()
+    except ValueError as e:
+        raise GeneratorError(str(e)) from None
+    header, offsets, region, body_switch, options_switch = layout
+    header_size = layout.header_size
+    type_field = path_names(body_switch.keyfunc)
     if len(type_field) != 1 or type_field[0] not in offsets:
         raise GeneratorError("the message Switch must key on one header field")
     type_name = type_field[0]
     for required in (CHECKSUM_FIELD, PAYLOAD_PROTO_FIELD):
         if required not in offsets:
             raise GeneratorError(f"the Mobility Header has no {required} field")
-    length_fields = _path_names(region.length)
+    length_fields = path_names(region.length)
     if len(length_fields) != 1 or length_fields[0] not in offsets:
         raise GeneratorError("the message region length must depend on one header field")
     header_len_name = length_fields[0]
@@ -1092,8 +1130,7 @@ def _header_function(gen: _Generator, header: Struct, type_name: str) -> str:
             ref = gen.declare(
                 abbrev,
                 _int_ctor(fsize, False),
-                f"{lua_str(label_of(sc.name))}, base.DEC, {vs}, nil, "
-                + lua_str("Mobility Header type (RFC 6275 6.1.1)"),
+                f"{lua_str(label_of(sc.name))}, base.DEC, {vs}, nil, " + lua_str(field_blurb(sc)),
                 sc.name,
             )
             gen.read_int(code, 1, fsize, False, label_of(sc.name), lua_key("v", sc.name))
@@ -1109,15 +1146,14 @@ def _header_function(gen: _Generator, header: Struct, type_name: str) -> str:
             ref = gen.declare(
                 abbrev,
                 _int_ctor(fsize, False),
-                f"{lua_str(label_of(sc.name))}, base.HEX, nil, nil, "
-                + lua_str("Mobility Header checksum (RFC 6275 6.1.1)"),
+                f"{lua_str(label_of(sc.name))}, base.HEX, nil, nil, " + lua_str(field_blurb(sc)),
                 sc.name,
             )
             gen.read_int(code, 1, fsize, False, label_of(sc.name), lua_key("v", sc.name))
             code.add(1, f"if t then t:add({ref}, tvb(pos, {fsize}), x) end")
             code.add(1, f"pos = pos + {fsize}")
             continue
-        gen.leaf(code, 1, sc.name, c, abbrev, "Mobility Header (RFC 6275 6.1.1)", _Scope(["v"]))
+        gen.leaf(code, 1, sc.name, c, abbrev, field_blurb(sc), _Scope(["v"]))
     code.add(1, "return pos")
     code.add(0, "end")
     return "\n".join(code.lines)

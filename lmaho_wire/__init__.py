@@ -1,7 +1,8 @@
 """Wire codec for the LMA handover messages of draft-lim-netext-lma-handover-01.
 
 The schema (:mod:`lmaho_wire.schema`) declares every message and option with
-construct; this package's API decodes and builds them::
+construct; a :class:`Codec` compiled from it decodes and builds them. The
+functions use the default codec (the type numbers in force)::
 
     from lmaho_wire import build, decode, option
 
@@ -13,17 +14,29 @@ construct; this package's API decodes and builds them::
 """
 
 from .capture import CaptureWriter, Frame, read_frames
-from .codec import Finding, Message, Option, build, decode, option, padding
+from .codec import (
+    Codec,
+    Finding,
+    Message,
+    Option,
+    build,
+    current_schema,
+    decode,
+    default_codec,
+    option,
+    padding,
+    use_numbers,
+)
 from .errors import CaptureError, ChecksumError, LmahoError, MalformedPacket
 from .numbers import Numbers, load_numbers_file
 from .packet import IPv6Payload, find_ipv6, peel_ipv6
-from .registry import current_schema, use_numbers
 from .values import FlagBits, Named, Timestamp
 
 __all__ = [
     "CaptureError",
     "CaptureWriter",
     "ChecksumError",
+    "Codec",
     "Finding",
     "FlagBits",
     "Frame",
@@ -38,6 +51,7 @@ __all__ = [
     "build",
     "current_schema",
     "decode",
+    "default_codec",
     "find_ipv6",
     "load_numbers_file",
     "option",

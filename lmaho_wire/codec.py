@@ -1,134 +1,78 @@
-"""Decoding and building Mobility Headers with the schema of :mod:`lmaho_wire.schema`.
+"""Decoding and building Mobility Headers: the :class:`Codec` compiled from a schema.
 
-The typed API is :class:`Message` and :class:`Option`, :func:`decode`,
-:func:`build` and :func:`option`. Decoding any byte string either returns a
-Message or raises :class:`~lmaho_wire.errors.MalformedPacket`; the work done is
-linear in the input's length.
+A Codec owns what it compiles from its :class:`~lmaho_wire.schema.Schema`:
+the decoder and builder of the Mobility Header header, of every message's
+fixed part and of every option's data (:mod:`lmaho_wire.compiler`). The
+typed API, :func:`decode`, :func:`build`, :func:`option`, :class:`Message`
+and :class:`Option`, works with the default codec, made from the type
+numbers in force; :func:`use_numbers` replaces it. Decoding any byte string
+either returns a Message or raises :class:`~lmaho_wire.errors.MalformedPacket`;
+the work done is linear in the input's length.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import ipaddress
-from collections.abc import Iterable, Mapping
+import os
+import struct
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
-from construct import Construct, ConstructError, Container, ListContainer
+from construct import Construct, ConstructError, Struct
 
 from .checksum import AddressLike, upper_layer_checksum
+from .compiler import Builder, Decoder, compile_builder, compile_decoder, compile_expr, path_names
 from .errors import ChecksumError, MalformedPacket
-from .fields import MessageBody, NamedEnum, OptionBody
+from .fields import MessageBody, NamedEnum, OptionBody, reserved_names, unrename
+from .numbers import Numbers, load_numbers_file
+from .options import (
+    PAD1,
+    PAD1_OPTION,
+    PADN,
+    Finding,
+    Option,
+    OptionSpec,
+    frozen_maker,
+    make_option,
+    padding,
+    walk_options,
+)
 from .packet import IPPROTO_NONE
-from .plan import Plan, make_plan
-from .registry import current_schema
-from .schema import RAW_BODY, UNKNOWN_OPTION
-from .values import FlagBits, Named, Timestamp
+from .schema import RAW_BODY, UNKNOWN_OPTION, Schema, make_schema
+from .values import Named, jsonable
 
-MH_HEADER_LENGTH = 6
+__all__ = [
+    "PAD1",
+    "PADN",
+    "Codec",
+    "Finding",
+    "Message",
+    "Option",
+    "build",
+    "current_schema",
+    "decode",
+    "default_codec",
+    "jsonable",
+    "option",
+    "option_from_fields",
+    "padding",
+    "use_numbers",
+    "use_numbers_file",
+]
+
 NO_NEXT_HEADER = IPPROTO_NONE  # the Payload Proto a Mobility Header carries
-PAD1 = 0
-PADN = 1
+# The header field the codec computes, by its schema name. The header's other
+# fields are Message attributes of the same names (payload_proto, reserved, ...).
+CHECKSUM_FIELD = "checksum"
 
-_DECODE_ERRORS = (ConstructError, ValueError, UnicodeError, OverflowError, IndexError, KeyError)
+# construct's compiled build lets struct.error through for out-of-range integers.
+P = ParamSpec("P")
+R = TypeVar("R")
 
-_compiled: dict[int, Construct] = {}
-_plans: dict[int, Plan] = {}
-
-
-def clear_caches() -> None:
-    """Forget compiled parsers and plans (after the type numbers changed)."""
-    _compiled.clear()
-    _plans.clear()
-    _option_tables.clear()
-
-
-def _fast(subcon: Construct) -> Construct:
-    """The compiled form of ``subcon``, made once (used for building)."""
-    c = _compiled.get(id(subcon))
-    if c is None:
-        c = _compiled[id(subcon)] = subcon.compile()
-    return c
-
-
-def _plan(subcon: Construct) -> Plan:
-    """The fast parser of ``subcon``: a plan, or construct's compiled parser if none."""
-    p = _plans.get(id(subcon))
-    if p is None:
-        try:
-            p = make_plan(subcon)
-        except NotImplementedError:
-            compiled = _fast(subcon)
-
-            def p(data: bytes, pos: int, end: int, ctx: dict[str, Any]) -> tuple[Any, int]:
-                try:
-                    return _plain(compiled.parse(data[pos:end])), end
-                except _DECODE_ERRORS as e:
-                    raise MalformedPacket(_reason(e), pos) from None
-
-        _plans[id(subcon)] = p
-    return p
-
-
-def _plain(value: Any) -> Any:
-    """construct containers to plain dicts and lists, dropping construct's private keys."""
-    if isinstance(value, Container):
-        return {k: _plain(v) for k, v in value.items() if not k.startswith("_")}
-    if isinstance(value, ListContainer):
-        return [_plain(v) for v in value]
-    return value
-
-
-class Finding(NamedTuple):
-    """Something wrong with a packet that still decoded: what, and at which MH offset."""
-
-    kind: str
-    what: str
-    offset: int
-
-    def __str__(self) -> str:
-        return f"{self.what} (at offset {self.offset})"
-
-
-@dataclass(frozen=True, slots=True)
-class Option:
-    """One mobility option: its type, schema key, decoded fields and exact data octets."""
-
-    type: int
-    key: str
-    title: str
-    fields: dict[str, Any]
-    data: bytes
-    offset: int | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.fields[name]
-        except KeyError:
-            raise AttributeError(f"{self.key} option has no field {name!r}") from None
-
-    @property
-    def length(self) -> int:
-        """The Length octet: octets of data after Type and Length (Pad1 has none)."""
-        return len(self.data)
-
-    @property
-    def is_padding(self) -> bool:
-        return self.type in (PAD1, PADN)
-
-    def to_bytes(self) -> bytes:
-        if self.type == PAD1:
-            return b"\x00"
-        return bytes((self.type, len(self.data))) + self.data
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "option": self.key,
-            "length": self.length,
-            **({"offset": self.offset} if self.offset is not None else {}),
-            **{k: jsonable(v) for k, v in self.fields.items()},
-        }
+_BUILD_ERRORS = (ConstructError, ValueError, TypeError, AttributeError, struct.error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +90,8 @@ class Message:
     checksum: int
     checksum_ok: bool | None
     findings: tuple[Finding, ...] = field(default=())
+    # The codec that decoded it, which re-encodes it (the default one when None).
+    codec: Codec | None = field(default=None, compare=False, repr=False)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -164,7 +110,7 @@ class Message:
     @property
     def length(self) -> int:
         """Octets of the whole Mobility Header."""
-        return (self.header_len + 1) * 8
+        return (self.codec or default_codec()).mh_length(self.header_len)
 
     def option(self, key: str) -> Option | None:
         """The first option with schema key ``key`` (e.g. "home_network_prefix")."""
@@ -191,9 +137,10 @@ class Message:
 
     def encode(self) -> bytes:
         """Re-encode from the decoded fields, padding and checksum as decoded."""
-        return build(
+        codec = self.codec or default_codec()
+        return codec.build(
             self.mh_type,
-            options=[option_from_fields(o) for o in self.options],
+            options=[codec.option_from_fields(o) for o in self.options],
             pad=False,
             checksum=self.checksum,
             payload_proto=self.payload_proto,
@@ -221,24 +168,10 @@ class Message:
         }  # fmt: skip
 
 
-def jsonable(value: Any) -> Any:
-    """A decoded field value as JSON-ready data."""
-    if isinstance(value, Named | FlagBits | Timestamp):
-        return value.to_json()
-    if isinstance(value, bool | int | float | str) or value is None:
-        return value
-    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
-        return str(value)
-    if isinstance(value, bytes | bytearray):
-        return value.hex()
-    if isinstance(value, Mapping):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return str(value)
-
-
-# --- decoding --------------------------------------------------------------------
+@functools.lru_cache(maxsize=4096)
+def hnp_network(prefix: ipaddress.IPv6Address, length: int) -> ipaddress.IPv6Network:
+    """The prefix a Home Network Prefix option carries, made once: IPv6Network() is slow."""
+    return ipaddress.IPv6Network((prefix, length), strict=False)
 
 
 def _reason(e: Exception) -> str:
@@ -246,339 +179,421 @@ def _reason(e: Exception) -> str:
     return text[-1] if text else type(e).__name__
 
 
-class _OptionSpec(NamedTuple):
-    """What walk_options needs of one option type, looked up once per schema."""
+class _Fields:
+    """A structure's compiled decoder and builder, and how to prepare values for it."""
 
-    body: OptionBody
-    plan: Plan
-    length: int | None
-    min_length: int
-    align: tuple[int, int] | None
-    key: str
-    title: str
+    def __init__(self, subcon: Construct, title: str) -> None:
+        self.title = title
+        self.decode: Decoder = compile_decoder(subcon)
+        self.build: Builder = compile_builder(subcon)
+        struct_ = unrename(subcon)
+        subcons = struct_.subcons if isinstance(struct_, Struct) else []
+        self.names = [sc.name for sc in subcons if sc.name]
+        self.reserved = sorted(reserved_names(subcon))
+        self.enums = {
+            sc.name: c.encmapping
+            for sc in subcons
+            if sc.name and isinstance(c := unrename(sc), NamedEnum)
+        }
 
+    def prepare(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Fields ready for building: reserved fields zero, enumeration names as numbers.
 
-_option_tables: dict[int, tuple[Mapping[int, OptionBody], dict[int, _OptionSpec]]] = {}
-
-
-def _spec(body: OptionBody) -> _OptionSpec:
-    return _OptionSpec(
-        body, _plan(body.subcon), body.length, body.min_length, body.align, body.key, body.title
-    )
-
-
-def _option_table(cases: Mapping[int, OptionBody]) -> dict[int, _OptionSpec]:
-    entry = _option_tables.get(id(cases))
-    if entry is None or entry[0] is not cases:
-        entry = (cases, {t: _spec(b) for t, b in cases.items()})
-        _option_tables[id(cases)] = entry
-    return entry[1]
-
-
-def walk_options(
-    cases: Mapping[int, OptionBody], mh: bytes, start: int, end: int
-) -> tuple[list[Option], list[Finding]]:
-    """Decode the options in ``mh[start:end]``; offsets are MH offsets.
-
-    Strict: an option whose Length runs past ``end`` or whose data does not
-    decode is an error. Misalignment and non-zero padding are findings.
-    """
-    table = _option_table(cases)
-    unknown = table.get(-1)
-    if unknown is None:
-        unknown = table[-1] = _spec(UNKNOWN_OPTION)
-    options: list[Option] = []
-    findings: list[Finding] = []
-    pos = start
-    while pos < end:
-        opt_type = mh[pos]
-        if opt_type == PAD1:
-            options.append(Option(PAD1, "pad1", "Pad1", {}, b"", pos))
-            pos += 1
-            continue
-        _body, plan, fixed, min_length, align, key, title = table.get(opt_type, unknown)
-        if pos + 2 > end:
-            raise MalformedPacket(f"{title} option (type {opt_type}) has no Length octet", pos)
-        length = mh[pos + 1]
-        stop = pos + 2 + length
-        if stop > end:
-            raise MalformedPacket(
-                f"{title} option length {length} runs past the end of the "
-                f"Mobility Header ({end - pos - 2} octets left)",
-                pos + 1,
-            )
-        if fixed is not None and length != fixed:
-            raise MalformedPacket(f"{title} option has length {length}, must be {fixed}", pos + 1)
-        if length < min_length:
-            raise MalformedPacket(
-                f"{title} option has length {length}, at least {min_length} needed", pos + 1
-            )
-        try:
-            fields, _ = plan(mh, pos + 2, stop, {})
-        except MalformedPacket as e:
-            raise MalformedPacket(f"{title} option: {e.what}", e.offset) from None
-        data = mh[pos + 2 : stop]
-        options.append(Option(opt_type, key, title, fields, data, pos))
-        if align is not None and pos % align[0] != align[1]:
-            findings.append(
-                Finding(
-                    "alignment",
-                    f"{title} option starts at offset {pos}, not aligned {align[0]}n+{align[1]}",
-                    pos,
-                )
-            )
-        if opt_type == PADN and any(data):
-            findings.append(Finding("padding", "PadN option carries non-zero octets", pos))
-        pos = stop
-    return options, findings
-
-
-def decode(
-    data: bytes,
-    src: AddressLike | None = None,
-    dst: AddressLike | None = None,
-    *,
-    strict: bool = False,
-) -> Message:
-    """Decode one Mobility Header from the start of ``data``.
-
-    With ``src`` and ``dst`` (the addresses of the IPv6 pseudo-header) the
-    checksum is verified; ``strict`` turns every finding (bad checksum,
-    misaligned option, ...) into an exception. Octets after the Mobility
-    Header belong to the next header and are ignored.
-    """
-    data = bytes(data)
-    if len(data) < MH_HEADER_LENGTH:
-        raise MalformedPacket(
-            f"truncated Mobility Header: {len(data)} octets, the header alone has 6", 0
-        )
-    payload_proto, header_len, mh_type, reserved = data[0], data[1], data[2], data[3]
-    checksum = (data[4] << 8) | data[5]
-    total = (header_len + 1) * 8
-    if total > len(data):
-        raise MalformedPacket(
-            f"Header Len {header_len} says {total} octets but only {len(data)} are present", 1
-        )
-    mh = data[:total]
-    schema = current_schema()
-    body = schema.messages.get(mh_type)
-    findings: list[Finding] = []
-    if payload_proto != NO_NEXT_HEADER:
-        findings.append(
-            Finding("payload_proto", f"Payload Proto is {payload_proto}, RFC 6275 wants 59", 0)
-        )
-    options: list[Option] = []
-    if body is None:
-        fields = {"data": mh[MH_HEADER_LENGTH:].hex(":")}
-        name = schema.mh_type_names.get(mh_type, f"MH type {mh_type}")
-        key = None
-    else:
-        end_fixed = MH_HEADER_LENGTH + body.length
-        if end_fixed > total:
-            raise MalformedPacket(
-                f"{body.title} needs {body.length} octets of message data, "
-                f"Header Len leaves {total - MH_HEADER_LENGTH}",
-                1,
-            )
-        fields, _ = _plan(body.subcon)(mh, MH_HEADER_LENGTH, end_fixed, {})
-        options, option_findings = walk_options(schema.options, mh, end_fixed, total)
-        findings += option_findings
-        name = _message_name(body, fields)
-        key = body.key
-    checksum_ok = None
-    if src is not None and dst is not None:
-        checksum_ok = upper_layer_checksum(src, dst, mh[:4] + b"\x00\x00" + mh[6:]) == checksum
-        if not checksum_ok:
-            findings.append(Finding("checksum", f"bad checksum 0x{checksum:04x}", 4))
-    if strict and findings:
-        f = findings[0]
-        exc = ChecksumError if f.kind == "checksum" else MalformedPacket
-        raise exc(f.what, f.offset)
-    return Message(
-        mh_type, name, key, fields, tuple(options), payload_proto, header_len, reserved,
-        checksum, checksum_ok, tuple(findings),
-    )  # fmt: skip
-
-
-@functools.lru_cache(maxsize=4096)
-def hnp_network(prefix: ipaddress.IPv6Address, length: int) -> ipaddress.IPv6Network:
-    """The prefix a Home Network Prefix option carries, made once: IPv6Network() is slow."""
-    return ipaddress.IPv6Network((prefix, length), strict=False)
-
-
-def _message_name(body: MessageBody, fields: Mapping[str, Any]) -> str:
-    if body.proxy_flag and body.proxy_flag in fields["flags"]:
-        return body.proxy_name or body.name
-    return body.name
-
-
-# --- building ------------------------------------------------------------------------
-
-
-def option(key: str, **fields: Any) -> Option:
-    """Make an option from its schema key and field values.
-
-    ``option("home_network_prefix", prefix_length=64, prefix="2001:db8:1::")``;
-    reserved fields default to zero. Raises ValueError for values the schema
-    cannot encode.
-    """
-    if key == "pad1":
-        return Option(PAD1, "pad1", "Pad1", {}, b"")
-    opt_type, body = current_schema().option_by_key(key)
-    return _option_of(opt_type, body, fields)
-
-
-def option_from_fields(opt: Option) -> Option:
-    """Re-encode an option from its decoded fields (round-trip checking)."""
-    if opt.type == PAD1:
-        return opt
-    body = current_schema().options.get(opt.type, UNKNOWN_OPTION)
-    return _option_of(opt.type, body, opt.fields)
-
-
-def _option_of(opt_type: int, body: OptionBody, fields: Mapping[str, Any]) -> Option:
-    values = _prepare(body.subcon, fields)
-    try:
-        data = _fast(body.subcon).build(values)
-    except (ConstructError, ValueError, TypeError, AttributeError) as e:
-        raise ValueError(f"cannot encode {body.title} option: {_reason(e)}") from None
-    if len(data) > 255:
-        raise ValueError(f"{body.title} option data is {len(data)} octets, at most 255 fit")
-    if len(data) < body.min_length:
-        # What the decoder would refuse, the builder refuses too.
-        raise ValueError(
-            f"{body.title} option data is {len(data)} octets, at least {body.min_length} needed"
-        )
-    return Option(
-        opt_type, body.key, body.title, _plan(body.subcon)(data, 0, len(data), {})[0], data
-    )
-
-
-def _prepare(subcon: Construct, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Fields ready for construct: reserved fields zero, enumeration names as numbers.
-
-    Numbers first, because a Switch on an enumeration compares numbers.
-    """
-    values = dict(fields)
-    for sc in getattr(subcon, "subcons", ()):
-        name = sc.name
-        if name is None:
-            continue
-        if name.startswith("reserved"):
+        Numbers first, because a Switch on an enumeration compares numbers.
+        """
+        values = dict(fields)
+        if not self.reserved and not self.enums:
+            return values
+        for name in self.reserved:
             values.setdefault(name, 0)
-        inner = sc.subcon
-        if isinstance(inner, NamedEnum) and isinstance(values.get(name), str):
-            try:
-                values[name] = int(inner.encmapping[values[name]])
-            except KeyError:
-                raise ValueError(
-                    f"{name} has no value named {values[name]!r}; "
-                    f"known: {', '.join(map(str, inner.encmapping))}"
-                ) from None
-    return values
+        for name, mapping in self.enums.items():
+            value = values.get(name)
+            if isinstance(value, str):
+                try:
+                    values[name] = int(mapping[value])
+                except KeyError:
+                    known = ", ".join(map(str, mapping))
+                    raise ValueError(
+                        f"{name} has no value named {value!r}; known: {known}"
+                    ) from None
+        return values
 
 
-def padding(n: int) -> list[Option]:
-    """Options filling ``n`` octets: nothing, one Pad1, or one PadN."""
-    if n == 0:
-        return []
-    if n == 1:
-        return [Option(PAD1, "pad1", "Pad1", {}, b"")]
-    return [Option(PADN, "padn", "PadN", {"padding": "00:" * (n - 3) + "00" if n > 2 else ""},
-                   bytes(n - 2))]  # fmt: skip
+class _MessageSpec(NamedTuple):
+    """What the codec needs of one message type, compiled once."""
+
+    body: MessageBody | None
+    fields: _Fields
+    length: int
+    defaults: dict[str, Any]
+    # (flags field, mask) of the flag that makes the proxy variant, if any.
+    proxy: tuple[str, int] | None
 
 
-def build(
-    message: str | int,
-    *,
-    options: Iterable[Option] = (),
-    src: AddressLike | None = None,
-    dst: AddressLike | None = None,
-    pad: bool = True,
-    checksum: int | None = None,
-    payload_proto: int = NO_NEXT_HEADER,
-    reserved: int = 0,
-    header_len: int | None = None,
-    **fields: Any,
-) -> bytes:
-    """Encode a Mobility Header.
+class Codec:
+    """Decoder and builder for one schema, compiled when made.
 
-    ``message`` is a name ("PBU", "LMA_HO_Init", ...), a schema key, or an MH
-    type number. Fixed-part fields not given are zero; addressing a message by
-    its proxy name sets the proxy flag (a "PBU" always has P). With ``pad``,
-    Pad1/PadN go before each option that has an alignment rule and at the
-    end; without it the options are laid as given. The checksum is computed
-    when ``src`` and ``dst`` are given and ``checksum`` is not.
+    ``Codec(make_schema(numbers))`` for other type numbers; the module-level
+    functions use :func:`default_codec`.
     """
-    schema = current_schema()
-    if isinstance(message, int):
-        mh_type, body = message, schema.messages.get(message)
-    else:
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        layout = schema.layout()
+        region, offsets = layout.region, layout.offsets
+        self._header = _Fields(layout.header, "Mobility Header")
+        self._header_size = layout.header_size
+        (self._type_field,) = path_names(layout.body.keyfunc)
+        (self._length_field,) = path_names(region.length)
+        self._length_offset = offsets[self._length_field][0]
+        self._checksum_at, checksum_size = offsets[CHECKSUM_FIELD]
+        self._checksum_zero = bytes(checksum_size)
+        # The region after the header is a linear function of the length field:
+        # unit * value + base octets (RFC 6275: 8-octet units, not counting the first 8).
+        region_length = compile_expr(region.length, self._length_field)
+        self._region_base = region_length(0)
+        self._unit = region_length(1) - self._region_base
+        self._max_length_value = (1 << (8 * offsets[self._length_field][1])) - 1
+        self._messages: dict[int, _MessageSpec] = {
+            t: self._message_spec(body) for t, body in schema.messages.items()
+        }
+        self._raw = self._message_spec(None)
+        self._by_name: dict[str, int] = {}
+        for t, body in schema.messages.items():
+            for name in (body.key, body.name, body.proxy_name):
+                if name:
+                    self._by_name.setdefault(name, t)
+        self._options: dict[int, tuple[OptionSpec, _Fields]] = {
+            t: self._option_spec(body) for t, body in schema.options.items()
+        }
+        self._unknown = self._option_spec(UNKNOWN_OPTION)
+        self._option_table = {t: spec for t, (spec, _) in self._options.items()}
+        self._option_keys = {spec.key: t for t, (spec, _) in self._options.items()}
+        # The octets of padding(n), for every gap an alignment rule or Header Len can leave.
+        widest = max([self._unit, *(s.align[0] for s in self._option_table.values() if s.align)])
+        self._pad_octets = [b"".join(o.to_bytes() for o in padding(n)) for n in range(widest)]
+
+    @staticmethod
+    def _message_spec(body: MessageBody | None) -> _MessageSpec:
+        subcon = RAW_BODY if body is None else body.subcon
+        fields = _Fields(subcon, "" if body is None else body.title)
+        defaults: dict[str, Any] = dict.fromkeys(fields.names, 0)
+        if "data" in defaults:
+            defaults["data"] = b""
+        proxy = None
+        if body is not None and body.proxy_flag:
+            struct_ = unrename(body.subcon)
+            for sc in struct_.subcons:
+                masks = getattr(unrename(sc), "masks", None)
+                if masks and body.proxy_flag in masks:
+                    proxy = (sc.name, masks[body.proxy_flag])
+        length = 0 if body is None else body.length
+        return _MessageSpec(body, fields, length, defaults, proxy)
+
+    @staticmethod
+    def _option_spec(body: OptionBody) -> tuple[OptionSpec, _Fields]:
+        fields = _Fields(body.subcon, body.title)
+        spec = OptionSpec(
+            fields.decode, body.length, body.min_length, body.align, body.key, body.title
+        )
+        return spec, fields
+
+    def mh_length(self, header_len: int) -> int:
+        """Octets of a Mobility Header whose Header Len field holds ``header_len``."""
+        return self._header_size + self._unit * header_len + self._region_base
+
+    # --- decoding -------------------------------------------------------------------
+
+    def decode(
+        self,
+        data: bytes,
+        src: AddressLike | None = None,
+        dst: AddressLike | None = None,
+        *,
+        strict: bool = False,
+    ) -> Message:
+        """Decode one Mobility Header from the start of ``data``.
+
+        With ``src`` and ``dst`` (the addresses of the IPv6 pseudo-header) the
+        checksum is verified; ``strict`` turns every finding (bad checksum,
+        misaligned option, ...) into an exception. Octets after the Mobility
+        Header belong to the next header and are ignored.
+        """
+        data = bytes(data)
+        size = len(data)
+        header_size = self._header_size
+        if size < header_size:
+            raise MalformedPacket(
+                f"truncated Mobility Header: {size} octets, the header alone has {header_size}", 0
+            )
+        header = self._header.decode(data, 0, header_size)
+        header_len = header[self._length_field]
+        total = self.mh_length(header_len)
+        if total > size:
+            raise MalformedPacket(
+                f"Header Len {header_len} says {total} octets but only {size} are present",
+                self._length_offset,
+            )
+        mh = data if total == size else data[:total]
+        mh_type = int(header[self._type_field])
+        spec = self._messages.get(mh_type)
+        findings: list[Finding] = []
+        payload_proto = header["payload_proto"]
+        if payload_proto != NO_NEXT_HEADER:
+            findings.append(
+                Finding("payload_proto", f"Payload Proto is {payload_proto}, RFC 6275 wants 59", 0)
+            )
+        options: list[Option] = []
+        if spec is None:
+            fields = self._raw.fields.decode(mh, header_size, total)
+            name = self.schema.mh_type_names.get(mh_type, f"MH type {mh_type}")
+            key = None
+        else:
+            body = spec.body
+            assert body is not None
+            end_fixed = header_size + spec.length
+            if end_fixed > total:
+                raise MalformedPacket(
+                    f"{body.title} needs {spec.length} octets of message data, "
+                    f"Header Len leaves {total - header_size}",
+                    self._length_offset,
+                )
+            fields = spec.fields.decode(mh, header_size, end_fixed)
+            options, option_findings = walk_options(
+                self._option_table, self._unknown[0], mh, end_fixed, total
+            )
+            if option_findings:
+                findings += option_findings
+            name = body.name
+            if spec.proxy is not None and fields[spec.proxy[0]] & spec.proxy[1]:
+                name = body.proxy_name or body.name
+            key = body.key
+        checksum = header[CHECKSUM_FIELD]
+        checksum_ok = None
+        if src is not None and dst is not None:
+            at = self._checksum_at
+            zeroed = mh[:at] + self._checksum_zero + mh[at + len(self._checksum_zero) :]
+            checksum_ok = upper_layer_checksum(src, dst, zeroed) == checksum
+            if not checksum_ok:
+                findings.append(Finding("checksum", f"bad checksum 0x{checksum:04x}", at))
+        if strict and findings:
+            f = findings[0]
+            exc = ChecksumError if f.kind == "checksum" else MalformedPacket
+            raise exc(f.what, f.offset)
+        return _make_message(
+            mh_type, name, key, fields, tuple(options), payload_proto, header_len,
+            header["reserved"], checksum, checksum_ok, tuple(findings), self,
+        )  # fmt: skip
+
+    # --- building -------------------------------------------------------------------
+
+    def option(self, key: str, **fields: Any) -> Option:
+        """Make an option from its schema key and field values.
+
+        ``option("home_network_prefix", prefix_length=64, prefix="2001:db8:1::")``;
+        reserved fields default to zero. Raises ValueError for values the schema
+        cannot encode.
+        """
+        if key == "pad1":
+            return PAD1_OPTION
+        opt_type = self._option_keys.get(key)
+        if opt_type is None:
+            raise KeyError(key)
+        spec, compiled = self._options[opt_type]
+        return self._option_of(opt_type, spec, compiled, fields)
+
+    def option_from_fields(self, opt: Option) -> Option:
+        """Re-encode an option from its decoded fields (round-trip checking)."""
+        if opt.type == PAD1:
+            return opt
+        spec, compiled = self._options.get(opt.type, self._unknown)
+        return self._option_of(opt.type, spec, compiled, opt.fields)
+
+    @staticmethod
+    def _option_of(
+        opt_type: int, spec: OptionSpec, compiled: _Fields, fields: Mapping[str, Any]
+    ) -> Option:
+        values = compiled.prepare(fields)
         try:
-            mh_type, body = schema.message_by_key(message)
-        except KeyError:
-            known = sorted(
-                {b.name for b in schema.messages.values()}
-                | {b.proxy_name for b in schema.messages.values() if b.proxy_name}
-            )
-            raise ValueError(f"unknown message {message!r}; known: {', '.join(known)}") from None
-    if body is None:
-        fixed = _build_fixed(RAW_BODY, fields, f"MH type {mh_type}")
-    else:
-        if body.proxy_flag and message == body.proxy_name:
-            flags = fields.get("flags", 0)
-            if isinstance(flags, int):
-                fields["flags"] = int(flags) | body.subcon.flags.masks[body.proxy_flag]
-            else:
-                fields["flags"] = {*flags, body.proxy_flag}
-        fixed = _build_fixed(body.subcon, fields, body.title)
-    parts = [bytes((payload_proto, 0, mh_type, reserved)), b"\x00\x00", fixed]
-    pos = MH_HEADER_LENGTH + len(fixed)
-    for opt in options:
-        if pad and opt.type not in (PAD1, PADN):
-            align = schema.options.get(opt.type, UNKNOWN_OPTION).align
-            if align is not None:
-                for p in padding((align[1] - pos) % align[0]):
-                    parts.append(p.to_bytes())
-                    pos += 1 + (p.length + 1 if p.type else 0)
-        b = opt.to_bytes()
-        parts.append(b)
-        pos += len(b)
-    if pad:
-        for p in padding(-pos % 8):
-            parts.append(p.to_bytes())
-        pos += -pos % 8
-    if pos % 8 and header_len is None:
-        raise ValueError(
-            f"Mobility Header of {pos} octets is no multiple of 8; build with pad=True"
-        )
-    if header_len is None:
-        header_len = pos // 8 - 1
-        if header_len > 255:
+            data = compiled.build(values)
+        except _BUILD_ERRORS as e:
+            raise ValueError(f"cannot encode {spec.title} option: {_reason(e)}") from None
+        if len(data) > 255:
+            raise ValueError(f"{spec.title} option data is {len(data)} octets, at most 255 fit")
+        if len(data) < spec.min_length:
+            # What the decoder would refuse, the builder refuses too.
             raise ValueError(
-                f"Mobility Header of {pos} octets exceeds the 2048 that Header Len allows"
+                f"{spec.title} option data is {len(data)} octets, at least {spec.min_length} needed"
             )
-    mh = bytearray(b"".join(parts))
-    mh[1] = header_len
-    if checksum is None:
-        checksum = (
-            upper_layer_checksum(src, dst, bytes(mh)) if src is not None and dst is not None else 0
+        return make_option(
+            opt_type, spec.key, spec.title, compiled.decode(data, 0, len(data)), data, None
         )
-    mh[4] = checksum >> 8
-    mh[5] = checksum & 0xFF
-    return bytes(mh)
+
+    def build(
+        self,
+        message: str | int,
+        *,
+        options: Iterable[Option] = (),
+        src: AddressLike | None = None,
+        dst: AddressLike | None = None,
+        pad: bool = True,
+        checksum: int | None = None,
+        payload_proto: int = NO_NEXT_HEADER,
+        reserved: int = 0,
+        header_len: int | None = None,
+        **fields: Any,
+    ) -> bytes:
+        """Encode a Mobility Header.
+
+        ``message`` is a name ("PBU", "LMA_HO_Init", ...), a schema key, or an MH
+        type number. Fixed-part fields not given are zero; addressing a message by
+        its proxy name sets the proxy flag (a "PBU" always has P). With ``pad``,
+        Pad1/PadN go before each option that has an alignment rule and at the
+        end; without it the options are laid as given. The checksum is computed
+        when ``src`` and ``dst`` are given and ``checksum`` is not.
+        """
+        if isinstance(message, int):
+            mh_type = message
+            spec = self._messages.get(mh_type, self._raw)
+        else:
+            found = self._by_name.get(message)
+            if found is None:
+                known = sorted(
+                    {b.name for b in self.schema.messages.values()}
+                    | {b.proxy_name for b in self.schema.messages.values() if b.proxy_name}
+                )
+                raise ValueError(f"unknown message {message!r}; known: {', '.join(known)}")
+            mh_type = found
+            spec = self._messages[mh_type]
+        body = spec.body
+        title = f"MH type {mh_type}" if body is None else body.title
+        if body is not None and spec.proxy is not None and message == body.proxy_name:
+            flags_field, mask = spec.proxy
+            flags = fields.get(flags_field, 0)
+            if isinstance(flags, int):
+                fields[flags_field] = int(flags) | mask
+            else:
+                fields[flags_field] = {*flags, body.proxy_flag}
+        unknown = fields.keys() - spec.defaults.keys()
+        if unknown:
+            raise ValueError(
+                f"{title} has no field(s) {sorted(unknown)}; fields: {', '.join(spec.defaults)}"
+            )
+        values = {**spec.defaults, **spec.fields.prepare(fields)}
+        try:
+            fixed = spec.fields.build(values)
+        except _BUILD_ERRORS as e:
+            raise ValueError(f"cannot encode {title}: {_reason(e)}") from None
+        header_size = self._header_size
+        parts = [b"", fixed]
+        pos = header_size + len(fixed)
+        option_table = self._option_table
+        pad_octets = self._pad_octets
+        for opt in options:
+            if pad and opt.type != PAD1 and opt.type != PADN:
+                align = option_table.get(opt.type, self._unknown[0]).align
+                if align is not None and (gap := (align[1] - pos) % align[0]):
+                    parts.append(pad_octets[gap])
+                    pos += gap
+            b = opt.to_bytes()
+            parts.append(b)
+            pos += len(b)
+        unit = self._unit
+        if pad and pos % unit:
+            gap = -pos % unit
+            parts.append(pad_octets[gap])
+            pos += gap
+        if header_len is None:
+            if pos % unit:
+                raise ValueError(
+                    f"Mobility Header of {pos} octets is no multiple of {unit}; build with pad=True"
+                )
+            header_len = (pos - header_size - self._region_base) // unit
+            if header_len > self._max_length_value:
+                most = header_size + self._region_base + unit * self._max_length_value
+                raise ValueError(
+                    f"Mobility Header of {pos} octets exceeds the {most} that Header Len allows"
+                )
+        head = {
+            "payload_proto": payload_proto,
+            self._length_field: header_len,
+            self._type_field: mh_type,
+            "reserved": reserved,
+            CHECKSUM_FIELD: 0,
+        }
+        try:
+            parts[0] = self._header.build(head)
+        except _BUILD_ERRORS as e:
+            raise ValueError(f"cannot encode the Mobility Header: {_reason(e)}") from None
+        mh = b"".join(parts)
+        if checksum is None:
+            if src is None or dst is None:
+                return mh
+            checksum = upper_layer_checksum(src, dst, mh)
+        at = self._checksum_at
+        width = len(self._checksum_zero)
+        return mh[:at] + checksum.to_bytes(width, "big") + mh[at + width :]
 
 
-def _build_fixed(subcon: Construct, fields: Mapping[str, Any], title: str) -> bytes:
-    names = [sc.name for sc in subcon.subcons if sc.name]
-    unknown = set(fields) - set(names)
-    if unknown:
-        raise ValueError(f"{title} has no field(s) {sorted(unknown)}; fields: {', '.join(names)}")
-    values: dict[str, Any] = {n: 0 for n in names}
-    if "data" in names and "data" not in fields:
-        values["data"] = b""
-    values.update(_prepare(subcon, fields))
-    try:
-        return _fast(subcon).build(values)
-    except (ConstructError, ValueError, TypeError, AttributeError) as e:
-        raise ValueError(f"cannot encode {title}: {_reason(e)}") from None
+_, _make_message = frozen_maker(Message)
+
+# --- the default codec ------------------------------------------------------------------
+
+_default: Codec | None = None
+# The numbers file the default codec was made from (None: defaults or Python).
+_source: str | None = None
+
+
+def default_codec() -> Codec:
+    """The codec in force (made on first use, honouring LMAHO_NUMBERS)."""
+    global _default, _source
+    if _default is None:
+        path = os.environ.get("LMAHO_NUMBERS")
+        _default = Codec(make_schema(load_numbers_file(path) if path else Numbers()))
+        _source = path
+    return _default
+
+
+def current_schema() -> Schema:
+    """The schema of the codec in force."""
+    return default_codec().schema
+
+
+def use_numbers(numbers: Numbers) -> Schema:
+    """Switch every codec user to ``numbers``; returns the new schema."""
+    global _default, _source
+    numbers.validate()
+    _default = Codec(make_schema(numbers))
+    _source = None
+    return _default.schema
+
+
+def use_numbers_file(path: str | os.PathLike[str]) -> Schema:
+    """Switch to the numbers in the TOML file ``path``; nothing to do when the
+    codec in force was made from it (LMAHO_NUMBERS read at first use)."""
+    global _source
+    if _default is not None and _source == os.fspath(path):
+        return _default.schema
+    schema = use_numbers(load_numbers_file(path))
+    _source = os.fspath(path)
+    return schema
+
+
+def _with_default_codec(method: Callable[Concatenate[Codec, P], R]) -> Callable[P, R]:
+    """``method`` of the codec in force, as a function (the same signature and help)."""
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        return method(default_codec(), *args, **kwargs)
+
+    signature = inspect.signature(method)
+    call.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=list(signature.parameters.values())[1:]
+    )
+    return call
+
+
+decode = _with_default_codec(Codec.decode)
+build = _with_default_codec(Codec.build)
+option = _with_default_codec(Codec.option)
+option_from_fields = _with_default_codec(Codec.option_from_fields)

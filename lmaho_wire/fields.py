@@ -9,19 +9,28 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from construct import (
     Adapter,
+    Bytes,
     BytesInteger,
     Construct,
     Enum,
+    FormatField,
+    GreedyBytes,
+    GreedyRange,
     Int16ub,
+    Renamed,
     Struct,
     Subconstruct,
+    Switch,
 )
 
 from .values import FlagBits, Named, Timestamp
+
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 class NamedEnum(Enum):
@@ -155,7 +164,12 @@ class TimestampField(Adapter):
     """RFC 5213 8.8: 48-bit seconds and 16-bit fractions, decoded to :class:`Timestamp`."""
 
     def __init__(self) -> None:
-        super().__init__(Struct("seconds" / BytesInteger(6), "fraction" / Int16ub))
+        super().__init__(
+            Struct(
+                "seconds" / BytesInteger(6) * "Seconds since 1970-01-01 UTC",
+                "fraction" / Int16ub * "Fraction of a second in 1/65536 units",
+            )
+        )
 
     def _decode(self, obj: Any, context: Any, path: str) -> Timestamp:
         return Timestamp(obj["seconds"], obj["fraction"])
@@ -172,7 +186,8 @@ class OptionBody(Subconstruct):
     ``key`` names it in the API and in Wireshark filters, ``title`` is its
     human name, ``align`` the RFC "xn+y" alignment of its Type octet as
     (x, y), and ``length`` the one data length the RFC allows (None when
-    variable), derived from the subcon.
+    variable), derived from the subcon, as are the names of its
+    :class:`Reserved` fields (``reserved``).
     """
 
     def __init__(
@@ -195,6 +210,7 @@ class OptionBody(Subconstruct):
         except Exception:  # construct raises SizeofError for variable sizes
             self.length = None
         self.min_length = self.length if self.length is not None else min_length
+        self.reserved = reserved_names(subcon)
 
 
 class MessageBody(Subconstruct):
@@ -230,3 +246,133 @@ class MessageBody(Subconstruct):
         self.proxy_flag = proxy_flag
         self.proxy_name = proxy_name
         self.length: int = subcon.sizeof()
+        self.reserved = reserved_names(subcon)
+
+
+class Reserved(Adapter):
+    """A reserved field: an unsigned integer that is sent as zero unless given.
+
+    Decodes to the value on the wire (so bytes round-trip); the builder fills
+    it with zero when the caller leaves it out, and summaries leave it out.
+    """
+
+    def _decode(self, obj: int, context: Any, path: str) -> int:
+        return obj
+
+    def _encode(self, obj: Any, context: Any, path: str) -> int:
+        return obj  # type: ignore[no-any-return]
+
+
+def reserved_names(subcon: Construct) -> frozenset[str]:
+    """Names of the :class:`Reserved` fields of a Struct (under any Renamed)."""
+    struct = unrename(subcon)
+    subcons = struct.subcons if isinstance(struct, Struct) else []
+    return frozenset(sc.name for sc in subcons if sc.name and isinstance(unrename(sc), Reserved))
+
+
+def unrename(c: Construct) -> Construct:
+    """The construct under any Renamed wrappers (a schema field's name and description)."""
+    while isinstance(c, Renamed):
+        c = c.subcon
+    return c
+
+
+def description(c: Construct) -> str | None:
+    """The short description a schema field declares (``"name" / X * "what it is"``)."""
+    while isinstance(c, Renamed):
+        if c.docs:
+            return str(c.docs)
+        c = c.subcon
+    return None
+
+
+class FieldVisitor(Generic[A, R]):
+    """One walk over the field types the schema is declared with.
+
+    :meth:`visit` looks through Renamed wrappers and calls the method named
+    after the field's kind with the field and ``arg`` (whatever the walk
+    carries: a context, a draw function, Lua code). Every reader of the
+    schema (the codec's compiler, the Lua generator, the sample and test
+    value makers) is a subclass, so a field type is told apart in this one
+    place. A kind a visitor does not handle raises NotImplementedError, so a
+    new field type fails loudly instead of being skipped.
+    """
+
+    def visit(self, c: Construct, arg: A) -> R:
+        c = unrename(c)
+        # Order matters: the specific adapters before the constructs they wrap.
+        if isinstance(c, Reserved):
+            return self.reserved(c, arg)
+        if isinstance(c, NamedEnum):
+            return self.enum(c, arg)
+        if isinstance(c, Flags):
+            return self.flags(c, arg)
+        if isinstance(c, Scaled):
+            return self.scaled(c, arg)
+        if isinstance(c, TimestampField):
+            return self.timestamp(c, arg)
+        if isinstance(c, IPv6Address):
+            return self.ipv6(c, arg)
+        if isinstance(c, IPv4Address):
+            return self.ipv4(c, arg)
+        if isinstance(c, Text):
+            return self.text(c, arg)
+        if isinstance(c, HexColon):
+            return self.hex(c, arg)
+        if isinstance(c, FormatField | BytesInteger):
+            return self.integer(c, arg)
+        if isinstance(c, Bytes) or c is GreedyBytes:
+            return self.octets(c, arg)
+        if isinstance(c, Switch):
+            return self.switch(c, arg)
+        if isinstance(c, GreedyRange):
+            return self.repeat(c, arg)
+        if isinstance(c, Struct):
+            return self.struct(c, arg)
+        raise NotImplementedError(f"{type(self).__name__}: unknown field type {type(c).__name__}")
+
+    def _unhandled(self, kind: str) -> NotImplementedError:
+        return NotImplementedError(f"{type(self).__name__} does not handle {kind} fields")
+
+    def reserved(self, c: Reserved, arg: A) -> R:
+        """By default a reserved field is the integer it holds."""
+        return self.integer(unrename(c.subcon), arg)
+
+    def enum(self, c: NamedEnum, arg: A) -> R:
+        raise self._unhandled("enumeration")
+
+    def flags(self, c: Flags, arg: A) -> R:
+        raise self._unhandled("flags")
+
+    def scaled(self, c: Scaled, arg: A) -> R:
+        raise self._unhandled("scaled")
+
+    def timestamp(self, c: TimestampField, arg: A) -> R:
+        raise self._unhandled("timestamp")
+
+    def ipv6(self, c: IPv6Address, arg: A) -> R:
+        raise self._unhandled("IPv6 address")
+
+    def ipv4(self, c: IPv4Address, arg: A) -> R:
+        raise self._unhandled("IPv4 address")
+
+    def text(self, c: Text, arg: A) -> R:
+        raise self._unhandled("text")
+
+    def hex(self, c: HexColon, arg: A) -> R:
+        raise self._unhandled("hex")
+
+    def integer(self, c: Construct, arg: A) -> R:
+        raise self._unhandled("integer")
+
+    def octets(self, c: Construct, arg: A) -> R:
+        raise self._unhandled("octets")
+
+    def switch(self, c: Switch, arg: A) -> R:
+        raise self._unhandled("switch")
+
+    def repeat(self, c: GreedyRange, arg: A) -> R:
+        raise self._unhandled("repeated")
+
+    def struct(self, c: Struct, arg: A) -> R:
+        raise self._unhandled("struct")

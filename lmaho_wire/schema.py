@@ -10,6 +10,7 @@ the schema is made by :func:`make_schema` for a given set of numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from construct import (
     Bytes,
@@ -23,6 +24,9 @@ from construct import (
     Struct,
     Switch,
     Terminated,
+    stream_read_entire,
+    stream_tell,
+    stream_write,
     this,
 )
 
@@ -34,11 +38,15 @@ from .fields import (
     MessageBody,
     NamedEnum,
     OptionBody,
+    Reserved,
     Scaled,
     Text,
     TimestampField,
+    unrename,
 )
 from .numbers import Numbers
+from .options import OptionSpec, walk_options
+from .plan import make_plan
 
 # --- Enumerations -----------------------------------------------------------
 
@@ -133,15 +141,25 @@ AP_ID_TYPES: dict[str, int] = {"BSSID": 1, "EUI64": 2, "NAME": 3, "CELL_ID": 4}
 
 # --- Field building blocks ---------------------------------------------------
 
+# Descriptions of the fields every message's fixed part shares (Wireshark shows them).
+SEQUENCE = "Sequence Number: pairs a response with its request"
+FLAGS = "Flag bits of the message"
+STATUS = (
+    f"Status: below {FIRST_ERROR_STATUS} accepts the request, "
+    f"{FIRST_ERROR_STATUS} and above refuses it"
+)
+LIFETIME_REQUESTED = "Lifetime requested for the binding"
+LIFETIME_GRANTED = "Lifetime granted for the binding"
+
 Lifetime = Scaled(Int16ub, 4, "s")
-Reserved8 = Int8ub
-Reserved16 = Int16ub
+Reserved8 = Reserved(Int8ub)
+Reserved16 = Reserved(Int16ub)
 
 # --- Option data ---------------------------------------------------------------
 
 ADDRESS_BODY = Struct(
-    "option_code" / NamedEnum(Int8ub, **ADDRESS_CODES),
-    "reserved" / Reserved8,
+    "option_code" / NamedEnum(Int8ub, **ADDRESS_CODES) * "Address family of the address",
+    "reserved" / Reserved8 * "Reserved, sent as zero",
     "address"
     / Switch(
         this.option_code,
@@ -150,41 +168,49 @@ ADDRESS_BODY = Struct(
             ADDRESS_CODES["IPV4"]: IPv4Address(Bytes(4)),
         },
         default=HexColon(GreedyBytes),
-    ),
+    )
+    * "The LMA address",
     Terminated,
 )
 
 STANDARD_OPTIONS: dict[int, OptionBody] = {
     0: OptionBody(Struct(), key="pad1", title="Pad1", reference="RFC 6275 6.2.2"),
     1: OptionBody(
-        Struct("padding" / HexColon(GreedyBytes)),
+        Struct("padding" / HexColon(GreedyBytes) * "Padding octets, zero when sent"),
         key="padn",
         title="PadN",
         reference="RFC 6275 6.2.3",
     ),
     2: OptionBody(
-        Struct("refresh_interval" / Scaled(Int16ub, 4, "s")),
+        Struct(
+            "refresh_interval"
+            / Scaled(Int16ub, 4, "s")
+            * "Interval after which the mobile node should refresh its binding"
+        ),
         key="binding_refresh_advice",
         title="Binding Refresh Advice",
         reference="RFC 6275 6.2.4",
         align=(2, 0),
     ),
     3: OptionBody(
-        Struct("address" / IPv6Address(Bytes(16))),
+        Struct("address" / IPv6Address(Bytes(16)) * "The care-of address to register"),
         key="alternate_care_of_address",
         title="Alternate Care-of Address",
         reference="RFC 6275 6.2.5",
         align=(8, 6),
     ),
     4: OptionBody(
-        Struct("home_nonce_index" / Int16ub, "care_of_nonce_index" / Int16ub),
+        Struct(
+            "home_nonce_index" / Int16ub * "Index of the home nonce used",
+            "care_of_nonce_index" / Int16ub * "Index of the care-of nonce used",
+        ),
         key="nonce_indices",
         title="Nonce Indices",
         reference="RFC 6275 6.2.6",
         align=(2, 0),
     ),
     5: OptionBody(
-        Struct("authenticator" / HexColon(GreedyBytes)),
+        Struct("authenticator" / HexColon(GreedyBytes) * "Authenticator of the binding"),
         key="binding_authorization_data",
         title="Binding Authorization Data",
         reference="RFC 6275 6.2.7",
@@ -192,7 +218,7 @@ STANDARD_OPTIONS: dict[int, OptionBody] = {
     ),
     8: OptionBody(
         Struct(
-            "subtype" / NamedEnum(Int8ub, **MN_ID_SUBTYPES),
+            "subtype" / NamedEnum(Int8ub, **MN_ID_SUBTYPES) * "Kind of identifier",
             "identifier"
             / Switch(
                 this.subtype,
@@ -201,7 +227,8 @@ STANDARD_OPTIONS: dict[int, OptionBody] = {
                     MN_ID_SUBTYPES["IPV6_ADDRESS"]: IPv6Address(Bytes(16)),
                 },
                 default=HexColon(GreedyBytes),
-            ),
+            )
+            * "The mobile node's identifier",
             Terminated,
         ),
         key="mn_identifier",
@@ -210,13 +237,17 @@ STANDARD_OPTIONS: dict[int, OptionBody] = {
         min_length=1,
     ),
     18: OptionBody(
-        Struct("data" / HexColon(GreedyBytes)),
+        Struct("data" / HexColon(GreedyBytes) * "Experimental data"),
         key="experimental",
         title="Experimental",
         reference="RFC 5096",
     ),
     19: OptionBody(
-        Struct("vendor_id" / Int32ub, "subtype" / Int8ub, "data" / HexColon(GreedyBytes)),
+        Struct(
+            "vendor_id" / Int32ub * "IANA enterprise number of the vendor",
+            "subtype" / Int8ub * "Vendor-defined kind of data",
+            "data" / HexColon(GreedyBytes) * "Vendor-specific data",
+        ),
         key="vendor_specific",
         title="Vendor-Specific",
         reference="RFC 5094",
@@ -224,26 +255,41 @@ STANDARD_OPTIONS: dict[int, OptionBody] = {
         min_length=5,
     ),
     22: OptionBody(
-        Struct("reserved" / Reserved8, "prefix_length" / Int8ub, "prefix" / IPv6Address(Bytes(16))),
+        Struct(
+            "reserved" / Reserved8 * "Reserved, sent as zero",
+            "prefix_length" / Int8ub * "Length of the home network prefix in bits",
+            "prefix" / IPv6Address(Bytes(16)) * "The mobile node's home network prefix",
+        ),
         key="home_network_prefix",
         title="Home Network Prefix",
         reference="RFC 5213 8.3",
         align=(8, 4),
     ),
     23: OptionBody(
-        Struct("reserved" / Reserved8, "indicator" / NamedEnum(Int8ub, **HANDOFF_INDICATORS)),
+        Struct(
+            "reserved" / Reserved8 * "Reserved, sent as zero",
+            "indicator" / NamedEnum(Int8ub, **HANDOFF_INDICATORS) * "Kind of handoff",
+        ),
         key="handoff_indicator",
         title="Handoff Indicator",
         reference="RFC 5213 8.4",
     ),
     24: OptionBody(
-        Struct("reserved" / Reserved8, "technology" / NamedEnum(Int8ub, **ACCESS_TECHNOLOGIES)),
+        Struct(
+            "reserved" / Reserved8 * "Reserved, sent as zero",
+            "technology"
+            / NamedEnum(Int8ub, **ACCESS_TECHNOLOGIES)
+            * "Access technology the mobile node attaches by",
+        ),
         key="access_technology_type",
         title="Access Technology Type",
         reference="RFC 5213 8.5",
     ),
     25: OptionBody(
-        Struct("reserved" / Reserved16, "identifier" / HexColon(GreedyBytes)),
+        Struct(
+            "reserved" / Reserved16 * "Reserved, sent as zero",
+            "identifier" / HexColon(GreedyBytes) * "Link-layer identifier of the mobile node",
+        ),
         key="mn_link_layer_identifier",
         title="Mobile Node Link-layer Identifier",
         reference="RFC 5213 8.6",
@@ -251,14 +297,14 @@ STANDARD_OPTIONS: dict[int, OptionBody] = {
         min_length=2,
     ),
     26: OptionBody(
-        Struct("address" / IPv6Address(Bytes(16))),
+        Struct("address" / IPv6Address(Bytes(16)) * "Link-local address of the access link"),
         key="link_local_address",
         title="Link-local Address",
         reference="RFC 5213 8.7",
         align=(8, 6),
     ),
     27: OptionBody(
-        Struct("timestamp" / TimestampField()),
+        Struct("timestamp" / TimestampField() * "Time the message was sent"),
         key="timestamp",
         title="Timestamp",
         reference="RFC 5213 8.8",
@@ -266,15 +312,16 @@ STANDARD_OPTIONS: dict[int, OptionBody] = {
     ),
     40: OptionBody(
         Struct(
-            "reserved" / Reserved16,
+            "reserved" / Reserved16 * "Reserved, sent as zero",
             "requests"
             / GreedyRange(
                 Struct(
-                    "request_type" / Int8ub,
-                    "request_length" / Int8ub,
-                    "data" / HexColon(Bytes(this.request_length)),
+                    "request_type" / Int8ub * "Mobility option type of the context requested",
+                    "request_length" / Int8ub * "Octets of request data",
+                    "data" / HexColon(Bytes(this.request_length)) * "Request data",
                 )
-            ),
+            )
+            * "The context requests",
             Terminated,
         ),
         key="context_request",
@@ -291,9 +338,9 @@ STANDARD_OPTIONS: dict[int, OptionBody] = {
     ),
     51: OptionBody(
         Struct(
-            "reserved" / Reserved8,
-            "address_length" / Int8ub,
-            "address" / IPv6Address(Bytes(16)),
+            "reserved" / Reserved8 * "Reserved, sent as zero",
+            "address_length" / Int8ub * "Length of the MAG address in bits",
+            "address" / IPv6Address(Bytes(16)) * "IPv6 address of the MAG",
         ),
         key="mag_ipv6_address",
         title="MAG IPv6 Address",
@@ -309,13 +356,14 @@ def draft_options(numbers: Numbers) -> dict[int, OptionBody]:
     return {
         t["new_ap_id"]: OptionBody(
             Struct(
-                "id_type" / NamedEnum(Int8ub, **AP_ID_TYPES),
+                "id_type" / NamedEnum(Int8ub, **AP_ID_TYPES) * "Kind of access point identifier",
                 "identifier"
                 / Switch(
                     this.id_type,
                     {AP_ID_TYPES["NAME"]: Text(GreedyBytes)},
                     default=HexColon(GreedyBytes),
-                ),
+                )
+                * "Identifier of the access point the mobile node moves to",
                 Terminated,
             ),
             key="new_ap_id",
@@ -334,7 +382,7 @@ def draft_options(numbers: Numbers) -> dict[int, OptionBody]:
 
 
 UNKNOWN_OPTION = OptionBody(
-    Struct("data" / HexColon(GreedyBytes)),
+    Struct("data" / HexColon(GreedyBytes) * "Option data"),
     key="unknown",
     title="Unknown option",
     reference="RFC 6275 6.2.1",
@@ -344,12 +392,12 @@ UNKNOWN_OPTION = OptionBody(
 
 BINDING_UPDATE = MessageBody(
     Struct(
-        "sequence" / Int16ub,
+        "sequence" / Int16ub * SEQUENCE,
         "flags" / Flags(
             Int16ub, A=0x8000, H=0x4000, L=0x2000, K=0x1000, M=0x0800, R=0x0400,
             P=0x0200, F=0x0100, T=0x0080, B=0x0040, S=0x0020, D=0x0010,
-        ),
-        "lifetime" / Lifetime,
+        ) * FLAGS,
+        "lifetime" / Lifetime * LIFETIME_REQUESTED,
     ),
     key="binding_update", name="BU", proxy_flag="P", proxy_name="PBU",
     title="Binding Update", reference="RFC 6275 6.1.7, RFC 5213 8.1", role="request",
@@ -357,10 +405,10 @@ BINDING_UPDATE = MessageBody(
 
 BINDING_ACK = MessageBody(
     Struct(
-        "status" / NamedEnum(Int8ub, **BA_STATUS),
-        "flags" / Flags(Int8ub, K=0x80, R=0x40, P=0x20, T=0x10, B=0x08, S=0x04, D=0x02),
-        "sequence" / Int16ub,
-        "lifetime" / Lifetime,
+        "status" / NamedEnum(Int8ub, **BA_STATUS) * STATUS,
+        "flags" / Flags(Int8ub, K=0x80, R=0x40, P=0x20, T=0x10, B=0x08, S=0x04, D=0x02) * FLAGS,
+        "sequence" / Int16ub * SEQUENCE,
+        "lifetime" / Lifetime * LIFETIME_GRANTED,
     ),
     key="binding_ack",
     name="BA",
@@ -376,7 +424,11 @@ BINDING_ACK = MessageBody(
 def _request(key: str, name: str, title: str, **flags: int) -> MessageBody:
     # Requests mirror the PBU's fixed part (docs/wire-format.md 3).
     return MessageBody(
-        Struct("sequence" / Int16ub, "flags" / Flags(Int16ub, **flags), "lifetime" / Lifetime),
+        Struct(
+            "sequence" / Int16ub * SEQUENCE,
+            "flags" / Flags(Int16ub, **flags) * FLAGS,
+            "lifetime" / Lifetime * LIFETIME_REQUESTED,
+        ),
         key=key,
         name=name,
         title=title,
@@ -389,10 +441,10 @@ def _response(key: str, name: str, title: str, answers: str, **flags: int) -> Me
     # Responses mirror the PBA's fixed part (docs/wire-format.md 3).
     return MessageBody(
         Struct(
-            "status" / NamedEnum(Int8ub, **HANDOVER_STATUS),
-            "flags" / Flags(Int8ub, **flags),
-            "sequence" / Int16ub,
-            "lifetime" / Lifetime,
+            "status" / NamedEnum(Int8ub, **HANDOVER_STATUS) * STATUS,
+            "flags" / Flags(Int8ub, **flags) * FLAGS,
+            "sequence" / Int16ub * SEQUENCE,
+            "lifetime" / Lifetime * LIFETIME_GRANTED,
         ),
         key=key,
         name=name,
@@ -422,39 +474,69 @@ def draft_messages(numbers: Numbers) -> dict[int, MessageBody]:
     }
 
 
-RAW_BODY = Struct("data" / HexColon(GreedyBytes))
+RAW_BODY = Struct("data" / HexColon(GreedyBytes) * "Message data")
+
+
+def _plan_spec(body: OptionBody) -> OptionSpec:
+    plan = make_plan(body.subcon)
+
+    def decode(data: bytes, pos: int, end: int) -> dict[str, Any]:
+        fields: dict[str, Any] = plan(data, pos, end, {})[0]
+        return fields
+
+    return OptionSpec(decode, body.length, body.min_length, body.align, body.key, body.title)
 
 
 class MobilityOptions(Construct):
     """The option list of a Mobility Header: a strict TLV walk over known cases.
 
     ``cases`` maps option type to :class:`OptionBody`; types not in it are kept
-    as :data:`UNKNOWN_OPTION`. The walk itself lives in :mod:`lmaho_wire.codec`
-    (one implementation for this construct and for the fast decoder).
+    as :data:`UNKNOWN_OPTION`. Parsing uses the one walk of
+    :mod:`lmaho_wire.options` with plans derived from construct, the
+    reference the codec's compiled decoders are tested against.
     """
 
     def __init__(self, cases: dict[int, OptionBody]) -> None:
         super().__init__()
         self.cases = cases
+        # The plans, made on first parse (the codec does not parse through here).
+        self._specs: tuple[dict[int, OptionSpec], OptionSpec] | None = None
 
     def _parse(self, stream, context, path):  # type: ignore[no-untyped-def]
-        from construct import stream_read_entire, stream_tell
-
-        from .codec import walk_options
-
+        if self._specs is None:
+            known = {t: _plan_spec(b) for t, b in self.cases.items()}
+            self._specs = (known, _plan_spec(UNKNOWN_OPTION))
         # FixedSized hands a substream whose tell() is the offset in the whole MH.
         base = stream_tell(stream, path)
         data = stream_read_entire(stream, path)
-        options, _findings = walk_options(self.cases, bytes(base) + data, base, base + len(data))
+        options, _findings = walk_options(*self._specs, bytes(base) + data, base, base + len(data))
         return options
 
     def _build(self, obj, stream, context, path):  # type: ignore[no-untyped-def]
-        from construct import stream_write
-
         for opt in obj:
             octets = opt.to_bytes()
             stream_write(stream, octets, len(octets), path)
         return obj
+
+
+class Layout(NamedTuple):
+    """The Mobility Header declaration taken apart, as the codec and the generator read it.
+
+    ``header`` holds the header fields, ``offsets`` maps each to its (offset,
+    size); ``region`` is the FixedSized message region after them, ``body``
+    and ``options`` the Switches (on the MH type) of message bodies and of
+    option lists inside it.
+    """
+
+    header: Struct
+    offsets: dict[str, tuple[int, int]]
+    region: FixedSized
+    body: Switch
+    options: Switch
+
+    @property
+    def header_size(self) -> int:
+        return sum(size for _, size in self.offsets.values())
 
 
 @dataclass(frozen=True)
@@ -467,6 +549,29 @@ class Schema:
     options: dict[int, OptionBody]
     mh_type_names: dict[int, str]
     mobility_header: Construct
+
+    def layout(self) -> Layout:
+        """:attr:`mobility_header` taken apart; ValueError when it is not shaped so."""
+        subcons = list(self.mobility_header.subcons)
+        region = unrename(subcons[-1])
+        if not isinstance(region, FixedSized):
+            raise ValueError("mobility_header must end in a FixedSized message region")
+        inner = unrename(region.subcon)
+        if not isinstance(inner, Struct) or len(inner.subcons) != 2:
+            raise ValueError("the message region must hold a body and an options Switch")
+        body, options = (unrename(sc) for sc in inner.subcons)
+        if not isinstance(body, Switch) or not isinstance(options, Switch):
+            raise ValueError("body and options must be Switches on the MH type")
+        offsets: dict[str, tuple[int, int]] = {}
+        pos = 0
+        for sc in subcons[:-1]:
+            try:
+                size = int(sc.sizeof())
+            except Exception:  # construct raises SizeofError for variable sizes
+                raise ValueError(f"header field {sc.name} has no fixed size") from None
+            offsets[sc.name] = (pos, size)
+            pos += size
+        return Layout(Struct(*subcons[:-1]), offsets, region, body, options)
 
     def message_by_key(self, key: str) -> tuple[int, MessageBody]:
         for mh_type, body in self.messages.items():
@@ -491,11 +596,13 @@ def make_schema(numbers: Numbers | None = None) -> Schema:
     type_names = {v: k for k, v in IANA_MH_TYPES.items()}
     type_names.update({t: b.name for t, b in messages.items() if t not in (5, 6)})
     mh_header = Struct(
-        "payload_proto" / Int8ub,
-        "header_len" / Int8ub,
-        "mh_type" / NamedEnum(Int8ub, **{name: t for t, name in type_names.items()}),
-        "reserved" / Reserved8,
-        "checksum" / Int16ub,
+        "payload_proto" / Int8ub * "Payload Proto: the header after this one, 59 (none)",
+        "header_len" / Int8ub * "Header Len: length in 8-octet units, not counting the first 8",
+        "mh_type"
+        / NamedEnum(Int8ub, **{name: t for t, name in type_names.items()})
+        * "Mobility Header type (RFC 6275 6.1.1)",
+        "reserved" / Reserved8 * "Reserved, sent as zero",
+        "checksum" / Int16ub * "Mobility Header checksum (RFC 6275 6.1.1)",
     )
     mobility_header = Struct(
         *mh_header.subcons,

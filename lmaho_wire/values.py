@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as _dt
+import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,3 +95,20 @@ class Timestamp:
 
     def to_json(self) -> dict[str, Any]:
         return {"seconds": self.seconds, "fraction": self.fraction, "utc": str(self)}
+
+
+def jsonable(value: Any) -> Any:
+    """A decoded field value as JSON-ready data."""
+    if isinstance(value, Named | FlagBits | Timestamp):
+        return value.to_json()
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return str(value)
+    if isinstance(value, bytes | bytearray):
+        return value.hex()
+    if isinstance(value, Mapping):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return str(value)

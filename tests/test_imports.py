@@ -21,8 +21,6 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 from typing import NamedTuple
 
-import pytest
-
 from support.paths import ROOT
 
 ImportGraph = dict[str, set[str]]
@@ -161,7 +159,6 @@ def project_graph() -> ImportGraph:
 # --- the project -----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="codec/registry/schema cycle removed on branch h2-codec")
 def test_no_import_cycle_among_the_project_s_modules() -> None:
     found = cycles(project_graph())
     assert not found, "import cycles: " + "; ".join(map(str, found))

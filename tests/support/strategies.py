@@ -21,14 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from construct import (
-    Adapter,
     Bytes,
     BytesInteger,
     Construct,
     FormatField,
     GreedyBytes,
     GreedyRange,
-    Renamed,
     Struct,
     Switch,
     Terminated,
@@ -37,6 +35,7 @@ from hypothesis import strategies as st
 
 from lmaho_wire import Option, Timestamp, current_schema
 from lmaho_wire.fields import (
+    FieldVisitor,
     Flags,
     HexColon,
     IPv4Address,
@@ -44,9 +43,11 @@ from lmaho_wire.fields import (
     MessageBody,
     NamedEnum,
     OptionBody,
+    Reserved,
     Scaled,
     Text,
     TimestampField,
+    unrename,
 )
 
 Draw = Callable[[st.SearchStrategy[Any]], Any]
@@ -66,7 +67,8 @@ class Drawn:
 
 def int_range(subcon: Construct) -> tuple[int, int]:
     """The unsigned range of an integer construct (FormatField or BytesInteger)."""
-    if isinstance(subcon, Renamed):
+    subcon = unrename(subcon)
+    if isinstance(subcon, Reserved):
         return int_range(subcon.subcon)
     if isinstance(subcon, FormatField):
         assert subcon.fmtstr[-1] in "BHILQ", f"signed or float field {subcon.fmtstr}"
@@ -78,6 +80,7 @@ def int_range(subcon: Construct) -> tuple[int, int]:
 
 
 def _octets(draw: Draw, subcon: Construct, ctx: dict[str, Any]) -> bytes:
+    subcon = unrename(subcon)
     if subcon is GreedyBytes:
         return bytes(draw(st.binary(max_size=MAX_GREEDY)))
     if isinstance(subcon, Bytes):
@@ -86,71 +89,96 @@ def _octets(draw: Draw, subcon: Construct, ctx: dict[str, Any]) -> bytes:
     raise NotImplementedError(f"not an octet construct: {subcon!r}")
 
 
-def draw_field(draw: Draw, subcon: Construct, ctx: dict[str, Any]) -> Drawn:
-    """Draw one field of ``subcon``; ``ctx`` holds the expected values of earlier siblings."""
-    if isinstance(subcon, Renamed):
-        return draw_field(draw, subcon.subcon, ctx)
-    if isinstance(subcon, NamedEnum):
-        lo, hi = int_range(subcon.subcon)
-        names = [str(n) for n in subcon.encmapping]
-        if names and draw(st.booleans()):
-            name = draw(st.sampled_from(names))
-            return Drawn(name, int(subcon.encmapping[name]))
+class _Strategy(FieldVisitor[tuple[Draw, dict[str, Any]], Drawn]):
+    """Draws one field; the argument is the draw function and the expected values of
+    earlier siblings."""
+
+    def integer(self, c: Construct, arg: tuple[Draw, dict[str, Any]]) -> Drawn:
+        draw, _ = arg
+        lo, hi = int_range(c)
         n = draw(st.integers(lo, hi))
         return Drawn(n, n)
-    if isinstance(subcon, Flags):
-        lo, hi = int_range(subcon.subcon)
-        how = draw(st.sampled_from(["int", "names", "mapping"] if subcon.masks else ["int"]))
+
+    def enum(self, c: NamedEnum, arg: tuple[Draw, dict[str, Any]]) -> Drawn:
+        draw, _ = arg
+        lo, hi = int_range(c.subcon)
+        names = [str(n) for n in c.encmapping]
+        if names and draw(st.booleans()):
+            name = draw(st.sampled_from(names))
+            return Drawn(name, int(c.encmapping[name]))
+        n = draw(st.integers(lo, hi))
+        return Drawn(n, n)
+
+    def flags(self, c: Flags, arg: tuple[Draw, dict[str, Any]]) -> Drawn:
+        draw, _ = arg
+        lo, hi = int_range(c.subcon)
+        how = draw(st.sampled_from(["int", "names", "mapping"] if c.masks else ["int"]))
         if how == "int":
             n = draw(st.integers(lo, hi))
             return Drawn(n, n)
-        chosen = draw(st.sets(st.sampled_from(sorted(subcon.masks))))
+        chosen = draw(st.sets(st.sampled_from(sorted(c.masks))))
         n = 0
         for name in chosen:
-            n |= subcon.masks[name]
+            n |= c.masks[name]
         if how == "names":
             return Drawn(chosen, n)
-        return Drawn({name: name in chosen for name in subcon.masks}, n)
-    if isinstance(subcon, Scaled):
-        lo, hi = int_range(subcon.subcon)
-        n = draw(st.integers(lo, hi)) * subcon.factor
+        return Drawn({name: name in chosen for name in c.masks}, n)
+
+    def scaled(self, c: Scaled, arg: tuple[Draw, dict[str, Any]]) -> Drawn:
+        draw, _ = arg
+        lo, hi = int_range(c.subcon)
+        n = draw(st.integers(lo, hi)) * c.factor
         return Drawn(n, n)
-    if isinstance(subcon, IPv6Address | IPv4Address):
-        raw = _octets(draw, subcon.subcon, ctx)
-        cls = ipaddress.IPv6Address if isinstance(subcon, IPv6Address) else ipaddress.IPv4Address
+
+    def _address(self, c: Any, arg: tuple[Draw, dict[str, Any]], cls: Any) -> Drawn:
+        draw, ctx = arg
+        raw = _octets(draw, c.subcon, ctx)
         addr = cls(raw)
         return Drawn(draw(st.sampled_from([str(addr), addr, raw])), addr)
-    if isinstance(subcon, HexColon):
-        raw = _octets(draw, subcon.subcon, ctx)
+
+    def ipv6(self, c: IPv6Address, arg: tuple[Draw, dict[str, Any]]) -> Drawn:
+        return self._address(c, arg, ipaddress.IPv6Address)
+
+    def ipv4(self, c: IPv4Address, arg: tuple[Draw, dict[str, Any]]) -> Drawn:
+        return self._address(c, arg, ipaddress.IPv4Address)
+
+    def hex(self, c: HexColon, arg: tuple[Draw, dict[str, Any]]) -> Drawn:
+        draw, ctx = arg
+        raw = _octets(draw, c.subcon, ctx)
         forms = [raw, raw.hex(":"), raw.hex()]
         return Drawn(draw(st.sampled_from(forms)), raw.hex(":"))
-    if isinstance(subcon, Text):
-        raw = _octets(draw, subcon.subcon, ctx)
+
+    def text(self, c: Text, arg: tuple[Draw, dict[str, Any]]) -> Drawn:
+        draw, ctx = arg
+        raw = _octets(draw, c.subcon, ctx)
         if draw(st.booleans()):
             text = draw(st.text(max_size=MAX_GREEDY // 4))
             raw = text.encode("utf-8")
         text = raw.decode("utf-8", "surrogateescape")
         return Drawn(draw(st.sampled_from([text, raw])), text)
-    if isinstance(subcon, TimestampField):
+
+    def timestamp(self, c: TimestampField, arg: tuple[Draw, dict[str, Any]]) -> Drawn:
+        draw, _ = arg
         ts = Timestamp(draw(st.integers(0, (1 << 48) - 1)), draw(st.integers(0, 0xFFFF)))
         return Drawn(ts, ts)
-    if isinstance(subcon, FormatField | BytesInteger):
-        lo, hi = int_range(subcon)
-        n = draw(st.integers(lo, hi))
-        return Drawn(n, n)
-    if isinstance(subcon, Struct):
-        return draw_struct(draw, subcon)
-    if isinstance(subcon, Switch):
-        key = subcon.keyfunc(ctx) if callable(subcon.keyfunc) else subcon.keyfunc
-        return draw_field(draw, subcon.cases.get(key, subcon.default), ctx)
-    if isinstance(subcon, GreedyRange):
-        items = [
-            draw_field(draw, subcon.subcon, {}) for _ in range(draw(st.integers(0, MAX_REPEAT)))
-        ]
+
+    def struct(self, c: Struct, arg: tuple[Draw, dict[str, Any]]) -> Drawn:
+        return draw_struct(arg[0], c)
+
+    def switch(self, c: Switch, arg: tuple[Draw, dict[str, Any]]) -> Drawn:
+        _, ctx = arg
+        key = c.keyfunc(ctx) if callable(c.keyfunc) else c.keyfunc
+        return self.visit(c.cases.get(key, c.default), arg)
+
+    def repeat(self, c: GreedyRange, arg: tuple[Draw, dict[str, Any]]) -> Drawn:
+        draw, _ = arg
+        items = [self.visit(c.subcon, (draw, {})) for _ in range(draw(st.integers(0, MAX_REPEAT)))]
         return Drawn([i.value for i in items], [i.expected for i in items])
-    if isinstance(subcon, Adapter):
-        raise NotImplementedError(f"the strategies do not know {type(subcon).__name__}")
-    raise NotImplementedError(f"no strategy for {type(subcon).__name__}")
+
+
+def draw_field(draw: Draw, subcon: Construct, ctx: dict[str, Any]) -> Drawn:
+    """Draw one field of ``subcon``; ``ctx`` holds the expected values of earlier siblings."""
+    return _Strategy().visit(subcon, (draw, ctx))
 
 
 def draw_struct(draw: Draw, subcon: Struct) -> Drawn:
