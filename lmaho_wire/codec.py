@@ -56,6 +56,7 @@ __all__ = [
     "decode",
     "default_codec",
     "jsonable",
+    "on_use_numbers",
     "option",
     "option_from_fields",
     "padding",
@@ -540,6 +541,8 @@ _, _make_message = frozen_maker(Message)
 # --- the default codec ------------------------------------------------------------------
 
 _default: Codec | None = None
+# Called with the new schema whenever use_numbers replaces the default codec.
+_numbers_listeners: list[Callable[[Schema], None]] = []
 # The numbers file the default codec was made from (None: defaults or Python).
 _source: str | None = None
 
@@ -565,7 +568,15 @@ def use_numbers(numbers: Numbers) -> Schema:
     numbers.validate()
     _default = Codec(make_schema(numbers))
     _source = None
+    for listener in _numbers_listeners:
+        listener(_default.schema)
     return _default.schema
+
+
+def on_use_numbers(listener: Callable[[Schema], None]) -> None:
+    """Have ``listener(schema)`` called whenever :func:`use_numbers` changes the numbers in
+    force (the scapy layers rebind so)."""
+    _numbers_listeners.append(listener)
 
 
 def use_numbers_file(path: str | os.PathLike[str]) -> Schema:
