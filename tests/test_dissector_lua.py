@@ -2,7 +2,8 @@
 
 Every packet of the sample captures (the project's pcaps/ and the ones
 dissector/_samples.py builds from the schema) is decoded by the codec and by
-tshark with dissector/lmaho.lua; the expected Wireshark fields are derived
+tshark with dissector/lmaho.lua (read through pyshark where the codec's fields
+are compared with the dissector's); the expected Wireshark fields are derived
 by walking the schema's construct objects and the codec's decoded values,
 never from a list of names written here. Each capture goes through tshark
 once, so the whole module stays within a few tshark runs.
@@ -29,7 +30,7 @@ from lmaho_wire.dissect import analyse_frame
 from lmaho_wire.fields import FieldVisitor, Flags, Scaled, TimestampField, unrename
 from support.paths import DISSECTOR_LUA as LUA
 from support.paths import PCAPS
-from support.tshark import lua_errors, tshark_run
+from support.tshark import DissectorView, dissector_views, lua_errors, tshark_run
 
 
 def pdml_packets(tshark: str, capture: Path, *args: str) -> list[ET.Element]:
@@ -155,19 +156,18 @@ def same(kind: str, want: Any, show: str) -> bool:
     return show == want
 
 
-def compare(msg: Message, shown: list[tuple[str, str]]) -> list[str]:
-    """Walk the expected fields in order through what tshark shows; return mismatches."""
+def compare(msg: Message, view: DissectorView) -> list[str]:
+    """Each expected field against the dissector's items of that name, in order; return
+    mismatches."""
     problems = []
-    i = 0
+    taken: dict[str, int] = {}
     for abbrev, kind, want in expected(msg):
-        while i < len(shown) and shown[i][0] != abbrev:
-            i += 1
-        if i == len(shown):
+        shows = view.shows(abbrev)
+        i = taken[abbrev] = taken.get(abbrev, -1) + 1
+        if i == len(shows):
             problems.append(f"{abbrev} missing (want {want!r})")
-            break
-        if not same(kind, want, shown[i][1]):
-            problems.append(f"{abbrev}: codec {want!r}, dissector {shown[i][1]!r}")
-        i += 1
+        elif not same(kind, want, shows[i]):
+            problems.append(f"{abbrev}: codec {want!r}, dissector {shows[i]!r}")
     return problems
 
 
@@ -207,10 +207,10 @@ def test_every_codec_field_is_shown(tshark: str, samples: list[Path]) -> None:
     compared: set[str] = set()
     options_seen: set[int] = set()
     for capture in samples:
-        packets = pdml_packets(tshark, capture, "-o", "lmaho.show_pmip:TRUE")
+        views = dissector_views(tshark, capture, {"lmaho.show_pmip": "TRUE"})
         frames = list(read_frames(capture))
-        assert len(packets) == len(frames)
-        for frame, packet in zip(frames, packets, strict=True):
+        assert len(views) == len(frames)
+        for frame, view in zip(frames, views, strict=True):
             rec = analyse_frame(frame)
             msg = rec.message
             if msg is None or msg.mh_type not in schema.messages:
@@ -221,9 +221,8 @@ def test_every_codec_field_is_shown(tshark: str, samples: list[Path]) -> None:
                      if isinstance(unrename(sc), Flags))
             ]:  # fmt: skip
                 continue  # plain BU/BA: Wireshark's alone, lmaho adds nothing
-            top = proto(packet, "lmaho")
-            assert top is not None, f"{capture.name} frame {frame.number}: no lmaho tree"
-            problems = compare(msg, flat(top))
+            assert view.has_protocol("lmaho"), f"{capture.name} frame {frame.number}: no lmaho tree"
+            problems = compare(msg, view)
             assert not problems, f"{capture.name} frame {frame.number}: {problems}"
             compared.add(body.key)
             options_seen |= {o.type for o in msg.options}

@@ -1,10 +1,12 @@
-"""tshark with the generated dissector loaded, and what its output says about Lua errors."""
+"""tshark with the generated dissector loaded, and what its output says about Lua errors;
+the dissector's view of a capture read through pyshark."""
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from support.paths import DISSECTOR_LUA
 
@@ -47,3 +49,54 @@ def tshark_fields(
     # As root, tshark warns on stderr (running as user "root"): not a Lua problem.
     assert "Lua" not in result.stderr.replace('"root"', ""), result.stderr
     return [line.split("\t") for line in result.stdout.splitlines()]
+
+
+# Field names of what Wireshark's Lua and the dissector add to a packet when Lua code failed.
+LUA_ERROR_FIELDS = ("_ws.lua.error", "lmaho.internal_error")
+
+
+class DissectorView:
+    """One packet as pyshark reads it from tshark's PDML: the values shown per field name."""
+
+    def __init__(self, packet: Any) -> None:
+        self.packet = packet
+
+    def has_protocol(self, name: str) -> bool:
+        return any(layer.layer_name == name for layer in self.packet.layers)
+
+    def shows(self, name: str, *, anywhere: bool = False) -> list[str]:
+        """The ``show`` value of every item named ``name`` in the layer of its protocol (the
+        name's first part; with ``anywhere``, in every layer), in tree order."""
+        values: list[str] = []
+        protocol = name.split(".", 1)[0]
+        for layer in self.packet.layers:
+            if not anywhere and layer.layer_name != protocol:
+                continue
+            container = layer.get_field(name)
+            # pyshark also matches names that only differ in "." and "_": keep the exact one.
+            if container is not None and container.main_field.name == name:
+                values += [f.show for f in container.all_fields]
+        return values
+
+
+def dissector_views(
+    tshark: str, capture: Path, prefs: Mapping[str, str] | None = None
+) -> list[DissectorView]:
+    """Every packet of ``capture`` as tshark shows it with lmaho.lua loaded, read through
+    pyshark (one two-pass tshark run, so request/response tracking is filled in)."""
+    import pyshark
+
+    reader = pyshark.FileCapture(
+        str(capture),
+        tshark_path=tshark,
+        custom_parameters=["-2", "-X", f"lua_script:{DISSECTOR_LUA}"],
+        override_prefs=dict(prefs or {}),
+    )
+    try:
+        views = [DissectorView(packet) for packet in reader]
+    finally:
+        reader.close()
+    errors = [(n, v.shows(f, anywhere=True)) for n, v in enumerate(views, 1)
+              for f in LUA_ERROR_FIELDS if v.shows(f, anywhere=True)]  # fmt: skip
+    assert not errors, f"{capture.name}: Lua errors {errors}"
+    return views
