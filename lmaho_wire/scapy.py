@@ -102,6 +102,16 @@ class _TypeNumberField(EnumField):
         self.s2i = {v: k for k, v in names.items()}
 
 
+class _ChecksumField(Field[int | None, int]):
+    """A checksum, computed when unset and shown in hex as scapy shows its own."""
+
+    def __init__(self, name: str, size: int) -> None:
+        super().__init__(name, None, "!" + _STRUCT_FORMATS[size])
+
+    def i2repr(self, pkt: Packet | None, x: int | None) -> str:
+        return "None" if x is None else f"0x{x:0{2 * self.sz}x}"
+
+
 class _ScaledField(Field[int, int]):
     """A count of ``factor``-sized units on the wire, the quantity (seconds) in scapy."""
 
@@ -396,7 +406,9 @@ def _message_class(body: MessageBody, codec: Codec) -> type[DraftMobilityHeader]
     for i, fld in enumerate(header):
         if fld.name == type_field:
             header[i] = type_number_field
-        elif fld.name in (length_field, CHECKSUM_FIELD):
+        elif fld.name == CHECKSUM_FIELD:
+            header[i] = _ChecksumField(fld.name, layout.offsets[CHECKSUM_FIELD][1])
+        elif fld.name == length_field:
             fld.default = None
         elif fld.name == "payload_proto":
             fld.default = NO_NEXT_HEADER

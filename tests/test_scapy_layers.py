@@ -10,6 +10,7 @@ FieldVisitor, never from a list of names written here.
 
 from __future__ import annotations
 
+import doctest
 import ipaddress
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from lmaho_wire import Message, Numbers, Option, build, current_schema, decode, 
 from lmaho_wire.capture import read_frames
 from lmaho_wire.dissect import analyse_frame
 from lmaho_wire.fields import FieldVisitor, unrename
-from support.paths import SAMPLE_CAPTURES
+from support.paths import ROOT, SAMPLE_CAPTURES
 from support.strategies import DrawnOption, any_option, fields_of
 
 # --- codec values as scapy takes them -------------------------------------------------
@@ -285,3 +286,15 @@ def test_import_without_scapy_says_what_to_install() -> None:
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last == "ImportError: lmaho_wire.scapy needs scapy: pip install 'lmaho[scapy]'"
+
+
+def test_readme_scapy_session_runs_as_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # the session reads pcaps/ from the checkout
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## scapy") :]
+    session = section[section.index("```python") + len("```python") :]
+    session = session[: session.index("```")]
+    test = doctest.DocTestParser().get_doctest(session, {}, "README scapy", "README.md", 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.summarize(verbose=False) == (0, len(test.examples))
