@@ -298,7 +298,7 @@ def struct_fields(struct: Struct, remaining: LengthFrom, owner: str) -> list[Any
         counter: sc.name for sc in struct.subcons if (counter := _length_counter(sc)) is not None
     }
     fields: list[Any] = []
-    before = 0
+    before: int | None = 0  # octets of the fields so far; None once one has a variable size
     for sc in struct.subcons:
         if sc is Terminated or not sc.name:
             continue
@@ -306,17 +306,17 @@ def struct_fields(struct: Struct, remaining: LengthFrom, owner: str) -> list[Any
             size = _STRUCT_FORMATS[int(sc.sizeof())]
             fields.append(FieldLenField(sc.name, None, length_of=counted[sc.name], fmt=size))
         else:
-            left = before
-
-            def rest(pkt: Packet, left: int = left) -> int:
-                return remaining(pkt) - left
-
+            rest = _no_rest if before is None else _minus(remaining, before)
             fields.append(_ScapyField().visit(sc, _Place(sc.name, rest, owner)))
         try:
-            before += int(sc.sizeof())
-        except Exception:  # construct's SizeofError: variable size, nothing may follow
-            before = -1
+            before = None if before is None else before + int(sc.sizeof())
+        except Exception:  # construct's SizeofError: a variable size
+            before = None
     return fields
+
+
+def _minus(remaining: LengthFrom, octets: int) -> LengthFrom:
+    return lambda pkt: remaining(pkt) - octets
 
 
 def _camel(key: str) -> str:
@@ -359,19 +359,20 @@ class DraftMobilityHeader(_Aliased, inet6._MobilityHeader):
     type_field: ClassVar[_TypeNumberField]
     message_name: ClassVar[str]
     codec: ClassVar[Codec]
-    # Header fields computed when unset, and the ones a summary leaves out.
+    # The header fields' (offset, size), the one computed with the checksum when unset,
+    # and the fields a summary leaves out.
+    header_offsets: ClassVar[dict[str, tuple[int, int]]]
     length_field: ClassVar[str]
     quiet: ClassVar[frozenset[str]]
 
     def post_build(self, p: bytes, pay: bytes) -> bytes:
-        layout = self.codec.schema.layout()
         if self.getfieldval(self.length_field) is None:
-            at, size = layout.offsets[self.length_field]
+            at, size = self.header_offsets[self.length_field]
             base = self.codec.mh_length(0)
             length = (len(p) - base) // (self.codec.mh_length(1) - base)
             p = p[:at] + length.to_bytes(size, "big") + p[at + size :]
         if self.getfieldval(CHECKSUM_FIELD) is None:
-            at, size = layout.offsets[CHECKSUM_FIELD]
+            at, size = self.header_offsets[CHECKSUM_FIELD]
             checksum = inet6.in6_chksum(IPPROTO_MH, self.underlayer, p)
             p = p[:at] + checksum.to_bytes(size, "big") + p[at + size :]
         return p + pay
@@ -433,6 +434,7 @@ def _message_class(body: MessageBody, codec: Codec) -> type[DraftMobilityHeader]
         "type_field": type_number_field,
         "message_name": body.name,
         "codec": codec,
+        "header_offsets": layout.offsets,
         "length_field": length_field,
         "quiet": frozenset({*layout.offsets, *body.reserved}),
         "__doc__": f"{body.title}, {body.reference}.",

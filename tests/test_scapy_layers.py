@@ -224,7 +224,7 @@ def scapy_represents(drawn: DrawnOption) -> bool:
 
 
 @settings(
-    max_examples=60,
+    max_examples=100,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
