@@ -9,8 +9,9 @@ no class for (the PMIPv6 options, New AP Identifier, Previous LMA Address:
 scapy's Mobility Header and option dispatch (``scapy.layers.inet6``), so
 ``rdpcap`` shows them and ``IPv6(src=..., dst=...)/LMA_HO_Req(sequence=1,
 options=[...])`` builds the octets the codec builds, padding and checksum
-included. Fields carry the schema's names and the codec's units (a lifetime
-in seconds); scapy's own names of the Mobility Header fields (``seq``,
+included (:func:`unbind` gives scapy its own view back, :func:`bind` ours).
+Fields carry the schema's names and the codec's units (a lifetime in
+seconds); scapy's own names of the Mobility Header fields (``seq``,
 ``cksum``, ``len``, ...) are accepted too. The type numbers follow
 :func:`lmaho_wire.use_numbers`: the classes stay, their numbers and the
 dispatch tables are rebound.
@@ -44,7 +45,14 @@ except ImportError:
 
 from construct import Bytes, Construct, GreedyBytes, GreedyRange, Struct, Switch, Terminated
 
-from .codec import CHECKSUM_FIELD, NO_NEXT_HEADER, Codec, default_codec, on_use_numbers
+from .codec import (
+    CHECKSUM_FIELD,
+    NO_NEXT_HEADER,
+    Codec,
+    current_schema,
+    default_codec,
+    on_use_numbers,
+)
 from .compiler import path_names
 from .fields import (
     FieldVisitor,
@@ -489,28 +497,55 @@ _codec = default_codec()
 MESSAGE_LAYERS, OPTION_LAYERS = _make_layers(_codec)
 
 
-def bind(schema: Schema) -> None:
-    """Give the layers the type numbers of ``schema`` and bind them into scapy's dispatch
-    (called on import and by :func:`lmaho_wire.use_numbers`)."""
-    for table, layers, own in (
-        (inet6._mip6_mhtype2cls, MESSAGE_LAYERS, SCAPY_MH_TYPES),
-        (inet6.moboptcls, OPTION_LAYERS, SCAPY_OPTION_TYPES),
-    ):
-        for number in [n for n, cls in table.items() if n not in own and cls in layers.values()]:
-            del table[number]
+# scapy's tables and the classes of ours each dispatches to.
+_TABLES = (
+    (inet6._mip6_mhtype2cls, MESSAGE_LAYERS),
+    (inet6.moboptcls, OPTION_LAYERS),
+)
+_bound = False
+
+
+def _renumber(schema: Schema) -> None:
+    """Give the layers the type numbers (and the MH type names) of ``schema``."""
     for t, body in schema.messages.items():
         if body.key in MESSAGE_LAYERS:
             MESSAGE_LAYERS[body.key].type_number = t
-            inet6._mip6_mhtype2cls[t] = MESSAGE_LAYERS[body.key]
     for message in MESSAGE_LAYERS.values():
         message.type_field.rename(schema.mh_type_names)
     for t, body in schema.options.items():
         if body.key in OPTION_LAYERS:
             OPTION_LAYERS[body.key].type_number = t
             OPTION_LAYERS[body.key].type_field.rename({t: body.title})
-            inet6.moboptcls[t] = OPTION_LAYERS[body.key]
+
+
+def unbind() -> None:
+    """Take the layers out of scapy's dispatch: scapy dissects as it does on its own."""
+    global _bound
+    for table, layers in _TABLES:
+        ours = set(layers.values())
+        for number in [n for n, cls in table.items() if cls in ours]:
+            del table[number]
+    _bound = False
+
+
+def bind(schema: Schema | None = None) -> None:
+    """Bind the layers into scapy's dispatch with the numbers of ``schema`` (the schema in
+    force when None). Importing this module does it; :func:`lmaho_wire.use_numbers` rebinds."""
+    global _bound
+    unbind()
+    _renumber(schema or current_schema())
+    for table, layers in _TABLES:
+        table.update({cls.type_number: cls for cls in layers.values()})
+    _bound = True
+
+
+def _follow_numbers(schema: Schema) -> None:
+    if _bound:
+        bind(schema)
+    else:
+        _renumber(schema)
 
 
 bind(_codec.schema)
-on_use_numbers(bind)
+on_use_numbers(_follow_numbers)
 globals().update({cls.__name__: cls for cls in (*MESSAGE_LAYERS.values(), *OPTION_LAYERS.values())})

@@ -14,6 +14,7 @@ import doctest
 import ipaddress
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,6 +33,19 @@ from lmaho_wire.dissect import analyse_frame
 from lmaho_wire.fields import FieldVisitor, unrename
 from support.paths import ROOT, SAMPLE_CAPTURES
 from support.strategies import DrawnOption, any_option, fields_of
+
+# Importing binds the layers into scapy for the whole process; the codec judges
+# (test_codec_judges.py) want scapy on its own, so they are bound only while this
+# module's tests run.
+layers.unbind()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def bound_layers() -> Iterator[None]:
+    layers.bind()
+    yield
+    layers.unbind()
+
 
 # --- codec values as scapy takes them -------------------------------------------------
 
@@ -271,6 +285,32 @@ def test_layers_follow_use_numbers() -> None:
         use_numbers(Numbers())
     assert req.type_number == default_req and inet6._mip6_mhtype2cls[default_req] is req
     assert inet6._mip6_mhtype2cls.get(240) is None
+
+
+def test_unbind_gives_scapy_its_own_view_back() -> None:
+    capture = next(p for p in SAMPLE_CAPTURES if p.name == "handover.pcap")
+    init_type = layers.MESSAGE_LAYERS["lma_ho_init"].type_number
+    hnp = layers.OPTION_LAYERS["home_network_prefix"]
+    try:
+        layers.unbind()
+        plain = rdpcap(str(capture))
+        # A renumbering while unbound renumbers the classes but binds nothing.
+        use_numbers(Numbers().with_overrides({"LMA_HO_Init": 242}))
+        assert layers.MESSAGE_LAYERS["lma_ho_init"].type_number == 242
+        assert 242 not in inet6._mip6_mhtype2cls
+    finally:
+        use_numbers(Numbers())
+        layers.bind()
+    assert not any(isinstance(mobility_layer(p), layers.DraftMobilityHeader) for p in plain)
+    generic = [mobility_layer(p) for p in plain if isinstance(mobility_layer(p),
+                                                              inet6.MIP6MH_Generic)]  # fmt: skip
+    assert init_type in {g.mhtype for g in generic}
+
+    def pbu_options(packets: Any) -> list[Packet]:
+        return next(p for p in packets if p.haslayer(inet6.MIP6MH_BU))[inet6.MIP6MH_BU].options
+
+    assert not any(isinstance(o, hnp) for o in pbu_options(plain))
+    assert any(isinstance(o, hnp) for o in pbu_options(rdpcap(str(capture))))
 
 
 def test_scapy_s_names_of_the_header_fields_are_accepted() -> None:
