@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import doctest
 import ipaddress
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -338,3 +339,20 @@ def test_readme_scapy_session_runs_as_shown(monkeypatch: pytest.MonkeyPatch) -> 
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     assert runner.summarize(verbose=False) == (0, len(test.examples))
+
+
+def test_layers_take_the_numbers_of_lmaho_numbers(tmp_path: Any) -> None:
+    numbers = tmp_path / "numbers.toml"
+    numbers.write_text(
+        "[mh_types]\nLMA_HO_Resp = 231\n[option_types]\nprevious_lma_address = 232\n"
+    )
+    code = (
+        "from scapy.layers import inet6; import lmaho_wire.scapy as s; "
+        "resp, prev = s.MESSAGE_LAYERS['lma_ho_resp'], s.OPTION_LAYERS['previous_lma_address']; "
+        "print(resp.type_number, inet6._mip6_mhtype2cls[231] is resp, "
+        "prev.type_number, inet6.moboptcls[232] is prev)"
+    )
+    env = {**os.environ, "LMAHO_NUMBERS": str(numbers)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, check=True)  # fmt: skip
+    assert result.stdout.split() == ["231", "True", "232", "True"]
