@@ -84,6 +84,8 @@ SCAPY_NAMES = {
     "cksum": "checksum",
     "seq": "sequence",
 }
+# The field the codec pairs a response with its request by (Message.sequence).
+SEQUENCE = "sequence"
 _STRUCT_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 
@@ -366,6 +368,7 @@ class DraftMobilityHeader(_Aliased, inet6._MobilityHeader):
     type_number: ClassVar[int]
     type_field: ClassVar[_TypeNumberField]
     message_name: ClassVar[str]
+    answers_key: ClassVar[str | None]
     codec: ClassVar[Codec]
     # The header fields' (offset, size), the one computed with the checksum when unset,
     # and the fields a summary leaves out.
@@ -387,6 +390,13 @@ class DraftMobilityHeader(_Aliased, inet6._MobilityHeader):
 
     def mysummary(self) -> str:
         return f"{self.message_name} {_described(self, self.quiet)}"
+
+    def answers(self, other: Packet) -> int:
+        """A response answers its request (the schema's ``answers``) of the same Sequence
+        Number, as the codec pairs them: scapy's ``sr()`` matches them so."""
+        request = MESSAGE_LAYERS.get(self.answers_key or "")
+        matched = request is not None and isinstance(other, request)
+        return int(matched and other.getfieldval(SEQUENCE) == self.getfieldval(SEQUENCE))
 
 
 class DraftOption(inet6._MIP6OptAlign):
@@ -441,6 +451,7 @@ def _message_class(body: MessageBody, codec: Codec) -> type[DraftMobilityHeader]
         "deprecated_fields": {a: (n, "lmaho") for a, n in SCAPY_NAMES.items() if n in names},
         "type_field": type_number_field,
         "message_name": body.name,
+        "answers_key": body.answers,
         "codec": codec,
         "header_offsets": layout.offsets,
         "length_field": length_field,

@@ -314,6 +314,20 @@ def test_unbind_gives_scapy_its_own_view_back() -> None:
     assert any(isinstance(o, hnp) for o in pbu_options(rdpcap(str(capture))))
 
 
+def test_responses_answer_their_requests_as_the_codec_pairs_them() -> None:
+    bodies = {b.key: b for b in current_schema().messages.values()}
+    responses = [b for b in bodies.values() if b.answers and b.key in layers.MESSAGE_LAYERS]
+    assert responses
+    for body in responses:
+        response = layers.MESSAGE_LAYERS[body.key]
+        for key, request in layers.MESSAGE_LAYERS.items():
+            sent = IPv6(src=SRC, dst=DST) / request(sequence=5)
+            assert (IPv6(src=DST, dst=SRC) / response(sequence=5)).answers(sent) == (
+                key == body.answers
+            )
+            assert not (IPv6(src=DST, dst=SRC) / response(sequence=6)).answers(sent)
+
+
 def test_scapy_s_names_of_the_header_fields_are_accepted() -> None:
     req = layers.MESSAGE_LAYERS["lma_ho_req"]
     assert raw(req(seq=9, cksum=0)) == raw(req(sequence=9, checksum=0))
