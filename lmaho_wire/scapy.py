@@ -369,6 +369,7 @@ class DraftMobilityHeader(_Aliased, inet6._MobilityHeader):
     type_field: ClassVar[_TypeNumberField]
     message_name: ClassVar[str]
     answers_key: ClassVar[str | None]
+    # The codec of the import, for its lengths (the same whatever the numbers).
     codec: ClassVar[Codec]
     # The header fields' (offset, size), the one computed with the checksum when unset,
     # and the fields a summary leaves out.
