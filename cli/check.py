@@ -10,20 +10,10 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
+from lmaho_check import Handover, Issue, ProcedureAnalyser
+from lmaho_procedure import DATA_STEPS, STEP_BY_LETTER, Role, Rule
 from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
-from lmaho_wire.procedure import (
-    BMAG,
-    DATA_STEPS,
-    NLMA,
-    PLMA,
-    POLICY_STORE,
-    RULES,
-    STEP_BY_LETTER,
-    Handover,
-    Issue,
-    ProcedureAnalyser,
-)
 
 from .main import CAPTURE_HELP, app, quiet_on_broken_pipe
 
@@ -104,9 +94,9 @@ def check_command(
     LMA_HO_Req to PBA, and every violation and warning with its frame numbers.
     """
     if rules:
-        width = max(map(len, RULES))
-        for name, meaning in RULES.items():
-            typer.echo(f"{name:<{width}}  {meaning}")
+        width = max(map(len, Rule))
+        for rule in Rule:
+            typer.echo(f"{rule:<{width}}  {rule.meaning}")
         return
     if capture is None:
         raise typer.BadParameter("a capture file is needed", param_hint="CAPTURE")
@@ -266,7 +256,7 @@ class TextReport(Report):
             "  "
             + "  ".join(
                 f"{role} {roles[role]}"
-                for role in (BMAG, PLMA, NLMA, POLICY_STORE)
+                for role in (Role.BMAG, Role.PLMA, Role.NLMA, Role.POLICY_STORE)
                 if role in roles
             )
         )

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from test_check_scenario import lmaho
 
+from lmaho_check import FrameEvent, ProcedureAnalyser, check_records
 from lmaho_wire.dissect import analyse_capture
-from lmaho_wire.procedure import FrameEvent, ProcedureAnalyser, check_records
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = sorted(p for p in (ROOT / "pcaps").glob("*.pcap*") if p.is_file())
