@@ -27,9 +27,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from lmaho_procedure import (
+    BMAG,
+    CN,
     DATA_STEPS,
     GIVE_UP_AFTER,
     INITIAL_TIMEOUT,
+    LMA,
+    MAG,
+    MN,
+    NLMA,
+    PLMA,
     SIGNALLING_STEPS,
     STEP_BY_LETTER,
     STEP_BY_MESSAGE,
@@ -85,7 +92,7 @@ def mobile_key(mn_id: str) -> str:
 
 
 # The roles a handover tells apart, and the PMIPv6 role each is a case of.
-GENERIC_ROLE = {Role.BMAG: Role.MAG, Role.PLMA: Role.LMA, Role.NLMA: Role.LMA}
+GENERIC_ROLE = {BMAG: MAG, PLMA: LMA, NLMA: LMA}
 GENERIC_ROLES = frozenset(GENERIC_ROLE.values())
 
 
@@ -367,9 +374,9 @@ class ProcedureAnalyser:
             return
         sender_role = receiver_role = None
         if seen.message == "PBU":
-            sender_role, receiver_role = Role.MAG, Role.LMA
+            sender_role, receiver_role = MAG, LMA
         elif seen.message == "PBA":
-            sender_role, receiver_role = Role.LMA, Role.MAG
+            sender_role, receiver_role = LMA, MAG
         self.entities.note(self._text(seen.src), sender_role, seen.frame)
         self.entities.note(self._text(seen.dst), receiver_role, seen.frame)
 
@@ -467,9 +474,9 @@ class ProcedureAnalyser:
             return None  # a refresh of the new binding
         if "f" not in handover.steps:
             roles = handover.live_roles()
-            if handover.step("e") is None and seen.dst == roles.get(Role.PLMA):
+            if handover.step("e") is None and seen.dst == roles.get(PLMA):
                 return None  # a refresh with the PLMA, not the handover's PBU
-            if handover.ended_at is not None and seen.dst != roles.get(Role.NLMA):
+            if handover.ended_at is not None and seen.dst != roles.get(NLMA):
                 return None  # after a refusal, a PBU elsewhere is no business of this handover
         return handover
 
@@ -525,17 +532,16 @@ class ProcedureAnalyser:
 
     def _advance(self, handover: Handover, seen: Sighting, spec: Step) -> None:
         """First sighting of a step: update tunnels and prefixes, settle the outcome."""
-        mobile = self.tunnels.mobile(handover.mn_id) if handover.mn_id is not None else None
-        if mobile is not None and seen.prefixes:
-            for issue in self.tunnels.own_prefixes(mobile, seen.prefixes, seen.frame):
-                self._global(issue)
-        if mobile is not None and seen.link_layer_id:
-            mac = _mac_of(seen.link_layer_id)
+        if handover.mn_id is not None:
+            mobile = self.tunnels.mobile(handover.mn_id)
+            if seen.prefixes:
+                for issue in self.tunnels.own_prefixes(mobile, seen.prefixes, seen.frame):
+                    self._global(issue)
+            mac = _mac_of(seen.link_layer_id) if seen.link_layer_id else None
             if mac is not None:
                 mobile.mac = mac
                 self._macs.setdefault(mac, mobile_key(mobile.mn_id))
-        if mobile is not None:
-            self.tunnels.step_seen(mobile, spec.letter, seen, handover.live_roles().get(Role.PLMA))
+            self.tunnels.step_seen(mobile, spec.letter, seen, handover.live_roles().get(PLMA))
         ends = (
             spec.letter == "i"
             or (spec.letter == "e" and not seen.succeeded)
@@ -595,7 +601,7 @@ class ProcedureAnalyser:
             tunnel = (payload.hops[-2].src, payload.hops[-2].dst)
         if mobile is None:
             self.counters.data_unattributed += 1
-            foreign = tunnels.stray(tunnel, inner.src, inner.dst, frame)
+            foreign = tunnels.check_unowned(tunnel, inner.src, inner.dst, frame)
             if foreign is not None:
                 # Set up for one MN: the issue is its handover's, if one is open.
                 owner = self._current(foreign.mn)
@@ -615,8 +621,9 @@ class ProcedureAnalyser:
             else:
                 self._global(issue)
         sender, receiver = self._data_ends(record, mobile, direction, tunnel)
-        hop = f"{self._role_name(sender, roles)}{'=>' if tunnel else '->'}"
-        hop += self._role_name(receiver, roles)
+        # Joined with +: an f-string formats a str subclass (a Role) by a slow method call.
+        arrow = "=>" if tunnel else "->"
+        hop = self._role_name(sender, roles) + arrow + self._role_name(receiver, roles)
         phase = ("j" if direction == DOWN else "k") if mobile.handed_over else "before"
         if handover is not None:
             segment = handover.data.get((phase, hop))
@@ -706,16 +713,16 @@ class ProcedureAnalyser:
         if role is not None:
             return role
         if key.startswith("mn:"):
-            return Role.MN
+            return MN
         entity = self.entities.get(key)
         if entity is not None and entity.roles:
             return entity.ordered_roles()[0]
-        return Role.CN
+        return CN
 
     def _entity_role(self, key: str, roles: dict[str, Role]) -> Role | None:
         name = self._role_name(key, roles)
         entity = self.entities.get(key)
-        if name == Role.CN and entity is not None and entity.roles:
+        if name == CN and entity is not None and entity.roles:
             return None
         return name
 

@@ -14,11 +14,13 @@ import itertools
 from collections.abc import Iterable, Iterator
 
 from lmaho_procedure import (
+    BMAG,
     INITIAL_TIMEOUT,
     MAX_RETRANSMISSIONS,
+    NLMA,
+    PLMA,
     SIGNALLING_LETTERS,
     STEP_BY_LETTER,
-    Role,
     Rule,
     Step,
 )
@@ -333,7 +335,7 @@ def _check_peers(handover: Handover, judge: _Judge) -> None:
     pbu_state = handover.steps.get("f")
     if pbu_state is not None:
         announced = response.lma_address if response is not None else None
-        target = announced or roles.get(Role.NLMA)
+        target = announced or roles.get(NLMA)
         source = (
             f"(e) LMA_HO_Resp (frame {response.frame}) named"
             if announced is not None and response is not None
@@ -350,7 +352,7 @@ def _check_peers(handover: Handover, judge: _Judge) -> None:
                 )
     update = handover.step("g")
     if update is not None:
-        nlma, plma = roles.get(Role.NLMA), roles.get(Role.PLMA)
+        nlma, plma = roles.get(NLMA), roles.get(PLMA)
         if update.lma_address is not None and nlma is not None and update.lma_address != nlma:
             judge.violation(
                 Rule.POLICY_PROFILE,
@@ -371,7 +373,7 @@ def _check_peers(handover: Handover, judge: _Judge) -> None:
             )
     ack = handover.step("h")
     if ack is not None and ack.succeeded and ack.lma_address is not None:
-        nlma = roles.get(Role.NLMA)
+        nlma = roles.get(NLMA)
         if nlma is not None and ack.lma_address != nlma:
             judge.warning(
                 Rule.POLICY_PROFILE,
@@ -379,7 +381,7 @@ def _check_peers(handover: Handover, judge: _Judge) -> None:
                 ack,
                 step="h",
             )
-    bmag = roles.get(Role.BMAG)
+    bmag = roles.get(BMAG)
     proxy_coa = None if init is None else init.mag_address
     if init is not None and proxy_coa is not None and bmag is not None and proxy_coa != bmag:
         judge.violation(

@@ -14,7 +14,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lmaho_procedure import Role, Rule, Step
+from lmaho_procedure import BMAG, NLMA, PLMA, POLICY_STORE, Role, Rule, Step
 from lmaho_wire.codec import Message, Option
 from lmaho_wire.schema import is_success
 from lmaho_wire.values import FlagBits, Named, Timestamp
@@ -335,9 +335,9 @@ def infer_roles(handover: Handover) -> dict[Role, Address]:
         return None
 
     roles = {
-        Role.BMAG: first(("b", "src"), ("f", "src"), ("e", "dst"), ("i", "dst")),
-        Role.PLMA: first(("b", "dst"), ("c", "src"), ("e", "src"), ("d", "dst")),
-        Role.NLMA: first(
+        BMAG: first(("b", "src"), ("f", "src"), ("e", "dst"), ("i", "dst")),
+        PLMA: first(("b", "dst"), ("c", "src"), ("e", "src"), ("d", "dst")),
+        NLMA: first(
             ("c", "dst"),
             ("d", "src"),
             ("e", "lma_address"),
@@ -345,7 +345,7 @@ def infer_roles(handover: Handover) -> dict[Role, Address]:
             ("g", "src"),
             ("i", "src"),
         ),
-        Role.POLICY_STORE: first(("g", "dst"), ("h", "src")),
+        POLICY_STORE: first(("g", "dst"), ("h", "src")),
     }
     return {role: address for role, address in roles.items() if address is not None}
 

@@ -231,7 +231,7 @@ class TunnelTracker:
             mn=mobile.mn_id,
         )
 
-    def stray(
+    def check_unowned(
         self, tunnel: Tunnel | None, inner_src: Address, inner_dst: Address, frame: int
     ) -> Issue | None:
         """Data of no known MN: a violation if it is in a tunnel set up for some MN."""

@@ -11,7 +11,7 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from lmaho_check import Handover, Issue, ProcedureAnalyser
-from lmaho_procedure import DATA_STEPS, STEP_BY_LETTER, Role, Rule
+from lmaho_procedure import BMAG, DATA_STEPS, NLMA, PLMA, POLICY_STORE, STEP_BY_LETTER, Rule
 from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
 
@@ -256,7 +256,7 @@ class TextReport(Report):
             "  "
             + "  ".join(
                 f"{role} {roles[role]}"
-                for role in (Role.BMAG, Role.PLMA, Role.NLMA, Role.POLICY_STORE)
+                for role in (BMAG, PLMA, NLMA, POLICY_STORE)
                 if role in roles
             )
         )

@@ -20,7 +20,7 @@ from typing import Annotated, TextIO
 import typer
 
 from lmaho_check import Entity, FrameEvent, ProcedureAnalyser
-from lmaho_procedure import Role
+from lmaho_procedure import CN, MN
 from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
 
@@ -51,7 +51,7 @@ marks a frame that `lmaho check` reports a violation for.
 MIN_WIDTH = 60
 # More MNs (or CNs) than this share one column: "MNs", "CNs".
 MAX_COLUMNS_OF_A_KIND = 4
-SHARED_TITLES = (Role.MN, Role.CN)
+SHARED_TITLES = (MN, CN)
 DEFAULT_WIDTH_RANGE = (100, 120)
 GUTTER = 19  # "frame  +seconds ! "
 
@@ -188,7 +188,7 @@ def _distinct(column_of: dict[str, Column]) -> list[Column]:
 
 def _title(entity: Entity) -> str:
     if entity.is_mobile:
-        return Role.MN
+        return MN
     roles = entity.ordered_roles()
     return "/".join(roles) if roles else entity.address
 

@@ -33,6 +33,18 @@ class Role(enum.StrEnum):
     CN = "CN"
 
 
+# Each role by its name alone too, as signal.SIGINT is signal.Signals.SIGINT: the checker
+# names roles per packet, and a module global is looked up several times faster.
+MN = Role.MN
+BMAG = Role.BMAG
+MAG = Role.MAG
+PLMA = Role.PLMA
+NLMA = Role.NLMA
+LMA = Role.LMA
+POLICY_STORE = Role.POLICY_STORE
+CN = Role.CN
+
+
 Direction = Literal["downlink", "uplink"]
 
 
