@@ -15,7 +15,7 @@ from lmaho_procedure import BMAG, DATA_STEPS, NLMA, PLMA, POLICY_STORE, STEP_BY_
 from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
 
-from .main import CAPTURE_HELP, app, quiet_on_broken_pipe
+from .app import CAPTURE_HELP, app, quiet_on_broken_pipe
 
 EPILOG = """\
 Examples:

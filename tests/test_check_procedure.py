@@ -10,7 +10,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from test_check_scenario import (
+
+from lmaho_check import (
+    CheckResult,
+    FrameEvent,
+    Handover,
+    Issue,
+    ProcedureAnalyser,
+    check_records,
+)
+from lmaho_wire import option
+from lmaho_wire.dissect import analyse_capture
+from support.captures import (
     BMAG,
     CN,
     MACS,
@@ -27,17 +38,6 @@ from test_check_scenario import (
     with_options,
     write,
 )
-
-from lmaho_check import (
-    CheckResult,
-    FrameEvent,
-    Handover,
-    Issue,
-    ProcedureAnalyser,
-    check_records,
-)
-from lmaho_wire import option
-from lmaho_wire.dissect import analyse_capture
 
 
 def check(tmp_path: Path, packets: list[Packet], **options: float) -> CheckResult:
