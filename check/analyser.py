@@ -636,9 +636,7 @@ class ProcedureAnalyser:
         self.entities.note(receiver, self._entity_role(receiver, roles), frame)
         if self.on_event is None:
             return
-        label = f"{direction} data"
-        if phase in DATA_STEPS:
-            label = f"({phase}) {label}"
+        label = STEP_BY_LETTER[phase].label if phase in DATA_STEPS else f"{direction} data"
         inside = f"{self._text(inner.src)} -> {self._text(inner.dst)}"
         self._emit(
             FrameEvent(
