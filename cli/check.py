@@ -10,20 +10,10 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
+from lmaho_check import Handover, Issue, ProcedureAnalyser
+from lmaho_procedure import BMAG, DATA_STEPS, NLMA, PLMA, POLICY_STORE, STEP_BY_LETTER, Rule
 from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
-from lmaho_wire.procedure import (
-    BMAG,
-    DATA_STEPS,
-    NLMA,
-    PLMA,
-    POLICY_STORE,
-    RULES,
-    STEP_BY_LETTER,
-    Handover,
-    Issue,
-    ProcedureAnalyser,
-)
 
 from .app import CAPTURE_HELP, app, quiet_on_broken_pipe
 
@@ -104,9 +94,9 @@ def check_command(
     LMA_HO_Req to PBA, and every violation and warning with its frame numbers.
     """
     if rules:
-        width = max(map(len, RULES))
-        for name, meaning in RULES.items():
-            typer.echo(f"{name:<{width}}  {meaning}")
+        width = max(map(len, Rule))
+        for rule in Rule:
+            typer.echo(f"{rule:<{width}}  {rule.meaning}")
         return
     if capture is None:
         raise typer.BadParameter("a capture file is needed", param_hint="CAPTURE")

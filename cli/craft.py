@@ -37,9 +37,9 @@ from lmaho_entities import (
     load_scenario,
     lost_message_rule,
 )
+from lmaho_procedure import SIGNALLING_LETTERS
 from lmaho_wire.capture import CaptureWriter
 from lmaho_wire.errors import LmahoError
-from lmaho_wire.procedure import LETTERS
 from lmaho_wire.schema import BA_STATUS, HANDOVER_STATUS
 
 from .app import app, quiet_on_broken_pipe
@@ -56,9 +56,9 @@ class FormatChoice(enum.StrEnum):
     PCAPNG = "pcapng"
 
 
-# --lost-step: the draft's step letters, b to i, from the checker's step table.
+# --lost-step: the letters of the steps that send a message, b to i, from the procedure.
 StepChoice = enum.StrEnum(  # type: ignore[misc]  # members from the table, not literals
-    "StepChoice", {letter.upper(): letter for letter in LETTERS}
+    "StepChoice", {letter.upper(): letter for letter in SIGNALLING_LETTERS}
 )
 
 

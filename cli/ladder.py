@@ -19,9 +19,10 @@ from typing import Annotated, TextIO
 
 import typer
 
+from lmaho_check import Entity, FrameEvent, ProcedureAnalyser
+from lmaho_procedure import CN, MN
 from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
-from lmaho_wire.procedure import CN, MN, Entity, FrameEvent, ProcedureAnalyser
 
 from .app import CAPTURE_HELP, app, quiet_on_broken_pipe, rereadable
 

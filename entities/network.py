@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from lmaho_procedure import INITIAL_TIMEOUT, MAX_RETRANSMISSIONS
 from lmaho_wire import Option
-from lmaho_wire.procedure import INITIAL_TIMEOUT, MAX_RETRANSMISSIONS
 
 from .clock import Scheduler, Timer
 from .packets import IPv6Address, Packet
 
-# The timers of docs/wire-format.md 9, as the checker holds them: the first timeout,
+# The timers of docs/wire-format.md 9, the procedure's: the first timeout,
 # doubled on each retransmission; MAX_RETRANSMISSIONS resends after the first copy,
 # then the request is abandoned.
 INITIAL_TIMEOUT_US = round(INITIAL_TIMEOUT * 1_000_000)

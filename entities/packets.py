@@ -23,11 +23,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from lmaho_procedure import STEP_BY_MESSAGE
 from lmaho_wire import Message, Option, build, decode
 from lmaho_wire.checksum import upper_layer_checksum
 from lmaho_wire.errors import MalformedPacket
 from lmaho_wire.packet import IPPROTO_IPV6, IPPROTO_MH, IPV6_HEADER_LENGTH, ipv6_header
-from lmaho_wire.procedure import STEP_BY_MESSAGE
 from lmaho_wire.registry import current_schema
 from lmaho_wire.schema import is_success
 
@@ -40,8 +40,7 @@ ICMPV6_ECHO_REQUEST = 128
 ICMPV6_ECHO_REPLY = 129
 DEFAULT_HOP_LIMIT = 64
 
-#: Which step of the draft's section 4.2 sends each message: the step table
-#: of docs/wire-format.md 7, as the checker holds it.
+#: Which step of the draft's section 4.2 sends each message (docs/wire-format.md 7).
 STEP_OF_MESSAGE: dict[str, str] = {name: spec.letter for name, spec in STEP_BY_MESSAGE.items()}
 #: The messages the schema declares as responses (a PBA by its proxy name).
 RESPONSES = frozenset(

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from lmaho_check import check_records
+from lmaho_procedure import Rule
 from lmaho_wire import CaptureWriter, Numbers, load_numbers_file, use_numbers
 from lmaho_wire.capture import LINKTYPE_RAW
 from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
-from lmaho_wire.procedure import RULES, check_records
 from support.captures import MACS, OTHER_LMA, find, handover, lost_message, write
 from support.cli import lmaho, lmaho_process
 
@@ -141,7 +142,7 @@ def test_corrupted_bytes_never_raise(clean_capture: Path) -> None:
 def test_rules_and_help() -> None:
     rules = lmaho("check", "--rules")
     assert rules.returncode == 0
-    assert all(name in rules.stdout for name in RULES)
+    assert all(name in rules.stdout for name in Rule)
     helped = lmaho("check", "--help")
     assert helped.returncode == 0 and "Examples:" in helped.stdout
 

@@ -1,4 +1,4 @@
-"""lmaho_wire.procedure on captures built from docs/wire-format.md section 7, faults injected.
+"""lmaho_check on captures built from docs/wire-format.md section 7, faults injected.
 
 Each test writes a real capture (the codec's frames, Ethernet framing, pcap)
 and reads it back through ``analyse_capture``, so the whole path is tested.
@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lmaho_wire import option
-from lmaho_wire.dissect import analyse_capture
-from lmaho_wire.procedure import (
+from lmaho_check import (
     CheckResult,
     FrameEvent,
     Handover,
@@ -21,6 +19,8 @@ from lmaho_wire.procedure import (
     ProcedureAnalyser,
     check_records,
 )
+from lmaho_wire import option
+from lmaho_wire.dissect import analyse_capture
 from support.captures import (
     BMAG,
     CN,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from lmaho_check import FrameEvent, ProcedureAnalyser, check_records
 from lmaho_wire.dissect import analyse_capture
-from lmaho_wire.procedure import FrameEvent, ProcedureAnalyser, check_records
 from support.cli import lmaho
 from support.paths import SAMPLE_CAPTURES
 

@@ -1,0 +1,264 @@
+"""The data plane's bookkeeping: which MN owns which prefix, which tunnels its data may use.
+
+Tunnels are set up and ended by signalling (docs/wire-format.md sections 7
+and 8): Tunnel0 between the bMAG and the PLMA from the MN's registration or
+its (b); the PLMA=>NLMA tunnel from a successful (d); Tunnel1 between the
+NLMA and the bMAG from a successful (i), which retires Tunnel0. Each data
+packet is then held to them: an MN's data in a tunnel that is not (or no
+longer) one of its own, or a tunnel carrying prefixes of no MN it was set up
+for, is an :class:`~lmaho_check.report.Issue`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from lmaho_procedure import Direction, Rule
+
+from .report import Address, Handover, Issue, Prefix, Sighting
+
+DOWN: Direction = "downlink"
+UP: Direction = "uplink"
+
+Tunnel = tuple[Address, Address]  # outer source, outer destination
+
+
+@dataclass(slots=True)
+class TunnelGrant:
+    """Why a tunnel may carry an MN's traffic in one direction, and whether it still may."""
+
+    direction: Direction
+    reason: str
+    retired_by: str = ""  # what ended it, once it has ended
+
+    @property
+    def active(self) -> bool:
+        return not self.retired_by
+
+
+@dataclass(eq=False, slots=True)
+class MobileState:
+    """What is known of one MN: prefixes, tunnels, MAC, where it is bound, its handover."""
+
+    mn_id: str
+    prefixes: set[Prefix] = field(default_factory=set)
+    tunnels: dict[Tunnel, TunnelGrant] = field(default_factory=dict)
+    current: Handover | None = None
+    mac: bytes | None = None  # the MN-LL-ID, when it is a MAC address
+    # Where the MN's plain (untunnelled) traffic enters and leaves the domain: the LMA
+    # anchoring its prefix (downlink in), the LMA serving it (uplink out), its MAG.
+    anchor: Address | None = None
+    serving_lma: Address | None = None
+    serving_mag: Address | None = None
+    # Its last handover completed: its data is the draft's (j) and (k) until the next one.
+    handed_over: bool = False
+
+    def attach(self, lma: Address, mag: Address) -> None:
+        """The MN is bound at ``lma`` through ``mag`` (its first LMA is its anchor)."""
+        self.anchor = self.anchor or lma
+        self.serving_lma, self.serving_mag = lma, mag
+
+
+class TunnelTracker:
+    """Every MN seen, the prefixes it owns and its tunnels, as the signalling sets them up."""
+
+    def __init__(self) -> None:
+        self.mobiles: dict[str, MobileState] = {}
+        # Prefix owners by (length, the address's top ``length`` bits): one dict look-up
+        # per prefix length in use, no IPv6Network made per packet.
+        self._prefix_owner: dict[tuple[int, int], MobileState] = {}
+        self._prefix_lengths: set[int] = set()
+        self._tunnel_users: dict[Tunnel, set[str]] = {}
+
+    def mobile(self, mn_id: str) -> MobileState:
+        """The MN's state, made on first use."""
+        mobile = self.mobiles.get(mn_id)
+        if mobile is None:
+            mobile = self.mobiles[mn_id] = MobileState(mn_id)
+        return mobile
+
+    # -- prefixes --------------------------------------------------------------------
+
+    def own_prefixes(
+        self, mobile: MobileState, prefixes: Iterable[Prefix], frame: int
+    ) -> list[Issue]:
+        """``prefixes`` are ``mobile``'s now; a warning for each that was another MN's."""
+        issues = []
+        for prefix in prefixes:
+            if prefix in mobile.prefixes:
+                continue
+            owner = self._prefix_owner.get(_prefix_key(prefix))
+            if owner is not None and owner is not mobile:
+                issues.append(
+                    Issue(
+                        "warning",
+                        Rule.PREFIX,
+                        f"prefix {prefix} of MN {mobile.mn_id} was MN {owner.mn_id}'s",
+                        (frame,),
+                        mn=mobile.mn_id,
+                    )
+                )
+                owner.prefixes.discard(prefix)
+            mobile.prefixes.add(prefix)
+            self._prefix_owner[_prefix_key(prefix)] = mobile
+            self._prefix_lengths.add(prefix.prefixlen)
+        return issues
+
+    def owner_of(self, address: Address) -> MobileState | None:
+        """The MN one of whose prefixes holds ``address``."""
+        value = int(address)
+        for length in self._prefix_lengths:
+            owner = self._prefix_owner.get((length, value >> (128 - length)))
+            if owner is not None:
+                return owner
+        return None
+
+    def owner_of_prefix(self, prefix: Prefix) -> MobileState | None:
+        return self._prefix_owner.get(_prefix_key(prefix))
+
+    # -- tunnels set up and ended by signalling ---------------------------------------
+
+    def step_seen(
+        self, mobile: MobileState, letter: str, seen: Sighting, plma: Address | None
+    ) -> None:
+        """The first message of a handover's step: the tunnels it sets up or ends."""
+        # Tunnels run between the addresses of the messages that set them up.
+        if letter == "b":
+            reason = f"Tunnel0 of the MN's binding with the PLMA (from (b) frame {seen.frame})"
+            self._grant(mobile, seen.dst, seen.src, DOWN, reason)
+            self._grant(mobile, seen.src, seen.dst, UP, reason)
+            mobile.attach(seen.dst, seen.src)
+            mobile.handed_over = False
+        if letter == "d" and seen.succeeded:
+            reason = f"PLMA-NLMA tunnel from (d) frame {seen.frame}"
+            self._grant(mobile, seen.dst, seen.src, DOWN, reason)
+            self._grant(mobile, seen.src, seen.dst, UP, reason)
+        if letter == "i":
+            nlma, bmag = seen.src, seen.dst
+            if seen.succeeded:
+                reason = f"Tunnel1 from (i) frame {seen.frame}"
+                self._grant(mobile, nlma, bmag, DOWN, reason)
+                self._grant(mobile, bmag, nlma, UP, reason)
+                mobile.attach(nlma, bmag)
+                mobile.handed_over = True
+                if plma:
+                    moved = f"(i) frame {seen.frame} moved the MN to Tunnel1"
+                    self._retire(mobile, plma, bmag, moved)
+                    self._retire(mobile, bmag, plma, moved)
+            elif plma:
+                refused = f"(i) frame {seen.frame} refused the handover"
+                self._retire(mobile, plma, nlma, refused)
+                self._retire(mobile, nlma, plma, refused)
+
+    def binding_acknowledged(
+        self, mobile: MobileState, pba: Sighting, request: Sighting
+    ) -> list[Issue]:
+        """A PBA accepting ``request`` outside any handover: a registration or a de-registration."""
+        if request.lifetime == 0:  # a de-registration: the binding and its tunnel are gone
+            ended = f"the de-registration acknowledged by PBA frame {pba.frame}"
+            self._retire(mobile, pba.src, pba.dst, ended)
+            self._retire(mobile, pba.dst, pba.src, ended)
+            return []
+        # A registration: the MN's binding, Tunnel0.
+        issues = self.own_prefixes(mobile, pba.prefixes or request.prefixes, pba.frame)
+        reason = f"binding registered by PBA frame {pba.frame}"
+        self._grant(mobile, pba.src, pba.dst, DOWN, reason)
+        self._grant(mobile, pba.dst, pba.src, UP, reason)
+        mobile.attach(pba.src, pba.dst)
+        return issues
+
+    def _grant(
+        self, mobile: MobileState, src: Address, dst: Address, direction: Direction, reason: str
+    ) -> None:
+        mobile.tunnels[(src, dst)] = TunnelGrant(direction, reason)
+        self._tunnel_users.setdefault((src, dst), set()).add(mobile.mn_id)
+
+    def _retire(self, mobile: MobileState, src: Address, dst: Address, why: str) -> None:
+        grant = mobile.tunnels.get((src, dst))
+        if grant is not None:
+            grant.retired_by = why
+
+    # -- data packets held to them ---------------------------------------------------
+
+    def check(
+        self,
+        mobile: MobileState,
+        tunnel: Tunnel | None,
+        direction: Direction,
+        inner_src: Address,
+        inner_dst: Address,
+        frame: int,
+    ) -> Issue | None:
+        """What is wrong with ``mobile``'s data in ``tunnel`` (None: not tunnelled), if anything."""
+        if tunnel is None:
+            return None
+        grant = mobile.tunnels.get(tunnel)
+        if grant is not None and grant.direction == direction and grant.active:
+            return None
+        what = (
+            f"{direction} data of MN {mobile.mn_id} ({inner_src} -> {inner_dst}) "
+            f"tunnelled {tunnel[0]} => {tunnel[1]}"
+        )
+        if grant is None or grant.direction != direction:
+            usable = [
+                f"{s} => {d}"
+                for (s, d), g in mobile.tunnels.items()
+                if g.active and g.direction == direction
+            ]
+            because = (
+                "a tunnel of the other direction" if grant is not None else "not one of its tunnels"
+            )
+            rule = Rule.TUNNEL
+            if grant is None and tunnel in self._tunnel_users:
+                rule = Rule.FOREIGN_PREFIX
+                because = (
+                    f"a tunnel set up for MN {', '.join(sorted(self._tunnel_users[tunnel]))}, "
+                    "not for this MN"
+                )
+            return Issue(
+                "violation",
+                rule,
+                f"{what}: {because} (its {direction} tunnels now: {', '.join(usable) or 'none'})",
+                (frame,),
+                mn=mobile.mn_id,
+            )
+        return Issue(
+            "warning",
+            Rule.TUNNEL,
+            f"{what}: a tunnel out of use since {grant.retired_by} (it came from {grant.reason})",
+            (frame,),
+            mn=mobile.mn_id,
+        )
+
+    def check_unowned(
+        self, tunnel: Tunnel | None, inner_src: Address, inner_dst: Address, frame: int
+    ) -> Issue | None:
+        """Data of no known MN: a violation if it is in a tunnel set up for some MN."""
+        if tunnel is None or tunnel not in self._tunnel_users:
+            return None
+        users = sorted(self._tunnel_users[tunnel])
+        return Issue(
+            "violation",
+            Rule.FOREIGN_PREFIX,
+            f"tunnel {tunnel[0]} => {tunnel[1]} (of MN {', '.join(users)}) carries "
+            f"{inner_src} -> {inner_dst}, outside the prefixes of its MNs "
+            f"({self._prefix_text(users)})",
+            (frame,),
+            mn=users[0] if len(users) == 1 else None,
+        )
+
+    def _prefix_text(self, mn_ids: Iterable[str]) -> str:
+        prefixes = sorted(
+            {
+                str(p)
+                for mn_id in mn_ids
+                if mn_id in self.mobiles
+                for p in self.mobiles[mn_id].prefixes
+            }
+        )
+        return ", ".join(prefixes) or "none known"
+
+
+def _prefix_key(prefix: Prefix) -> tuple[int, int]:
+    return prefix.prefixlen, int(prefix.network_address) >> (128 - prefix.prefixlen)
