@@ -26,10 +26,13 @@ from lmaho_wire.packet import IPPROTO_MH
 
 from .events import EventLog
 
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 #: Mobility Header checksum offset (RFC 6275 6.1.1) for IPV6_CHECKSUM.
 MH_CHECKSUM_OFFSET = 4
 #: Packets read per wake-up before the loop looks at its other sockets.
 READ_BATCH = 64
+#: Receive buffer: a burst of signalling (or garbage) waits here instead of being dropped.
+RECEIVE_BUFFER = 4 << 20
 
 
 class LiveNetwork:
@@ -64,6 +67,11 @@ class LiveNetwork:
         sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_MH)
         try:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_CHECKSUM, MH_CHECKSUM_OFFSET)
+            # Root may exceed net.core.rmem_max (SO_RCVBUFFORCE, Linux); others get what they get.
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+            except OSError:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             sock.bind((str(address), 0))
             sock.setblocking(False)
         except OSError:

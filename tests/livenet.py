@@ -192,12 +192,21 @@ class Lab:
             ipr.route("add", dst=destination, gateway=gateway, family=socket.AF_INET6, **extra)
 
     def start(self, node: str, config: AgentConfig) -> Agent:
-        path = self.runtime / f"{config.name}.toml"
-        config.dump(path)
-        agent = Agent(self, node, config, path)
-        self.agents.append(agent)
-        agent.wait_for("ready")
-        return agent
+        return self.start_all({node: [config]})[config.name]
+
+    def start_all(self, configs: dict[str, list[AgentConfig]]) -> dict[str, Agent]:
+        """Start agents (node -> its agents' configs) at once; by name, once all are ready."""
+        started = {}
+        for node, node_configs in configs.items():
+            for config in node_configs:
+                path = self.runtime / f"{config.name}.toml"
+                config.dump(path)
+                agent = Agent(self, node, config, path)
+                self.agents.append(agent)
+                started[config.name] = agent
+        for agent in started.values():
+            agent.wait_for("ready")
+        return started
 
     def rules(self, node: str) -> list[tuple[str, int, int]]:
         """(source/len, table, priority) of the IPv6 rules with a source in ``node``."""
