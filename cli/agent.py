@@ -112,6 +112,29 @@ def handover_command(
     typer.echo(f"handover {reply['handover']} of {mn_id} started")
 
 
+@agent_app.command("request")
+def request_command(
+    message: Annotated[
+        str,
+        typer.Argument(
+            help='One control request as JSON, e.g. \'{"cmd": "register", ...}\'.',
+            show_default=False,
+        ),
+    ],
+    control: ControlOption,
+) -> None:
+    """Send any control request (docs/agent.md) and print the agent's JSON reply."""
+    from lmaho_live.control import ControlError
+
+    try:
+        parsed = json.loads(message)
+    except ValueError as e:
+        raise ControlError(f"the request is not JSON: {e}") from None
+    if not isinstance(parsed, dict):
+        raise ControlError('the request must be a JSON object like {"cmd": "status"}')
+    typer.echo(json.dumps(_ask(control, parsed)))
+
+
 @agent_app.command("status")
 def status_command(
     control: ControlOption,
