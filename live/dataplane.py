@@ -40,6 +40,7 @@ from .events import EventLog
 from .tunnels import TUNNEL_MTU, TunDevice, TunnelRelay, Unwatch, Watch
 
 MAIN_TABLE = 254
+IP6_TNL_F_IGN_ENCAP_LIMIT = 0x1
 PROBE_LINK = "lmaho-probe"
 TUNNEL_NAME = re.compile(r"Tunnel\d+")
 
@@ -277,6 +278,9 @@ class LinuxDataPlane:
                 ip6tnl_remote=str(tunnel.remote),
                 ip6tnl_proto=socket.IPPROTO_IPV6,
                 ip6tnl_ttl=64,
+                # No Tunnel Encapsulation Limit option: plain RFC 2473 packets, as the
+                # userspace tunnel sends and the checker expects ("encaplimit none").
+                ip6tnl_flags=IP6_TNL_F_IGN_ENCAP_LIMIT,
             )
         else:
             device = self.relay.add(tunnel.name, tunnel.remote)

@@ -148,6 +148,11 @@ def test_handover_moves_routes_rules_and_traffic(lab: Lab, tmp_path: Path) -> No
     tunnels = {t["name"]: t for t in bmag.ask(cmd="status")["tunnels"]}
     assert tunnels["Tunnel1"]["packets_out"] >= 5 and tunnels["Tunnel1"]["packets_in"] >= 5
 
+    # Forgetting the MN takes its rule and its on-link route away, the tunnels stay.
+    assert bmag.ask(cmd="forget", mn_id=MN.identifier) == {"ok": True}
+    assert lab.rules("bmag") == [] and prefix not in lab.routes("bmag")
+    assert bmag.ask(cmd="status")["mobiles"] == []
+
     # Every agent removes what it added and exits 0.
     for agent in agents.values():
         assert agent.stop() == 0
