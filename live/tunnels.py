@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import struct
 from collections import Counter
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address
 
 from .events import EventLog
+from .sockets import raw_socket, source_of
 
 IPPROTO_IPV6 = 41
 TUNSETIFF = 0x400454CA
@@ -88,15 +88,8 @@ class TunnelRelay:
         self.events = events
         self.counters = counters
         self.devices: dict[IPv6Address, TunDevice] = {}
-        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPV6)
-        try:
-            sock.bind((str(local), 0))
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-        watch(sock.fileno(), self._from_wire)
+        self.sock = raw_socket(IPPROTO_IPV6, local)
+        watch(self.sock.fileno(), self._from_wire)
 
     def add(self, name: str, remote: IPv6Address) -> TunDevice:
         device = TunDevice(name, open_tun(name), remote)
@@ -136,7 +129,7 @@ class TunnelRelay:
                 packet, source = self.sock.recvfrom(MAX_PACKET)
             except BlockingIOError:
                 return
-            remote = IPv6Address(source[0].split("%")[0])
+            remote = source_of(source)
             device = self.devices.get(remote)
             if device is None:
                 self.counters["dropped-not-a-tunnel"] += 1
