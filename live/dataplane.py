@@ -22,6 +22,7 @@ stands, and ``lmaho agent status`` shows what is installed.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import socket
 from collections import Counter
@@ -37,7 +38,7 @@ from lmaho_entities import PolicyRoute, TunnelInterface
 from lmaho_wire.errors import LmahoError
 
 from .events import EventLog
-from .tunnels import TUNNEL_MTU, TunDevice, TunnelRelay, Unwatch, Watch
+from .tunnels import TUN_DEVICE, TUNNEL_MTU, TunDevice, TunnelRelay, Unwatch, Watch
 
 MAIN_TABLE = 254
 IP6_TNL_F_IGN_ENCAP_LIMIT = 0x1
@@ -130,6 +131,8 @@ class LinuxDataPlane:
             if mode == "kernel" and not has_kernel:
                 raise DataPlaneError("--tunnels kernel: this kernel makes no ip6tnl interfaces")
             self.mode = "kernel" if has_kernel else "userspace"
+            if self.mode == "userspace" and not os.path.exists(TUN_DEVICE):
+                raise DataPlaneError(f"no {TUN_DEVICE}: userspace tunnels need the tun driver")
             if self.mode == "userspace":
                 self.relay = TunnelRelay(local, watch, unwatch, events, counters)
         except BaseException:

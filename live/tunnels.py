@@ -23,6 +23,7 @@ from .events import EventLog
 from .sockets import raw_socket, source_of
 
 IPPROTO_IPV6 = 41
+TUN_DEVICE = "/dev/net/tun"
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
@@ -52,7 +53,7 @@ def open_tun(name: str) -> int:
     The interface lives as long as the descriptor is open: an agent that dies
     leaves no TUN behind.
     """
-    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = os.open(TUN_DEVICE, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
     except OSError:

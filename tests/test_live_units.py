@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import selectors
+import shutil
 import sqlite3
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +47,7 @@ from lmaho_wire import Timestamp
 from lmaho_wire.schema import HANDOVER_STATUS
 
 BMAG = IPv6Address("2001:db8:b::1")
+LMAHO = [sys.executable, "-c", "from lmaho_cli.main import main; main()"]
 
 # --- the real-time scheduler ------------------------------------------------------------
 
@@ -261,6 +267,25 @@ def test_agent_command_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
         assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
     status = lmaho("agent", "status", "--control", str(tmp_path / "none.sock"))
     assert status.returncode == 2 and "cannot connect" in status.stderr
+
+
+def test_an_agent_without_root_exits_2_saying_so() -> None:
+    with tempfile.TemporaryDirectory() as readable:  # pytest's tmp_path is root's only
+        folder = Path(readable)
+        folder.chmod(0o755)
+        configs = configs_for_scenario(DEFAULT_SCENARIO, runtime_dir=folder)
+        configs["plma"].dump(folder / "plma.toml")
+        command = [*LMAHO, "agent", "lma", "--config", str(folder / "plma.toml")]
+        if os.geteuid() == 0:
+            if shutil.which("setpriv") is None:
+                pytest.skip("running as root and setpriv is missing to drop it")
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert run.stderr == (
+        "lmaho: error: agent plma: needs root (CAP_NET_RAW for raw sockets, "
+        "CAP_NET_ADMIN for tunnels and routes)\n"
+    )
 
 
 # --- events -------------------------------------------------------------------------------
