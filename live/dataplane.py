@@ -304,7 +304,8 @@ class LinuxDataPlane:
         return table
 
     def _set_route(self, destination: str, interface: str, table: int) -> bool:
-        index = self.interface_index(interface)
+        tunnel = self.installed.tunnels.get(interface)
+        index = tunnel.index if tunnel is not None else self.interface_index(interface)
         if index is None:
             self.counters["errors"] += 1
             self.events.emit("error", message=f"route {destination}: no interface {interface}")

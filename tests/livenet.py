@@ -205,7 +205,7 @@ class Lab:
                 self.agents.append(agent)
                 started[config.name] = agent
         for agent in started.values():
-            agent.wait_for("ready")
+            agent.wait_for("ready", timeout=60)
         return started
 
     def rules(self, node: str) -> list[tuple[str, int, int]]:
