@@ -8,6 +8,7 @@ import json
 import os
 import selectors
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -339,13 +340,15 @@ def test_control_socket_answers_json_lines(tmp_path: Path) -> None:
     thread.start()
     try:
         assert request(path, {"cmd": "status"}) == {"ok": True, "echo": "status"}
-        import socket
 
         with socket.socket(socket.AF_UNIX) as raw:
+            raw.settimeout(5)
             raw.connect(str(path))
             raw.sendall(b'not json\n{"cmd": "x"}\n')
-            replies = raw.makefile().readline(), raw.makefile().readline()
+            lines = raw.makefile()
+            replies = lines.readline(), lines.readline()
         assert json.loads(replies[0])["ok"] is False
+        assert json.loads(replies[1]) == {"ok": True, "echo": "x"}
     finally:
         stop.set()
         thread.join()
