@@ -10,9 +10,9 @@ import typer
 
 from lmaho_wire.errors import LmahoError
 
-from .main import app
+from .app import LmahoTyper, app
 
-agent_app = typer.Typer(
+agent_app = LmahoTyper(
     name="agent",
     help=(
         "Run one of the draft's entities (bMAG, LMA, policy store) live in this network "

@@ -38,9 +38,7 @@ from lmaho_entities.state import PolicyProfile, PrefixTable
 from lmaho_wire import Timestamp, option
 from lmaho_wire.checksum import upper_layer_checksum
 from lmaho_wire.schema import BA_STATUS, HANDOVER_STATUS
-
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_TOML = ROOT / "cli" / "scenarios" / "default.toml"
+from support.paths import DEFAULT_SCENARIO_TOML
 
 A = IPv6Address("2001:db8:b::1")
 PLMA = IPv6Address("2001:db8:1::1")
@@ -176,13 +174,13 @@ def test_timestamp_option_matches_the_codec() -> None:
 
 def test_shipped_default_toml_is_the_builtin_default_and_complete() -> None:
     # base=None: every key must be in the file, so it documents all of them.
-    assert load_scenario(DEFAULT_TOML, base=None) == DEFAULT_SCENARIO
+    assert load_scenario(DEFAULT_SCENARIO_TOML, base=None) == DEFAULT_SCENARIO
 
 
 def test_every_scenario_key_has_a_comment_in_default_toml() -> None:
     import tomllib
 
-    text = DEFAULT_TOML.read_text()
+    text = DEFAULT_SCENARIO_TOML.read_text()
     lines = text.splitlines()
     data = tomllib.loads(text)
 

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livenet import LMAHO, Lab, ping
-from livenet import Agent as LiveAgent
 
 from lmaho_entities import DEFAULT_SCENARIO, PolicyProfile, Variant, mobile_spec
 from lmaho_live.config import configs_for_scenario
 from lmaho_live.policydb import PolicyDatabase
+from support.cli import LMAHO_COMMAND
+from support.livenet import Agent as LiveAgent
+from support.livenet import Lab, ping
 
 pytestmark = [
     pytest.mark.root,
@@ -301,7 +302,7 @@ def test_an_agent_without_its_address_exits_2_naming_it(lab: Lab, tmp_path: Path
     path = tmp_path / "plma.toml"
     config.dump(path)
     run = subprocess.run(
-        [*LMAHO, "agent", "lma", "--config", str(path)],
+        [*LMAHO_COMMAND, "agent", "lma", "--config", str(path)],
         preexec_fn=lab.enter("plma"),
         capture_output=True,
         text=True,

@@ -11,7 +11,6 @@ import shutil
 import socket
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -21,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_check_scenario import lmaho
-from test_entities_units import CTX, NLMA, PLMA, PREFIX, STORE, Recorder, make_lma
 
 from lmaho_entities import (
     DEFAULT_SCENARIO,
+    ApReport,
     BoundaryMag,
     Packet,
     PolicyProfile,
@@ -46,9 +44,19 @@ from lmaho_live.config import AgentConfig, ConfigError, configs_for_scenario
 from lmaho_live.control import ControlServer, request
 from lmaho_wire import Timestamp
 from lmaho_wire.schema import HANDOVER_STATUS
-
-BMAG = IPv6Address("2001:db8:b::1")
-LMAHO = [sys.executable, "-c", "from lmaho_cli.main import main; main()"]
+from support.cli import LMAHO_COMMAND, lmaho
+from support.entities import (
+    AP_NLMA,
+    BMAG,
+    CTX,
+    MN_MAC,
+    NLMA,
+    PLMA,
+    PREFIX,
+    STORE,
+    Recorder,
+    make_lma,
+)
 
 # --- the real-time scheduler ------------------------------------------------------------
 
@@ -94,14 +102,11 @@ def test_entity_retransmissions_follow_the_real_clock() -> None:
     bmag = BoundaryMag(
         "bmag", BMAG, s, net, link_local=IPv6Address("fe80::1"), binding_lifetime=3600
     )
-    bmag.attach(CTX, b"\2\0\0\1\0\1", IPv6Address("2001:db8:100::2"), PLMA, sequence=0,
+    bmag.attach(CTX, MN_MAC, IPv6Address("2001:db8:100::2"), PLMA, sequence=0,
                 lifetime=3600, registered_at=0)  # fmt: skip
-    from test_entities_units import AP_NLMA
-
-    from lmaho_entities import ApReport
-
-    bmag.on_report(ApReport("mn1@x", AP_NLMA, 1), "test")
+    s.advance()  # as the agent does before handing the entity anything
     first = time.monotonic()
+    bmag.on_report(ApReport("mn1@x", AP_NLMA, 1), "test")
     run_until(s, lambda: len(net.sent) == 2, limit=1.5)
     assert len(net.sent) == 2 and net.sent[0].payload == net.sent[1].payload
     assert 0.95 <= time.monotonic() - first < 1.3
@@ -276,7 +281,7 @@ def test_an_agent_without_root_exits_2_saying_so() -> None:
         folder.chmod(0o755)
         configs = configs_for_scenario(DEFAULT_SCENARIO, runtime_dir=folder)
         configs["plma"].dump(folder / "plma.toml")
-        command = [*LMAHO, "agent", "lma", "--config", str(folder / "plma.toml")]
+        command = [*LMAHO_COMMAND, "agent", "lma", "--config", str(folder / "plma.toml")]
         if os.geteuid() == 0:
             if shutil.which("setpriv") is None:
                 pytest.skip("running as root and setpriv is missing to drop it")
@@ -371,8 +376,7 @@ def lma_ho_init(mn: int, seq: int) -> Packet:
 
 
 def test_an_nlma_at_its_limit_refuses_contexts_and_forgets_old_answers() -> None:
-    lma, net = make_lma(max_mobiles=2)
-    lma.address = NLMA
+    lma, net = make_lma(NLMA, max_mobiles=2)
     for n in range(1, 1001):
         lma.receive(lma_ho_init(n, n), "test")
     statuses = [p.payload.status for p in net.sent]  # type: ignore[union-attr]
@@ -423,7 +427,7 @@ def test_entities_tell_their_data_plane_every_tunnel_and_route() -> None:
         data_plane=plane,
         max_mobiles=1,
     )
-    bmag.attach(CTX, b"\2\0\0\1\0\1", IPv6Address("2001:db8:100::2"), PLMA, sequence=0,
+    bmag.attach(CTX, MN_MAC, IPv6Address("2001:db8:100::2"), PLMA, sequence=0,
                 lifetime=3600, registered_at=0)  # fmt: skip
     with pytest.raises(ValueError, match="1 MNs attached already"):
         bmag.attach(

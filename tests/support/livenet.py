@@ -27,7 +27,7 @@ from pyroute2 import IPRoute, netns
 from lmaho_live.config import AgentConfig
 from lmaho_live.control import request
 
-LMAHO = [sys.executable, "-c", "from lmaho_cli.main import main; main()"]
+from .cli import LMAHO_COMMAND
 
 
 class Agent:
@@ -39,7 +39,7 @@ class Agent:
         self.events: list[dict[str, Any]] = []
         self._lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.process = subprocess.Popen(
-            [*LMAHO, "agent", config.role, "--config", str(path), "--json"],
+            [*LMAHO_COMMAND, "agent", config.role, "--config", str(path), "--json"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
