@@ -313,3 +313,27 @@ def test_an_agent_without_its_address_exits_2_naming_it(lab: Lab, tmp_path: Path
         f"lmaho: error: agent plma: address {PLMA} is not configured in this network namespace\n"
     )
     assert not config.control.exists()
+
+
+def test_kernel_tunnels_asked_of_a_kernel_without_ip6tnl_exit_2(lab: Lab, tmp_path: Path) -> None:
+    lab.add_node("plma", PLMA)
+    probe = "from pyroute2 import IPRoute\nfrom lmaho_live.dataplane import kernel_has_ip6tnl\n"
+    if lab.run_in("plma", probe + "print(kernel_has_ip6tnl(IPRoute()))").strip() == "True":
+        pytest.skip("this kernel has ip6tnl")
+    config = dataclasses.replace(
+        configs_for_scenario(SCENARIO, runtime_dir=tmp_path)["plma"], tunnels="kernel"
+    )
+    path = tmp_path / "plma.toml"
+    config.dump(path)
+    run = subprocess.run(
+        [*LMAHO_COMMAND, "agent", "lma", "--config", str(path)],
+        preexec_fn=lab.enter("plma"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (run.returncode, run.stderr) == (
+        2,
+        "lmaho: error: --tunnels kernel: this kernel makes no ip6tnl interfaces\n",
+    )
+    assert not any(name.startswith("Tunnel") for name in lab.links("plma"))
