@@ -19,8 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from ipaddress import IPv6Address
 
-from lmaho_entities import ApReport, Node, Packet, Signal
-from lmaho_entities.packets import STEP_OF_MESSAGE
+from lmaho_entities import STEP_OF_MESSAGE, ApReport, Node, Packet, Signal
 from lmaho_wire import decode
 from lmaho_wire.packet import IPPROTO_MH
 
