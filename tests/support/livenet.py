@@ -83,8 +83,13 @@ class Agent:
             if left <= 0:
                 continue
 
-    def sent(self) -> list[str]:
-        """The messages this agent has sent so far, in order."""
+    def sent(self, last: str | None = None) -> list[str]:
+        """The messages this agent has sent so far, in order; with ``last``, once it sent that.
+
+        (Another agent's event may be seen before this one's log line is read.)
+        """
+        if last is not None:
+            self.wait_for("sent", where=lambda e: e["message"] == last)
         while True:
             try:
                 item = self._lines.get_nowait()
