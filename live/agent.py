@@ -107,6 +107,7 @@ class Agent:
         return 0
 
     def _turn(self) -> None:
+        self.events.flush()  # before waiting: what happened is in the log
         timeout = self.scheduler.timeout()
         timeout = IDLE_WAKEUP if timeout is None else min(timeout, IDLE_WAKEUP)
         for key, _ in self.selector.select(timeout):
@@ -271,6 +272,7 @@ class Agent:
         self.selector.close()
         if self.entity is not None:
             self.events.emit("stopped", counters=self._counters())
+        self.events.flush()
 
     # --- the control socket ---------------------------------------------------------------------
 

@@ -306,6 +306,8 @@ def test_events_are_json_lines_and_drops_are_rate_limited() -> None:
         log.dropped("malformed", "2001:db8:b::1")
     clock[0] += 1.0
     log.dropped("malformed", "2001:db8:b::1")
+    assert out.getvalue() == ""  # nothing before the agent's loop flushes
+    log.flush()
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert lines[0] == {
         "time": 1000.0,
@@ -316,9 +318,9 @@ def test_events_are_json_lines_and_drops_are_rate_limited() -> None:
     }
     assert [(e["event"], e["count"]) for e in lines[1:]] == [("dropped", 1), ("dropped", 500)]
     human = io.StringIO()
-    EventLog(human, agent="bmag", role="bmag", as_json=False, clock=lambda: 0.0).emit(
-        "sent", message="PBU", status=None
-    )
+    human_log = EventLog(human, agent="bmag", role="bmag", as_json=False, clock=lambda: 0.0)
+    human_log.emit("sent", message="PBU", status=None)
+    human_log.flush()
     assert human.getvalue() == "00:00:00.000000 bmag sent message=PBU\n"
 
 
