@@ -89,7 +89,7 @@ def _register_commands() -> None:
     # Each module adds its command(s) to ``app``; importing is registering.
     from . import decode  # noqa: F401
 
-    for optional in ("craft", "check", "ladder", "replay", "dissector_cmd"):
+    for optional in ("craft", "check", "ladder", "replay", "dissector_cmd", "lab"):
         try:
             __import__(f"{__package__}.{optional}")
         except ModuleNotFoundError as e:

@@ -1,0 +1,112 @@
+"""Every link of the lab into one pcapng: dumpcap per namespace, then mergecap.
+
+Each link is captured at one of its ends: a core link at the first node of
+its name (``bmag-plma`` in the bMAG), an MN's access link at the bMAG. Both
+ends of a link carry the link's name, so each interface in the merged file
+is named after its link. One dumpcap runs per namespace that holds captured
+ends; their files are merged in time order into the file of ``--pcap``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .ledger import LabError, Ledger
+from .processes import NamespaceProcess
+from .topology import Topology
+
+#: How long dumpcap may take to open its interfaces.
+START_TIMEOUT = 10.0
+
+
+def captured_end(link_name: str) -> str:
+    """The node at whose end a link is captured."""
+    first, second = link_name.split("-")
+    return second if second == "bmag" else first
+
+
+def capture_plan(topology: Topology) -> dict[str, list[str]]:
+    """node -> the interfaces captured in its namespace, every link once."""
+    plan: dict[str, list[str]] = {}
+    for link in topology.links:
+        plan.setdefault(captured_end(link.name), []).append(link.name)
+    return plan
+
+
+def require_tools() -> tuple[str, str]:
+    dumpcap, mergecap = shutil.which("dumpcap"), shutil.which("mergecap")
+    if dumpcap is None or mergecap is None:
+        raise LabError(
+            "--pcap needs dumpcap and mergecap (Debian: apt-get install wireshark-common)"
+        )
+    return dumpcap, mergecap
+
+
+@dataclass
+class _Piece:
+    node: str
+    path: Path
+    log: Path
+    process: NamespaceProcess
+
+
+class LinkCapture:
+    """dumpcap in each namespace that holds a captured link end, started and stopped together."""
+
+    def __init__(self, topology: Topology, ledger: Ledger, output: Path) -> None:
+        self.output = output
+        dumpcap, self._mergecap = require_tools()
+        self._pieces: list[_Piece] = []
+        directory = ledger.runtime_dir / "capture"
+        directory.mkdir(exist_ok=True)
+        for node, interfaces in capture_plan(topology).items():
+            path = directory / f"{node}.pcapng"
+            log = directory / f"{node}.log"
+            argv = [dumpcap, "-q", "-B", "8", "-w", str(path)]
+            for name in interfaces:
+                argv += ["-i", name]
+            process = NamespaceProcess(
+                ledger, topology.namespaces[node], argv, f"dumpcap in {node}", stderr=log
+            )
+            self._pieces.append(_Piece(node, path, log, process))
+        self._wait_started()
+
+    def _wait_started(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        for piece in self._pieces:
+            # dumpcap writes the section header and interface blocks once every interface is open.
+            while not (piece.path.exists() and piece.path.stat().st_size > 0):
+                if piece.process.popen.poll() is not None or time.monotonic() > deadline:
+                    raise LabError(f"dumpcap in {piece.node} did not start: {_tail(piece.log)}")
+                time.sleep(0.02)
+
+    def stop(self) -> Path:
+        """Stop every dumpcap (they flush on SIGTERM) and merge their files into the output."""
+        for piece in self._pieces:
+            piece.process.stop(signal.SIGTERM)
+        pieces = [str(p.path) for p in self._pieces if p.path.exists()]
+        result = subprocess.run(
+            [self._mergecap, "-F", "pcapng", "-w", str(self.output), *pieces],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise LabError(f"mergecap failed: {result.stderr.strip()}")
+        return self.output
+
+    def abandon(self) -> None:
+        for piece in self._pieces:
+            piece.process.stop(signal.SIGKILL, grace=1.0)
+
+
+def _tail(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace").strip().splitlines()[-1]
+    except (OSError, IndexError):
+        return "no message"
