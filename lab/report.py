@@ -87,8 +87,9 @@ class HandoverReport:
     new_lma: str | None
     #: Seconds from (b) to (i), from the bMAG; None unless completed.
     latency: float | None
-    #: When step (a) was delivered (Unix seconds).
+    #: When step (a) was delivered and when the bMAG reported the end (Unix seconds).
     triggered: float
+    done: float
     #: The tunnel the MN's uplink takes after the handover (the kernel's route lookup at the bMAG).
     tunnel: str | None = None
     echo: EchoWindow | None = None

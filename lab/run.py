@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import sys
@@ -143,23 +144,39 @@ class Lab:
         self.controls: dict[str, Control] = {}
         self.helpers: list[NamespaceProcess] = []
         self.capture: LinkCapture | None = None
+        self._started = time.monotonic()
+        self.rng = random.Random(options.seed)
+        self._interrupts: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
 
     @property
     def run_id(self) -> str:
         return self.ledger.run_id
 
+    def __enter__(self) -> Lab:
+        """Build the lab and start the agents (or plain forwarding); no traffic yet."""
+        self._interrupts = terminate_as_interrupt()
+        self._interrupts.__enter__()
+        try:
+            self.start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            self.teardown()
+        finally:
+            self._interrupts.__exit__(None, None, None)
+
     def run(self) -> LabReport:
-        with terminate_as_interrupt():
-            try:
-                return self._run()
-            finally:
-                self.teardown()
+        """The whole run: build, traffic, handovers, report; torn down whatever happens."""
+        with self:
+            return self._run()
 
-    # --- the run ---------------------------------------------------------------------
-
-    def _run(self) -> LabReport:
+    def start(self) -> Topology:
         o = self.options
-        started = time.monotonic()
+        self._started = time.monotonic()
         self.ledger.create()
         topology = self.topology = plan(o.scenario, o.mobiles, self.ledger.namespace)
         build(topology, self.ledger)
@@ -169,6 +186,14 @@ class Lab:
             self._start_agents(topology)
         else:
             plain_forwarding(topology)
+        return topology
+
+    # --- the run ---------------------------------------------------------------------
+
+    def _run(self) -> LabReport:
+        o = self.options
+        assert self.topology is not None
+        topology = self.topology
         sink, source, echo = self._start_traffic(topology)
         mobiles = {m.identifier: _Mobile(m, o.scenario.mobiles.anchor) for m in topology.mobiles}
         settle = o.scenario.timing.handover_interval if o.settle is None else o.settle
@@ -196,13 +221,13 @@ class Lab:
         source_report = source.wait_for("report", START_TIMEOUT)
         sink_report = sink.wait_for("report", START_TIMEOUT)
         if o.agents:
-            report.tunnels = self._tunnel_counts()
+            report.tunnels = self.tunnel_counts()
         self._stop_agents()
         if self.capture is not None:
             report.pcap = str(self.capture.stop())
             self.capture = None
         self._measure(report, mobiles, traffic_end, echo_report, source_report, sink_report)
-        report.seconds = round(time.monotonic() - started, 3)
+        report.seconds = round(time.monotonic() - self._started, 3)
         return report
 
     def _start_agents(self, topology: Topology) -> None:
@@ -262,18 +287,7 @@ class Lab:
     ) -> tuple[NamespaceProcess, NamespaceProcess, NamespaceProcess]:
         o = self.options
         first = topology.mobiles[0]
-        runtime = self.ledger.runtime_dir
-
-        def helper(node: str, what: str, *args: str) -> NamespaceProcess:
-            process = NamespaceProcess(
-                self.ledger,
-                topology.namespaces[node],
-                python_module("lmaho_lab.traffic", *args),
-                what,
-                stderr=runtime / f"{what.replace(' ', '-')}.log",
-            )
-            self.helpers.append(process)
-            return process
+        helper = self.traffic
 
         seed = str(o.seed)
         sink = helper("mn1", "tcp sink", "tcp-sink", "--port", str(TCP_PORT), "--seed", seed)
@@ -304,6 +318,19 @@ class Lab:
         echo.wait_for("ready", START_TIMEOUT)
         return sink, source, echo
 
+    def traffic(self, node: str, what: str, *args: str) -> NamespaceProcess:
+        """``python -m lmaho_lab.traffic ARGS`` in ``node``'s namespace, stopped at teardown."""
+        assert self.topology is not None
+        process = NamespaceProcess(
+            self.ledger,
+            self.topology.namespaces[node],
+            python_module("lmaho_lab.traffic", *args),
+            what,
+            stderr=self.ledger.runtime_dir / f"{what.replace(' ', '-')}.log",
+        )
+        self.helpers.append(process)
+        return process
+
     @property
     def echo_interval(self) -> float:
         return max(self.options.echo_interval, self.options.mobiles / MAX_ECHO_RATE)
@@ -312,11 +339,14 @@ class Lab:
         """Step (a) for every MN towards the LMA it does not use, then wait for every result."""
         o = self.options
         bmag = self.agents["bmag"]
+        # As in craft, MN i reports at (i + u) * spacing, u random from --seed; a round of
+        # many MNs is squeezed into about a second.
         spacing = min(o.scenario.timing.mobile_spacing, 1.0 / len(mobiles))
+        offsets = [(i + self.rng.random()) * spacing for i in range(len(mobiles))]
         pending: dict[tuple[str, int], tuple[_Mobile, float]] = {}
-        for i, mobile in enumerate(mobiles):
-            if i:
-                time.sleep(spacing)
+        round_start = time.monotonic()
+        for mobile, offset in zip(mobiles, offsets, strict=True):
+            time.sleep(max(0.0, round_start + offset - time.monotonic()))
             target = next(r for r in LMA_ROLES if r != mobile.serving)
             ap = next(a for a in o.scenario.access_points.values() if a.lma == target)
             triggered = time.time()
@@ -343,6 +373,7 @@ class Lab:
                 new_lma=event.get("new_lma"),
                 latency=event.get("latency"),
                 triggered=triggered,
+                done=float(event["time"]),
                 tunnel=event.get("tunnel"),
             )
             mobile.results.append(result)
@@ -378,7 +409,7 @@ class Lab:
             state[name] = {k: status.get(k, []) for k in ("tunnels", "rules", "routes")}
         return state
 
-    def _tunnel_counts(self) -> list[Any]:
+    def tunnel_counts(self) -> list[Any]:
         from .report import TunnelCount
 
         counts = []
