@@ -89,7 +89,16 @@ def _register_commands() -> None:
     # Each module adds its command(s) to ``app``; importing is registering.
     from . import decode  # noqa: F401
 
-    for optional in ("craft", "check", "ladder", "replay", "dissector_cmd", "lab"):
+    for optional in (
+        "craft",
+        "check",
+        "ladder",
+        "replay",
+        "dissector_cmd",
+        "agent",
+        "policy",
+        "lab",
+    ):
         try:
             __import__(f"{__package__}.{optional}")
         except ModuleNotFoundError as e:

@@ -29,6 +29,7 @@ from .context import (
     previous_lma_address_option,
     timestamp_option,
 )
+from .dataplane import NO_DATA_PLANE, DataPlane
 from .network import Network, Node, Retransmission, SequenceCounters
 from .packets import (
     IPv6Address,
@@ -106,6 +107,11 @@ class Lma(Node):
     answers every LMA_HO_Init, respectively every PBU (after the policy
     store's Update_Ack, as every PBA), with: the failure variants a test lab
     needs.
+
+    ``data_plane`` is told of every tunnel and prefix route (a live runtime
+    makes them real). ``max_mobiles``, when set, bounds the binding cache: a
+    context for one more MN is refused with INSUFFICIENT_RESOURCES (counted
+    in ``refused_full``), and answers are remembered for that many MNs.
     """
 
     def __init__(
@@ -121,6 +127,8 @@ class Lma(Node):
         max_lifetime: int,
         refuse_context: int | None = None,
         reject_pbu: int | None = None,
+        data_plane: DataPlane = NO_DATA_PLANE,
+        max_mobiles: int | None = None,
     ) -> None:
         super().__init__(name, address, scheduler, network)
         self.store = store
@@ -129,12 +137,15 @@ class Lma(Node):
         self.max_lifetime = max_lifetime - max_lifetime % 4
         self.refuse_context = refuse_context
         self.reject_pbu = reject_pbu
+        self.data_plane = data_plane
+        self.max_mobiles = max_mobiles
+        self.refused_full = 0
         self.bindings: dict[str, BindingCacheEntry] = {}
-        self.tunnels = TunnelTable(address)
+        self.tunnels = TunnelTable(address, data_plane.add_tunnel)
         self.prefix_routes: PrefixTable[TunnelInterface] = PrefixTable()
         self.outgoing: dict[str, OutgoingHandover] = {}
         self.incoming: dict[str, IncomingRegistration] = {}
-        self.answers = AnswerCache()
+        self.answers = AnswerCache(max_mobiles)
         self.sequences = SequenceCounters()
         self._handlers = {
             "LMA_HO_Req": self._on_lma_ho_req,
@@ -151,8 +162,11 @@ class Lma(Node):
     ) -> BindingCacheEntry:
         """Hold a registered binding for an MN, as a PBU/PBA exchange before the run left it.
 
-        The MN's prefixes are routed into the tunnel to its MAG.
+        The MN's prefixes are routed into the tunnel to its MAG. ValueError
+        when the binding cache is full (``max_mobiles``).
         """
+        if self._full(context.identifier):
+            raise ValueError(f"{self.name}: binding cache full ({self.max_mobiles} MNs)")
         bce = BindingCacheEntry(context, proxy_coa, min(lifetime, self.max_lifetime), registered_at)
         self.bindings[context.identifier] = bce
         self._route(context, self.tunnels.to(proxy_coa))
@@ -165,13 +179,23 @@ class Lma(Node):
                 pending.retransmission.stop()
         self.answers.forget(mn_id)
 
+    def _full(self, mn_id: str) -> bool:
+        """True when a BCE for ``mn_id`` would be one more than ``max_mobiles`` allows."""
+        return (
+            self.max_mobiles is not None
+            and mn_id not in self.bindings
+            and len(self.bindings) >= self.max_mobiles
+        )
+
     def _route(self, context: MobileContext, tunnel: TunnelInterface) -> None:
         for prefix in context.prefixes:
             self.prefix_routes.add(prefix, tunnel)
+            self.data_plane.route_prefix(prefix, tunnel)
 
     def _unroute(self, context: MobileContext) -> None:
         for prefix in context.prefixes:
             self.prefix_routes.remove(prefix)
+            self.data_plane.unroute_prefix(prefix)
 
     # --- receiving ---------------------------------------------------------------------
 
@@ -348,6 +372,12 @@ class Lma(Node):
             return
         if self.refuse_context is not None:
             self._hack(packet, init, self.refuse_context, trace)
+            return
+        mn_id = init.mn_identifier
+        assert mn_id is not None
+        if self._full(mn_id):
+            self.refused_full += 1
+            self._hack(packet, init, HANDOVER_STATUS["INSUFFICIENT_RESOURCES"], trace)
             return
         mag_option = init.option("mag_ipv6_address")
         assert mag_option is not None

@@ -24,6 +24,7 @@ from .context import (
     handoff_indicator_option,
     timestamp_option,
 )
+from .dataplane import NO_DATA_PLANE, DataPlane
 from .network import ApReport, Network, Node, Retransmission, SequenceCounters
 from .packets import (
     IPv6Address,
@@ -107,7 +108,9 @@ class BoundaryMag(Node):
     ``policy_routes`` the policy-based route of each MN, and
     ``binding_update_list`` the RFC 5213 binding update list.
     ``binding_lifetime`` is the lifetime (seconds) it asks for in
-    LMA_HO_Req and PBU.
+    LMA_HO_Req and PBU. ``data_plane`` is told of every tunnel and policy
+    route (a live runtime makes them real); ``max_mobiles``, when set, is
+    the most MNs :meth:`attach` takes.
     """
 
     def __init__(
@@ -119,12 +122,16 @@ class BoundaryMag(Node):
         *,
         link_local: IPv6Address,
         binding_lifetime: int,
+        data_plane: DataPlane = NO_DATA_PLANE,
+        max_mobiles: int | None = None,
     ) -> None:
         super().__init__(name, address, scheduler, network)
+        self.data_plane = data_plane
+        self.max_mobiles = max_mobiles
         self.link_local = link_local
         self.binding_lifetime = binding_lifetime - binding_lifetime % 4
         self.mobiles: dict[str, AttachedMobile] = {}
-        self.tunnels = TunnelTable(address)
+        self.tunnels = TunnelTable(address, data_plane.add_tunnel)
         self.policy_routes: dict[str, PolicyRoute] = {}
         self.binding_update_list: dict[str, BindingUpdateListEntry] = {}
         self.sequences = SequenceCounters()
@@ -146,7 +153,16 @@ class BoundaryMag(Node):
         lifetime: int,
         registered_at: int,
     ) -> AttachedMobile:
-        """An MN already registered with ``serving_lma`` through this bMAG (before the run)."""
+        """An MN already registered with ``serving_lma`` through this bMAG (before the run).
+
+        ValueError when ``max_mobiles`` MNs are attached already.
+        """
+        if (
+            self.max_mobiles is not None
+            and context.identifier not in self.mobiles
+            and len(self.mobiles) >= self.max_mobiles
+        ):
+            raise ValueError(f"{self.name}: {self.max_mobiles} MNs attached already")
         mobile = AttachedMobile(context, mac, address, serving_lma)
         self.mobiles[context.identifier] = mobile
         for prefix in context.prefixes:
@@ -165,7 +181,9 @@ class BoundaryMag(Node):
             mobile.handover.retransmission.stop()
         for prefix in mobile.context.prefixes:
             self._by_prefix.remove(prefix)
-        self.policy_routes.pop(mn_id, None)
+        route = self.policy_routes.pop(mn_id, None)
+        if route is not None:
+            self.data_plane.remove_policy_route(mn_id, route)
         self.binding_update_list.pop(mn_id, None)
 
     def _tunnel(self, lma: IPv6Address) -> TunnelInterface:
@@ -173,9 +191,10 @@ class BoundaryMag(Node):
         return self.tunnels.to(lma)
 
     def _point_route(self, mobile: AttachedMobile, tunnel: TunnelInterface) -> None:
-        self.policy_routes[mobile.context.identifier] = PolicyRoute(
-            mobile.mac, mobile.context.prefixes, tunnel.name
-        )
+        mn_id = mobile.context.identifier
+        route = PolicyRoute(mobile.mac, mobile.context.prefixes, tunnel.name)
+        self.policy_routes[mn_id] = route
+        self.data_plane.point_policy_route(mn_id, route)
 
     def route_of(self, mn_id: str) -> TunnelInterface:
         """The tunnel interface the MN's policy route points at."""
