@@ -38,13 +38,17 @@ def capture_plan(topology: Topology) -> dict[str, list[str]]:
     return plan
 
 
-def require_tools() -> tuple[str, str]:
-    dumpcap, mergecap = shutil.which("dumpcap"), shutil.which("mergecap")
-    if dumpcap is None or mergecap is None:
+TOOLS = ("dumpcap", "mergecap", "reordercap")
+
+
+def require_tools() -> dict[str, str]:
+    found = {tool: shutil.which(tool) for tool in TOOLS}
+    missing = [tool for tool, path in found.items() if path is None]
+    if missing:
         raise LabError(
-            "--pcap needs dumpcap and mergecap (Debian: apt-get install wireshark-common)"
+            f"--pcap needs {', '.join(missing)} (Debian: apt-get install wireshark-common)"
         )
-    return dumpcap, mergecap
+    return {tool: str(path) for tool, path in found.items()}
 
 
 @dataclass
@@ -60,14 +64,14 @@ class LinkCapture:
 
     def __init__(self, topology: Topology, ledger: Ledger, output: Path) -> None:
         self.output = output
-        dumpcap, self._mergecap = require_tools()
+        self._tools = require_tools()
+        self._directory = ledger.runtime_dir / "capture"
         self._pieces: list[_Piece] = []
-        directory = ledger.runtime_dir / "capture"
-        directory.mkdir(exist_ok=True)
+        self._directory.mkdir(exist_ok=True)
         for node, interfaces in capture_plan(topology).items():
-            path = directory / f"{node}.pcapng"
-            log = directory / f"{node}.log"
-            argv = [dumpcap, "-q", "-B", "8", "-w", str(path)]
+            path = self._directory / f"{node}.pcapng"
+            log = self._directory / f"{node}.log"
+            argv = [self._tools["dumpcap"], "-q", "-B", "8", "-w", str(path)]
             for name in interfaces:
                 argv += ["-i", name]
             process = NamespaceProcess(
@@ -86,19 +90,26 @@ class LinkCapture:
                 time.sleep(0.02)
 
     def stop(self) -> Path:
-        """Stop every dumpcap (they flush on SIGTERM) and merge their files into the output."""
+        """Stop every dumpcap (they flush on SIGTERM), merge their files, sort by time.
+
+        One dumpcap writing several interfaces interleaves them as its buffers fill,
+        not in time order, and mergecap only interleaves files it takes to be sorted;
+        reordercap puts every frame in time order (the checker reads steps in order).
+        """
         for piece in self._pieces:
             piece.process.stop(signal.SIGTERM)
+        merged = self._directory / "merged.pcapng"
         pieces = [str(p.path) for p in self._pieces if p.path.exists()]
+        self._tool("mergecap", "-F", "pcapng", "-w", str(merged), *pieces)
+        self._tool("reordercap", str(merged), str(self.output))
+        return self.output
+
+    def _tool(self, tool: str, *args: str) -> None:
         result = subprocess.run(
-            [self._mergecap, "-F", "pcapng", "-w", str(self.output), *pieces],
-            capture_output=True,
-            text=True,
-            check=False,
+            [self._tools[tool], *args], capture_output=True, text=True, check=False
         )
         if result.returncode != 0:
-            raise LabError(f"mergecap failed: {result.stderr.strip()}")
-        return self.output
+            raise LabError(f"{tool} failed: {result.stderr.strip()}")
 
     def abandon(self) -> None:
         for piece in self._pieces:

@@ -142,6 +142,7 @@ class LabReport:
 
     @property
     def tcp_intact(self) -> bool:
+        """Every octet sent arrived, in order, as sent."""
         return self.tcp_sent == self.tcp_verified == self.tcp_received and (
             self.tcp_first_mismatch is None
         )
@@ -182,7 +183,11 @@ class LabReport:
             f"echo: {self.echo_sent} sent every {self.echo_interval * 1000:g} ms per MN, "
             f"{self.echo_lost} lost, longest gap {self.echo_longest_gap * 1000:.0f} ms"
         )
-        verdict = "every byte verified" if self.tcp_intact else "NOT intact"
+        verdict = (
+            "every byte verified"
+            if self.tcp_intact
+            else f"{self.tcp_sent - self.tcp_verified} octets NOT delivered intact"
+        )
         mismatch = (
             f", first mismatch at octet {self.tcp_first_mismatch}"
             if self.tcp_first_mismatch is not None

@@ -12,11 +12,9 @@ that were killed before they could.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import signal
-import socket
 import sys
 import threading
 import time
@@ -25,8 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmaho_entities import DEFAULT_SCENARIO, Scenario, Variant
+from lmaho_entities import DEFAULT_SCENARIO, PolicyProfile, Scenario, Variant
 from lmaho_entities.scenario import LMA_ROLES, MobileSpec
+from lmaho_live.config import configs_for_scenario
+from lmaho_live.control import ControlError, request
+from lmaho_live.policydb import PolicyDatabase
 
 from .capture import LinkCapture
 from .ledger import STATE_DIR, LabError, Ledger, Teardown, leftover_ledgers, new_run_id
@@ -77,36 +78,20 @@ class _Mobile:
 
 
 class Control:
-    """A JSON-lines connection to an agent's control socket."""
+    """An agent's control socket (docs/agent.md): a request, its successful reply."""
 
     def __init__(self, path: Path, what: str) -> None:
+        self.path = path
         self.what = what
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.settimeout(10.0)
-        try:
-            self._sock.connect(str(path))
-        except OSError as e:
-            raise LabError(f"{what}: cannot connect to {path}: {e.strerror or e}") from None
-        self._file = self._sock.makefile("rwb")
 
     def __call__(self, cmd: str, **fields: Any) -> dict[str, Any]:
         try:
-            self._file.write(json.dumps({"cmd": cmd, **fields}).encode() + b"\n")
-            self._file.flush()
-            line = self._file.readline()
-        except OSError as e:
+            reply: dict[str, Any] = request(self.path, {"cmd": cmd, **fields})
+        except ControlError as e:
             raise LabError(f"{self.what}: {cmd}: {e}") from None
-        if not line:
-            raise LabError(f"{self.what}: {cmd}: the agent closed its control socket")
-        reply: dict[str, Any] = json.loads(line)
         if not reply.get("ok"):
             raise LabError(f"{self.what}: {cmd}: {reply.get('error', reply)}")
         return reply
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._file.close()
-            self._sock.close()
 
 
 @contextlib.contextmanager
@@ -217,9 +202,10 @@ class Lab:
         traffic_end = time.time()
         for helper in (echo, source):
             helper.close_input()
-        echo_report = echo.wait_for("report", START_TIMEOUT)
         source_report = source.wait_for("report", START_TIMEOUT)
+        sink.close_input()  # only now: the source has closed the stream, or given up
         sink_report = sink.wait_for("report", START_TIMEOUT)
+        echo_report = echo.wait_for("report", START_TIMEOUT)
         if o.agents:
             report.tunnels = self.tunnel_counts()
         self._stop_agents()
@@ -231,11 +217,6 @@ class Lab:
         return report
 
     def _start_agents(self, topology: Topology) -> None:
-        from lmaho_live.config import configs_for_scenario
-        from lmaho_live.policydb import PolicyDatabase
-
-        from lmaho_entities import PolicyProfile
-
         o = self.options
         runtime = self.ledger.runtime_dir
         configs = configs_for_scenario(
@@ -463,8 +444,6 @@ class Lab:
     # --- teardown --------------------------------------------------------------------
 
     def _stop_agents(self) -> None:
-        for control in self.controls.values():
-            control.close()
         self.controls.clear()
         statuses = {name: agent.stop() for name, agent in self.agents.items()}
         self.agents.clear()

@@ -44,6 +44,8 @@ PATTERN_PERIOD = 65521
 SAMPLE_EVERY = 0.02
 #: Seconds the echo sender waits for the last replies after it stops sending.
 ECHO_DRAIN = 0.5
+#: Seconds the TCP ends wait, after being told to stop, for the rest of the stream.
+TCP_DRAIN = 1.5
 
 
 def pattern(seed: int) -> bytes:
@@ -156,20 +158,37 @@ def run_echo(targets: Sequence[str], interval: float, size: int) -> dict[str, An
 
 
 def run_tcp_sink(port: int, seed: int) -> dict[str, Any]:
+    """Verify the stream until the source closes it, or until standard input closes
+    and nothing more arrives for TCP_DRAIN seconds (a broken path)."""
     expected = pattern(seed) * 2
     listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("::", port))
     listener.listen(1)
+    stop = stdin_closed()
     emit("ready")
-    connection, peer = listener.accept()
+    peer = None
     received = Progress()
     verified = Progress()
     mismatch: int | None = None
+    connection: socket.socket | None = None
+    closed_by_source = False
+    quiet_since = time.monotonic()
     while True:
+        waiting_on = connection or listener
+        if not select.select([waiting_on], [], [], 0.05)[0]:
+            if stop.is_set() and time.monotonic() - quiet_since > TCP_DRAIN:
+                break
+            continue
+        if connection is None:
+            connection, address = listener.accept()
+            peer = address[0]
+            continue
         data = connection.recv(PATTERN_PERIOD)
         if not data:
+            closed_by_source = True
             break
+        quiet_since = time.monotonic()
         if mismatch is None:
             offset = received.total % PATTERN_PERIOD
             if data == expected[offset : offset + len(data)]:
@@ -179,18 +198,22 @@ def run_tcp_sink(port: int, seed: int) -> dict[str, Any]:
                 verified.add(good)
                 mismatch = received.total + good
         received.add(len(data))
-    connection.close()
+    if connection is not None:
+        connection.close()
     return {
         "mode": "tcp-sink",
-        "peer": peer[0],
+        "peer": peer,
         "received": received.total,
         "verified": verified.total,
         "first_mismatch": mismatch,
+        "closed_by_source": closed_by_source,
         "verified_samples": verified.finish(),
     }
 
 
 def run_tcp_source(to: str, port: int, rate: int, seed: int) -> dict[str, Any]:
+    """Send the pattern at ``rate`` until standard input closes, then close and wait
+    (TCP_DRAIN seconds at most) for the sink to close: everything was delivered."""
     stream = pattern(seed) * 2
     stop = stdin_closed()
     deadline = time.monotonic() + 5.0
@@ -202,26 +225,38 @@ def run_tcp_source(to: str, port: int, rate: int, seed: int) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-    sock.settimeout(None)
+    sock.setblocking(False)
     emit("ready")
     sent = Progress()
     start = time.monotonic()
-    tick = 0.005
     while not stop.is_set():
         due = int(rate * (time.monotonic() - start)) - sent.total
-        while due > 0:
+        # A stalled path fills the send buffer: the stream waits, intact, and the
+        # source still notices when to stop.
+        if due > 0 and select.select([], [sock], [], 0.005)[1]:
             offset = sent.total % PATTERN_PERIOD
-            chunk = stream[offset : offset + min(due, 16384)]
-            sock.sendall(chunk)  # blocks while the path stalls: the stream waits, intact
-            sent.add(len(chunk))
-            due -= len(chunk)
-        stop.wait(tick)
+            with contextlib.suppress(BlockingIOError):
+                sent.add(sock.send(stream[offset : offset + min(due, 16384)]))
+        else:
+            stop.wait(0.005)
     sock.shutdown(socket.SHUT_WR)
-    # The sink closes once it has read everything: the stream is then fully delivered.
-    while sock.recv(4096):
-        pass
+    delivered = False
+    drain_until = time.monotonic() + TCP_DRAIN
+    while time.monotonic() < drain_until:
+        if select.select([sock], [], [], 0.05)[0]:
+            try:
+                if not sock.recv(4096):
+                    delivered = True
+                    break
+            except OSError:
+                break
     sock.close()
-    return {"mode": "tcp-source", "sent": sent.total, "sent_samples": sent.finish()}
+    return {
+        "mode": "tcp-source",
+        "sent": sent.total,
+        "delivered": delivered,
+        "sent_samples": sent.finish(),
+    }
 
 
 # --- UDP packets per second ----------------------------------------------------------
