@@ -8,10 +8,7 @@
 * ``tcp-sink --port P --seed N``: accepts one TCP connection and verifies every
   byte against the deterministic pattern of ``--seed``;
 * ``tcp-source --to A --port P --rate B --seed N``: connects and sends that
-  pattern at ``B`` octets per second;
-* ``udp-flood --to A --port P --size N`` and ``udp-count --port P``: UDP
-  datagrams as fast as one core sends them, and how many arrive (the
-  benchmark's packets per second).
+  pattern at ``B`` octets per second.
 
 Each prints one JSON line ``{"event": "ready"}`` once it is running, runs
 until its standard input closes (the sink: until the source closes), and
@@ -259,53 +256,6 @@ def run_tcp_source(to: str, port: int, rate: int, seed: int) -> dict[str, Any]:
     }
 
 
-# --- UDP packets per second ----------------------------------------------------------
-
-
-def run_udp_flood(to: str, port: int, size: int) -> dict[str, Any]:
-    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    sock.connect((to, port))
-    stop = stdin_closed()
-    payload = bytes(size)
-    emit("ready")
-    sent = errors = 0
-    started = time.monotonic()
-    while not stop.is_set():
-        for _ in range(1000):
-            try:
-                sock.send(payload)
-                sent += 1
-            except OSError:  # ENOBUFS: the queue is full, the path drops
-                errors += 1
-    return {
-        "mode": "udp-flood",
-        "sent": sent,
-        "errors": errors,
-        "seconds": time.monotonic() - started,
-    }
-
-
-def run_udp_count(port: int) -> dict[str, Any]:
-    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-    sock.bind(("::", port))
-    sock.settimeout(0.1)
-    stop = stdin_closed()
-    emit("ready")
-    received = 0
-    first = last = 0.0
-    while not stop.is_set():
-        try:
-            sock.recv(65535)
-        except TimeoutError:
-            continue
-        last = time.monotonic()
-        if not received:
-            first = last
-        received += 1
-    return {"mode": "udp-count", "received": received, "seconds": last - first}
-
-
 # --- command line --------------------------------------------------------------------
 
 
@@ -324,24 +274,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     source.add_argument("--port", type=int, required=True)
     source.add_argument("--rate", type=int, default=100_000)
     source.add_argument("--seed", type=int, default=0)
-    flood = modes.add_parser("udp-flood")
-    flood.add_argument("--to", required=True)
-    flood.add_argument("--port", type=int, required=True)
-    flood.add_argument("--size", type=int, default=64)
-    count = modes.add_parser("udp-count")
-    count.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     try:
         if args.mode == "echo":
             report = run_echo(args.targets.split(","), args.interval, args.size)
         elif args.mode == "tcp-sink":
             report = run_tcp_sink(args.port, args.seed)
-        elif args.mode == "tcp-source":
-            report = run_tcp_source(args.to, args.port, args.rate, args.seed)
-        elif args.mode == "udp-flood":
-            report = run_udp_flood(args.to, args.port, args.size)
         else:
-            report = run_udp_count(args.port)
+            report = run_tcp_source(args.to, args.port, args.rate, args.seed)
     except OSError as e:
         emit("error", error=f"{args.mode}: {e}")
         return 1
