@@ -28,11 +28,14 @@ tunnels (plain routing over the veths), the benchmark's baseline.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
+from typing import TypeVar
 
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
@@ -186,36 +189,55 @@ def _ll(mac: str) -> IPv6Address:
 
 
 # --- making it -----------------------------------------------------------------------
+#
+# Network namespaces belong to threads: a short-lived thread that enters a namespace
+# (or makes a new one) and opens a netlink socket there does all of one namespace's
+# work, so the lab's own thread never changes namespace and no process is forked per
+# namespace (pyroute2's netns.create and IPRoute(netns=...) fork one each, 35 ms here,
+# which made 1,000 MNs take a minute).
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+T = TypeVar("T")
 
 
-def set_sysctls(namespace: str, values: dict[str, str]) -> None:
-    """Write ``/proc/sys`` entries inside ``namespace``.
-
-    ``/proc/sys/net`` shows the network namespace of the thread that opens it,
-    so a short-lived thread enters the namespace and writes them; the caller's
-    own namespace is never touched.
-    """
+def in_namespace(namespace: str | None, work: Callable[[], T], *, create: bool = False) -> T:
+    """``work()`` run by a thread inside ``namespace`` (made first with ``create``)."""
+    outcome: list[T] = []
     failure: list[BaseException] = []
 
-    def write() -> None:
+    def run() -> None:
         try:
-            netns.setns(namespace, flags=0)
-            for key, value in values.items():
-                with open(f"/proc/sys/{key}", "w") as f:
-                    f.write(value)
-        except BaseException as e:  # reported in the calling thread
+            if create:
+                if _libc.unshare(CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
+                # Name this thread's new namespace as `ip netns add` would (a bind mount
+                # under /run/netns), so it outlives the thread.
+                netns.attach(namespace, f"self/task/{threading.get_native_id()}")
+            elif namespace is not None:
+                netns.setns(namespace, flags=0)
+            outcome.append(work())
+        except BaseException as e:  # re-raised in the calling thread
             failure.append(e)
 
-    thread = threading.Thread(target=write, name=f"sysctl {namespace}")
+    thread = threading.Thread(target=run, name=f"in {namespace}")
     thread.start()
     thread.join()
     if failure:
-        raise LabError(f"{namespace}: cannot set sysctls: {failure[0]}")
+        raise failure[0]
+    return outcome[0]
+
+
+def set_sysctls(values: dict[str, str]) -> None:
+    """Write ``/proc/sys`` entries; ``/proc/sys/net`` shows the namespace of the writing thread."""
+    for key, value in values.items():
+        with open(f"/proc/sys/{key}", "w") as f:
+            f.write(value)
 
 
 @contextlib.contextmanager
 def netlink(namespace: str) -> Iterator[IPRoute]:
-    """An rtnetlink socket inside ``namespace``."""
+    """An rtnetlink socket inside ``namespace``, for the calling thread."""
     with IPRoute(netns=namespace) as ipr:
         yield ipr
 
@@ -227,78 +249,90 @@ def index_of(ipr: IPRoute, name: str) -> int:
     return int(found[0])
 
 
+def configure(topology: Topology, node: str, work: Callable[[IPRoute], None]) -> None:
+    """``work(ipr)`` with a netlink socket inside ``node``'s namespace."""
+
+    def with_socket() -> None:
+        with IPRoute() as ipr:
+            work(ipr)
+
+    try:
+        in_namespace(topology.namespaces[node], with_socket)
+    except NetlinkError as e:
+        raise LabError(f"{topology.namespaces[node]}: netlink: {e}") from None
+
+
 def build(topology: Topology, ledger: Ledger) -> None:
     """Make the namespaces, links, addresses and routes of ``topology``."""
-    try:
-        for node, name in topology.namespaces.items():
-            ledger.add_namespace(name)
-            netns.create(name)
-            set_sysctls(name, ROUTER_SYSCTLS if node in ENTITIES else HOST_SYSCTLS)
-        for node, name in topology.namespaces.items():
-            with netlink(name) as ipr:
-                ipr.link("set", index=index_of(ipr, "lo"), state="up")
-                if node.startswith("mn"):
-                    continue  # an MN's address belongs on its access link
-                ipr.addr(
-                    "add",
-                    index=index_of(ipr, "lo"),
-                    address=str(topology.addresses[node]),
-                    prefixlen=128,
-                    flags=IFA_F_NODAD,
-                )
-        for link in topology.links:
-            _make_veth(topology, link)
-        for m in topology.mobiles:
-            node = mobile_node(m)
-            with netlink(topology.namespaces[node]) as ipr:
-                ipr.addr(
-                    "add",
-                    index=index_of(ipr, access_link_name(m)),
-                    address=str(m.address),
-                    prefixlen=m.prefix.prefixlen,
-                    flags=IFA_F_NODAD,
-                )
-        add_routes(topology, topology.routes)
-    except NetlinkError as e:
-        raise LabError(f"building the lab: netlink: {e}") from None
+    for node, name in topology.namespaces.items():
+        ledger.add_namespace(name)  # recorded before it exists: `lab down` finds it
+        sysctls = ROUTER_SYSCTLS if node in ENTITIES else HOST_SYSCTLS
+        try:
+            in_namespace(name, functools.partial(set_sysctls, sysctls), create=True)
+        except OSError as e:
+            raise LabError(f"cannot make namespace {name}: {e}") from None
+    # Each link is made from its end at an entity or the CN (the MNs' peers are made
+    # from the bMAG), then every namespace sets up what it holds.
+    for node in topology.namespaces:
+        made_here = [link for link in topology.links if _maker(link).node == node]
+        if made_here:
+            configure(topology, node, functools.partial(_make_veths, topology, made_here))
+    for node in topology.namespaces:
+        configure(topology, node, functools.partial(_set_up, topology, node))
 
 
-def _make_veth(topology: Topology, link: VethLink) -> None:
-    a, b = link.ends
-    with netlink(topology.namespaces[a.node]) as ipr:
+def _maker(link: VethLink) -> Interface:
+    return link.ends[1] if link.ends[0].node.startswith("mn") else link.ends[0]
+
+
+def _make_veths(topology: Topology, links: list[VethLink], ipr: IPRoute) -> None:
+    for link in links:
+        near = _maker(link)
+        far = link.far_end(near.node)
         ipr.link(
             "add",
-            ifname=a.name,
+            ifname=near.name,
             kind="veth",
-            address=a.mac,
+            address=near.mac,
             peer={
-                "ifname": b.name,
-                "address": b.mac,
-                "net_ns_fd": topology.namespaces[b.node],
+                "ifname": far.name,
+                "address": far.mac,
+                "net_ns_fd": topology.namespaces[far.node],
             },
         )
-        ipr.link("set", index=index_of(ipr, a.name), state="up")
-    with netlink(topology.namespaces[b.node]) as ipr:
-        ipr.link("set", index=index_of(ipr, b.name), state="up")
 
 
-def add_routes(
-    topology: Topology, routes: tuple[Route, ...] | list[Route], table: int = 254
-) -> None:
-    by_node: dict[str, list[Route]] = {}
+def _set_up(topology: Topology, node: str, ipr: IPRoute) -> None:
+    """Interfaces up, the node's address, its routes."""
+    ipr.link("set", index=index_of(ipr, "lo"), state="up")
+    for link in topology.links_of(node):
+        ipr.link("set", index=index_of(ipr, link.name), state="up")
+    address = topology.addresses[node]
+    if node.startswith("mn"):
+        (mobile,) = [m for m in topology.mobiles if mobile_node(m) == node]
+        device, prefixlen = access_link_name(mobile), mobile.prefix.prefixlen
+    else:
+        device, prefixlen = "lo", 128
+    ipr.addr(
+        "add",
+        index=index_of(ipr, device),
+        address=str(address),
+        prefixlen=prefixlen,
+        flags=IFA_F_NODAD,
+    )
+    add_routes([r for r in topology.routes if r.node == node], ipr)
+
+
+def add_routes(routes: list[Route], ipr: IPRoute, table: int = 254) -> None:
     for route in routes:
-        by_node.setdefault(route.node, []).append(route)
-    for node, node_routes in by_node.items():
-        with netlink(topology.namespaces[node]) as ipr:
-            for route in node_routes:
-                ipr.route(
-                    "add",
-                    family=socket.AF_INET6,
-                    dst=str(route.destination),
-                    oif=index_of(ipr, route.device),
-                    gateway=str(route.gateway),
-                    table=table,
-                )
+        ipr.route(
+            "add",
+            family=socket.AF_INET6,
+            dst=str(route.destination),
+            oif=index_of(ipr, route.device),
+            gateway=str(route.gateway),
+            table=table,
+        )
 
 
 def plain_forwarding(topology: Topology) -> None:
@@ -309,7 +343,7 @@ def plain_forwarding(topology: Topology) -> None:
     rule selects the tunnel)."""
     anchor = topology.anchor
     uplink = topology.link(f"bmag-{anchor}")
-    bmag_routes = [Route("bmag", IPv6Network("::/0"), uplink.name, _ll(uplink.far_end("bmag").mac))]
+    default = Route("bmag", IPv6Network("::/0"), uplink.name, _ll(uplink.far_end("bmag").mac))
     access_routes = [
         Route("bmag", m.prefix, access_link_name(m), _ll(_mac_text(m.mac)))
         for m in topology.mobiles
@@ -318,18 +352,19 @@ def plain_forwarding(topology: Topology) -> None:
         Route(anchor, m.prefix, uplink.name, _ll(uplink.end_at("bmag").mac))
         for m in topology.mobiles
     ]
-    try:
-        add_routes(topology, bmag_routes, table=PLAIN_TABLE)
-        add_routes(topology, [*anchor_routes, *access_routes])
-        with netlink(topology.namespaces["bmag"]) as ipr:
-            for m in topology.mobiles:
-                ipr.rule(
-                    "add",
-                    family=socket.AF_INET6,
-                    src=str(m.prefix.network_address),
-                    src_len=m.prefix.prefixlen,
-                    table=PLAIN_TABLE,
-                    priority=1000,
-                )
-    except NetlinkError as e:
-        raise LabError(f"plain forwarding: netlink: {e}") from None
+
+    def bmag(ipr: IPRoute) -> None:
+        add_routes([default], ipr, table=PLAIN_TABLE)
+        add_routes(access_routes, ipr)
+        for m in topology.mobiles:
+            ipr.rule(
+                "add",
+                family=socket.AF_INET6,
+                src=str(m.prefix.network_address),
+                src_len=m.prefix.prefixlen,
+                table=PLAIN_TABLE,
+                priority=1000,
+            )
+
+    configure(topology, "bmag", bmag)
+    configure(topology, anchor, lambda ipr: add_routes(anchor_routes, ipr))
