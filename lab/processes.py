@@ -47,6 +47,7 @@ class NamespaceProcess:
         self.events: queue.Queue[Event] = queue.Queue()
         self.lines: list[str] = []
         self._shared = events
+        self._signalled = False
         self._stderr: IO[bytes] | None = stderr.open("wb") if stderr else None
         try:
             self.popen = subprocess.Popen(
@@ -107,16 +108,21 @@ class NamespaceProcess:
             with contextlib.suppress(OSError):
                 self.popen.stdin.close()
 
-    def stop(self, sig: signal.Signals = signal.SIGTERM, grace: float = TERM_GRACE) -> int:
-        """Send ``sig`` (unless it has exited), wait, kill after ``grace``; the exit status."""
-        if self.popen.poll() is None:
+    def send(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Send ``sig`` once (unless the process has exited)."""
+        if self.popen.poll() is None and not self._signalled:
+            self._signalled = True
             with contextlib.suppress(ProcessLookupError):
                 self.popen.send_signal(sig)
-            try:
-                self.popen.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, grace: float = TERM_GRACE) -> int:
+        """Send ``sig`` (unless sent already), wait, kill after ``grace``; the exit status."""
+        self.send(sig)
+        try:
+            self.popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
         self.finish()
         return self.popen.returncode
 

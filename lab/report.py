@@ -135,6 +135,8 @@ class LabReport:
     state_before: dict[str, Any] = field(default_factory=dict)
     state_after: dict[str, Any] = field(default_factory=dict)
     pcap: str | None = None
+    #: Each agent's exit status after SIGTERM (0: it removed what it had added).
+    agent_exits: dict[str, int] = field(default_factory=dict)
 
     @property
     def completed(self) -> int:
@@ -201,6 +203,12 @@ class LabReport:
             out.append(
                 f"  {t.agent} {t.name} -> {t.remote}: {t.packets_out} packets out, "
                 f"{t.packets_in} in"
+            )
+        unclean = {name: s for name, s in self.agent_exits.items() if s != 0}
+        if unclean:
+            out.append(
+                "  agents that did not exit cleanly after SIGTERM: "
+                + ", ".join(f"{name} (status {s})" for name, s in unclean.items())
             )
         if self.pcap:
             out.append(f"  capture: {self.pcap}")

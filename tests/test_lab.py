@@ -147,6 +147,8 @@ def test_default_run_hands_over_without_breaking_the_session(runs: dict[str, Ran
     assert rule["interface"] == "Tunnel0"
     tunnels = {(t.agent, t.name): t for t in report.tunnels}
     assert tunnels["bmag", "Tunnel1"].packets_out > 10  # the MN's uplink went through the NLMA
+    # Every agent removed what it had added and exited 0 on SIGTERM.
+    assert report.agent_exits == {"bmag": 0, "plma": 0, "nlma": 0, "store": 0}
 
 
 @needs_root
