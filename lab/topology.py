@@ -33,9 +33,9 @@ import functools
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
@@ -48,6 +48,7 @@ from .ledger import LabError, Ledger
 
 ENTITIES = ("bmag", "plma", "nlma", "store")
 IFA_F_NODAD = 0x02
+NUD_PERMANENT = 0x80
 #: Every namespace: no duplicate address detection, no router solicitations on the capture.
 HOST_SYSCTLS = {
     "net/ipv6/conf/all/accept_dad": "0",
@@ -94,6 +95,22 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Neighbour:
+    """A static (permanent) neighbour entry: ``address`` is at ``mac`` on ``device``.
+
+    The kernel's IPv6 neighbour table is one for all namespaces, and garbage
+    collection starts dropping entries beyond ``gc_thresh3`` (1,024 by default):
+    with hundreds of MNs dynamic entries overflow it. Permanent entries are not
+    counted, and ND stays off the captures.
+    """
+
+    node: str
+    device: str
+    address: IPv6Address
+    mac: str
+
+
+@dataclass(frozen=True)
 class Topology:
     """Namespaces, links, addresses and routes of one lab run."""
 
@@ -101,8 +118,10 @@ class Topology:
     addresses: dict[str, IPv6Address]  # node -> its global address
     links: tuple[VethLink, ...]
     routes: tuple[Route, ...]
+    neighbours: tuple[Neighbour, ...]
     mobiles: tuple[MobileSpec, ...]
     anchor: str
+    _index: dict[str, dict[str, list[Any]]] = field(default_factory=dict, compare=False, repr=False)
 
     def link(self, name: str) -> VethLink:
         for link in self.links:
@@ -114,7 +133,24 @@ class Topology:
         return self.link(access_link_name(mobile))
 
     def links_of(self, node: str) -> list[VethLink]:
-        return [link for link in self.links if node in (link.ends[0].node, link.ends[1].node)]
+        return self._by_node("links", node)
+
+    def routes_of(self, node: str) -> list[Route]:
+        return self._by_node("routes", node)
+
+    def neighbours_of(self, node: str) -> list[Neighbour]:
+        return self._by_node("neighbours", node)
+
+    def _by_node(self, what: str, node: str) -> list[Any]:
+        # Indexed once: with 1,000 MNs a scan per node would be a million steps each.
+        index = self._index.get(what)
+        if index is None:
+            index = self._index[what] = {}
+            for item in getattr(self, what):
+                nodes = [e.node for e in item.ends] if what == "links" else [item.node]
+                for n in nodes:
+                    index.setdefault(n, []).append(item)
+        return list(index.get(node, []))
 
 
 def access_link_name(mobile: MobileSpec) -> str:
@@ -150,35 +186,37 @@ def plan(scenario: Scenario, mobiles: int, namespace: Callable[[str], str]) -> T
         for a, b in [name.split("-")]
         for macs in [scenario.links[name].macs]
     ]
-    access_mac = _mac_text(mac_bytes(scenario.bmag.access_mac))
-    links += [
-        VethLink(
-            access_link_name(m),
-            (
-                Interface(mobile_node(m), access_link_name(m), _mac_text(m.mac)),
-                Interface("bmag", access_link_name(m), access_mac),
-            ),
-        )
-        for m in specs
-    ]
     routes: list[Route] = []
-    for link in links[: len(CORE_LINKS)]:
+    neighbours: dict[tuple[str, str, IPv6Address], Neighbour] = {}
+
+    def route(node: str, destination: IPv6Network, device: str, next_hop_mac: str) -> None:
+        """A route via a neighbour's link-local address, and that neighbour, static."""
+        gateway = _ll(next_hop_mac)
+        routes.append(Route(node, destination, device, gateway))
+        neighbours[node, device, gateway] = Neighbour(node, device, gateway, next_hop_mac)
+
+    for link in links:
         for near, far in (link.ends, link.ends[::-1]):
-            routes.append(
-                Route(near.node, host_route(addresses[far.node]), near.name, _ll(far.mac))
-            )
+            route(near.node, host_route(addresses[far.node]), near.name, far.mac)
     anchor = scenario.mobiles.anchor
     to_anchor = next(lk for lk in links if lk.name in (f"cn-{anchor}", f"{anchor}-cn"))
+    access_mac = _mac_text(mac_bytes(scenario.bmag.access_mac))
     for m in specs:
-        access = next(lk for lk in links if lk.name == access_link_name(m))
-        routes.append(Route("cn", m.prefix, to_anchor.name, _ll(to_anchor.far_end("cn").mac)))
-        routes.append(Route(mobile_node(m), IPv6Network("::/0"), access.name, _ll(access_mac)))
+        node, name, mac = mobile_node(m), access_link_name(m), _mac_text(m.mac)
+        links.append(
+            VethLink(name, (Interface(node, name, mac), Interface("bmag", name, access_mac)))
+        )
+        route("cn", m.prefix, to_anchor.name, to_anchor.far_end("cn").mac)
+        route(node, IPv6Network("::/0"), name, access_mac)
+        # The bMAG reaches the MN's address on its access link (the agent's route).
+        neighbours["bmag", name, m.address] = Neighbour("bmag", name, m.address, mac)
     nodes = [*ENTITIES, "cn", *(mobile_node(m) for m in specs)]
     return Topology(
         {node: namespace(node) for node in nodes},
         addresses,
         tuple(links),
         tuple(routes),
+        tuple(neighbours.values()),
         specs,
         anchor,
     )
@@ -309,7 +347,7 @@ def _set_up(topology: Topology, node: str, ipr: IPRoute) -> None:
         ipr.link("set", index=index_of(ipr, link.name), state="up")
     address = topology.addresses[node]
     if node.startswith("mn"):
-        (mobile,) = [m for m in topology.mobiles if mobile_node(m) == node]
+        mobile = topology.mobiles[int(node[2:]) - 1]
         device, prefixlen = access_link_name(mobile), mobile.prefix.prefixlen
     else:
         device, prefixlen = "lo", 128
@@ -320,7 +358,15 @@ def _set_up(topology: Topology, node: str, ipr: IPRoute) -> None:
         prefixlen=prefixlen,
         flags=IFA_F_NODAD,
     )
-    add_routes([r for r in topology.routes if r.node == node], ipr)
+    for n in topology.neighbours_of(node):
+        ipr.neigh(
+            "add",
+            dst=str(n.address),
+            lladdr=n.mac,
+            ifindex=index_of(ipr, n.device),
+            state=NUD_PERMANENT,
+        )
+    add_routes(topology.routes_of(node), ipr)
 
 
 def add_routes(routes: list[Route], ipr: IPRoute, table: int = 254) -> None:

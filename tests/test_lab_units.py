@@ -69,6 +69,17 @@ def test_plan_routes_reach_every_signalling_peer_and_the_anchor() -> None:
     assert default.gateway == link_local(mac_bytes(scenario.bmag.access_mac))
 
 
+def test_plan_makes_every_next_hop_and_each_mn_a_static_neighbour() -> None:
+    topology = plan(DEFAULT_SCENARIO, 3, namespace)
+    static = {(n.node, n.device, n.address): n.mac for n in topology.neighbours}
+    for route in topology.routes:
+        mac = static[route.node, route.device, route.gateway]
+        assert link_local(mac_bytes(mac)) == route.gateway
+    for m in topology.mobiles:
+        assert static["bmag", f"mn{m.n}-bmag", m.address] == "02:00:00:01:00:0" + str(m.n)
+    assert topology.neighbours_of("mn2") == [n for n in topology.neighbours if n.node == "mn2"]
+
+
 def test_capture_plan_takes_every_link_once_at_four_namespaces() -> None:
     topology = plan(DEFAULT_SCENARIO, 2, namespace)
     captured = capture_plan(topology)
