@@ -20,8 +20,9 @@ from .ledger import LabError, Ledger
 from .processes import NamespaceProcess
 from .topology import Topology
 
-#: How long dumpcap may take to open its interfaces.
+#: How long dumpcap may take to start, plus per interface (about 50 ms each here).
 START_TIMEOUT = 10.0
+START_PER_INTERFACE = 0.2
 
 
 def captured_end(link_name: str) -> str:
@@ -68,7 +69,8 @@ class LinkCapture:
         self._directory = ledger.runtime_dir / "capture"
         self._pieces: list[_Piece] = []
         self._directory.mkdir(exist_ok=True)
-        for node, interfaces in capture_plan(topology).items():
+        self._plan = capture_plan(topology)
+        for node, interfaces in self._plan.items():
             path = self._directory / f"{node}.pcapng"
             log = self._directory / f"{node}.log"
             argv = [self._tools["dumpcap"], "-q", "-B", "8", "-w", str(path)]
@@ -81,7 +83,8 @@ class LinkCapture:
         self._wait_started()
 
     def _wait_started(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
+        interfaces = sum(len(names) for names in self._plan.values())
+        deadline = time.monotonic() + START_TIMEOUT + START_PER_INTERFACE * interfaces
         for piece in self._pieces:
             # dumpcap writes the section header and interface blocks once every interface is open.
             while not (piece.path.exists() and piece.path.stat().st_size > 0):
