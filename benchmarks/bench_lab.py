@@ -25,6 +25,7 @@ benchmarks/README-lab.md.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import platform
@@ -65,6 +66,7 @@ def handovers(mobiles: int, per_mobile: int, tunnels: str) -> dict[str, Any]:
         "mobiles": mobiles,
         "handovers": len(report.handovers),
         "completed": report.completed,
+        "outcomes": dict(collections.Counter(h.outcome for h in report.handovers)),
         "handovers_per_second": report.completed / busy if busy else 0.0,
         "latency_ms": {
             "p50": percentile(latencies, 50) * 1000,
@@ -179,7 +181,8 @@ def main() -> int:
         h = result["handovers"]
         lat = h["latency_ms"]
         print(
-            f"handovers: {h['mobiles']} MNs, {h['completed']}/{h['handovers']} completed, "
+            f"handovers: {h['mobiles']} MNs, {h['completed']}/{h['handovers']} completed "
+            f"{h['outcomes']}, "
             f"{h['handovers_per_second']:.0f} handovers/s; (b)-(i) latency ms p50 "
             f"{lat.get('p50', 0):.1f} p90 {lat.get('p90', 0):.1f} p99 {lat.get('p99', 0):.1f} "
             f"max {lat.get('max', 0):.1f}; echo lost {h['echo_lost']}/{h['echo_sent']}; "
