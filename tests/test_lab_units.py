@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
@@ -117,37 +118,41 @@ def test_stream_record_counts_and_stalls() -> None:
     assert stream.longest_stall(1.5, 7.0) == pytest.approx(3.5)
 
 
-def test_ledger_is_on_disk_and_teardown_stops_its_processes(tmp_path: Path) -> None:
+@pytest.fixture
+def recorded_sleeper(tmp_path: Path) -> Iterator[tuple[Ledger, subprocess.Popen[bytes]]]:
+    """A ledger in ``tmp_path`` that records one sleeping child process."""
     ledger = Ledger("abc123", tmp_path)
     ledger.create()
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         ledger.add_process(sleeper.pid, "sleeper")
-        data = json.loads(ledger.path.read_text())
-        assert data["processes"][0]["pid"] == sleeper.pid
-        assert data["processes"][0]["start_time"] == process_start_time(sleeper.pid)
-        assert Ledger.load(ledger.path).processes == ledger.processes
-        started = time.monotonic()
-        done = Ledger.load(ledger.path).teardown()
-        assert done.processes == [f"sleeper (pid {sleeper.pid})"]
-        assert sleeper.wait(1) != 0
-        assert time.monotonic() - started < 2
-        assert not ledger.path.exists()
-        assert not ledger.runtime_dir.exists()
+        yield ledger, sleeper
     finally:
         sleeper.kill()
         sleeper.wait()
 
 
-def test_ledger_never_kills_a_reused_pid(tmp_path: Path) -> None:
-    ledger = Ledger("def456", tmp_path)
-    ledger.create()
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        ledger.add_process(sleeper.pid, "sleeper")
-        ledger.processes[0].start_time -= 1  # as if the PID now belonged to another process
-        assert ledger.teardown().processes == []
-        assert sleeper.poll() is None
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+def test_ledger_is_on_disk_and_teardown_stops_its_processes(
+    recorded_sleeper: tuple[Ledger, subprocess.Popen[bytes]],
+) -> None:
+    ledger, sleeper = recorded_sleeper
+    data = json.loads(ledger.path.read_text())
+    assert data["processes"][0]["pid"] == sleeper.pid
+    assert data["processes"][0]["start_time"] == process_start_time(sleeper.pid)
+    assert Ledger.load(ledger.path).processes == ledger.processes
+    started = time.monotonic()
+    done = Ledger.load(ledger.path).teardown()
+    assert done.processes == [f"sleeper (pid {sleeper.pid})"]
+    assert sleeper.wait(1) != 0
+    assert time.monotonic() - started < 2
+    assert not ledger.path.exists()
+    assert not ledger.runtime_dir.exists()
+
+
+def test_ledger_never_kills_a_reused_pid(
+    recorded_sleeper: tuple[Ledger, subprocess.Popen[bytes]],
+) -> None:
+    ledger, sleeper = recorded_sleeper
+    ledger.processes[0].start_time -= 1  # as if the PID now belonged to another process
+    assert ledger.teardown().processes == []
+    assert sleeper.poll() is None
