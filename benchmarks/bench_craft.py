@@ -208,7 +208,7 @@ def peak_rss_mb(packets: int, handovers: int, directory: Path) -> tuple[int, flo
     out = directory / f"mem-{packets}.pcap"
     report = directory / "time.txt"
     craft_command = [
-        sys.executable, "-c", "from lmaho_cli.main import main; main()", "craft", str(out),
+        sys.executable, "-m", "lmaho_cli", "craft", str(out),
         "--mobiles", str(mobiles), "--handovers", str(handovers), "--no-progress",
     ]  # fmt: skip
     timer = shutil.which("time", path="/usr/bin:/bin")

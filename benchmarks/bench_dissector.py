@@ -37,9 +37,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from lmaho_dissector import generator  # noqa: E402
 from lmaho_dissector._samples import bulk_handovers, write_capture  # noqa: E402
 
-LUA = ROOT / "dissector" / "lmaho.lua"
+LUA = generator.OUTPUT
 MODES = {"summary": [], "filter": ["-Y", "ipv6"], "verbose": ["-V"]}
 
 FLOOR_COLUMNS = """

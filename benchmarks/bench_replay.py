@@ -42,7 +42,7 @@ PROFILES: dict[str, tuple[int, ...]] = {
     "mixed": (54, 60, 90, 128, 255, 512, 1000, 1280, 1514),
     "full-1514": (1514,),
 }
-LMAHO = [sys.executable, "-c", "from lmaho_cli.main import main; main()", "replay"]
+LMAHO = [sys.executable, "-m", "lmaho_cli", "replay"]
 
 
 def frame(i: int, size: int) -> bytes:

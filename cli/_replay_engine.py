@@ -49,6 +49,11 @@ FATAL_ERRNOS = frozenset({errno.ENETDOWN, errno.ENODEV, errno.ENXIO, errno.EBADF
 RETRY_ERRNOS = frozenset({errno.ENOBUFS, errno.EAGAIN})
 RETRY_GIVE_UP_S = 1.0  # a frame refused this long with ENOBUFS/EAGAIN counts as failed
 MAX_SLEEP_S = 0.05  # sleep in slices this long so Ctrl-C is seen promptly
+# Paced, the progress callback (a redraw: milliseconds) runs only in a wait this long
+# before the next frame, so drawing never makes a frame late; when no wait is that
+# long it runs anyway once this stale, and may delay one frame a second.
+PROGRESS_ROOM_S = 0.02
+PROGRESS_STALE_S = 1.0
 
 
 class ReplayError(LmahoError):
@@ -363,6 +368,7 @@ def replay(
     perf = time.perf_counter
     done = 0  # frames tried (sent or failed), across loops
     retry_since = 0.0
+    reported_at, reported_done = 0.0, -1  # when on_progress last ran, and at what count
     with _sigint_flag() as interrupted, _fine_timer_slack():
         start = perf()
         while total is None or done < total:
@@ -377,6 +383,11 @@ def replay(
                 due = sched.due_by(done, perf() - start)
                 if due <= 0:
                     wait = start + sched.due_at(done) - perf()
+                    if on_progress is not None and wait > PROGRESS_ROOM_S and reported_done < done:
+                        stats.seconds = reported_at = perf() - start
+                        reported_done = done
+                        on_progress(stats)
+                        continue  # the wait is shorter now
                     if wait > 0.0002:
                         time.sleep(min(wait - 0.0001, MAX_SLEEP_S))
                     continue
@@ -407,8 +418,11 @@ def replay(
                 stats.failures += 1
                 stats.errors[name] += 1
                 done += 1
-            if on_progress is not None:
-                stats.seconds = perf() - start
+            if on_progress is not None and (
+                topspeed or perf() - start - reported_at > PROGRESS_STALE_S
+            ):
+                stats.seconds = reported_at = perf() - start
+                reported_done = done
                 on_progress(stats)
         stats.seconds = perf() - start
     stats.loops = done // m

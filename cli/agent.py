@@ -10,9 +10,9 @@ import typer
 
 from lmaho_wire.errors import LmahoError
 
-from .main import app
+from .app import LmahoTyper, app
 
-agent_app = typer.Typer(
+agent_app = LmahoTyper(
     name="agent",
     help=(
         "Run one of the draft's entities (bMAG, LMA, policy store) live in this network "
@@ -110,6 +110,29 @@ def handover_command(
         {"cmd": "handover", "mn_id": mn_id, "new_ap": {"id_type": id_type, "identifier": new_ap}},
     )
     typer.echo(f"handover {reply['handover']} of {mn_id} started")
+
+
+@agent_app.command("request")
+def request_command(
+    message: Annotated[
+        str,
+        typer.Argument(
+            help='One control request as JSON, e.g. \'{"cmd": "register", ...}\'.',
+            show_default=False,
+        ),
+    ],
+    control: ControlOption,
+) -> None:
+    """Send any control request (docs/agent.md) and print the agent's JSON reply."""
+    from lmaho_live.control import ControlError
+
+    try:
+        parsed = json.loads(message)
+    except ValueError as e:
+        raise ControlError(f"the request is not JSON: {e}") from None
+    if not isinstance(parsed, dict):
+        raise ControlError('the request must be a JSON object like {"cmd": "status"}')
+    typer.echo(json.dumps(_ask(control, parsed)))
 
 
 @agent_app.command("status")

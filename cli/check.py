@@ -25,7 +25,7 @@ from lmaho_wire.procedure import (
     ProcedureAnalyser,
 )
 
-from .main import CAPTURE_HELP, app, quiet_on_broken_pipe
+from .app import CAPTURE_HELP, app, quiet_on_broken_pipe
 
 EPILOG = """\
 Examples:

@@ -12,12 +12,14 @@ import datetime as dt
 import enum
 import itertools
 import random
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -40,10 +42,13 @@ from lmaho_wire.errors import LmahoError
 from lmaho_wire.procedure import LETTERS
 from lmaho_wire.schema import BA_STATUS, HANDOVER_STATUS
 
-from .main import app
+from .app import app, quiet_on_broken_pipe
 from .progress import StderrProgress
 
 CaptureFormat = Literal["pcap", "pcapng"]
+
+# The OUTPUT that means standard output, as "-" means standard input to the readers.
+STANDARD_OUTPUT = "-"
 
 
 class FormatChoice(enum.StrEnum):
@@ -86,8 +91,9 @@ class CraftSummary:
     def line(self) -> str:
         rate = self.packets / self.seconds if self.seconds > 0 else 0.0
         lost = f", {self.lost} lost on purpose" if self.lost else ""
+        where = "standard output" if str(self.path) == STANDARD_OUTPUT else self.path
         return (
-            f"lmaho craft: {self.path} ({self.format}): {self.packets} packets "
+            f"lmaho craft: {where} ({self.format}): {self.packets} packets "
             f"({self.signalling} signalling, {self.data} data{lost}), {self.octets} octets; "
             f"{self.mobiles} MN(s), {self.handovers} handover(s): {self.completed} completed, "
             f"{self.failed} failed; {self.seconds:.2f} s, {rate:,.0f} packets/s"
@@ -284,7 +290,28 @@ def _run_sample_options(path: Path, options: tuple[str, ...]) -> CraftSummary:
 def _format_for(path: Path, explicit: FormatChoice | None) -> CaptureFormat:
     if explicit is not None:
         return "pcapng" if explicit is FormatChoice.PCAPNG else "pcap"
+    if str(path) == STANDARD_OUTPUT:
+        return "pcapng"  # keeps the comments; tshark -r - and lmaho decode - read it
     return "pcapng" if path.suffix.lower() in (".pcapng", ".ntar") else "pcap"
+
+
+def craft_to_standard_output(**options: Any) -> CraftSummary:
+    """:func:`craft` with the capture on standard output (progress and summary stay on
+    stderr). The capture writer writes a named file, so the run goes into a spool
+    file first, then out: memory stays flat, only the pipe's reader waits longer."""
+    if sys.stdout.isatty():
+        raise typer.BadParameter(
+            "- writes a binary capture to standard output, which is a terminal here; "
+            "pipe it (| tshark -r -) or redirect it (> file.pcapng)",
+            param_hint="OUTPUT",
+        )
+    with tempfile.NamedTemporaryFile(prefix="lmaho-craft-", suffix=".cap") as spool:
+        summary = craft(Path(spool.name), **options)
+        sys.stdout.flush()
+        with quiet_on_broken_pipe():
+            shutil.copyfileobj(spool, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+    return replace(summary, path=Path(STANDARD_OUTPUT))
 
 
 # --- the command ---------------------------------------------------------------------
@@ -305,6 +332,9 @@ EPILOG = "\n".join(
         "",
         "  [dim]# your addresses, delays and identifiers (see cli/scenarios/default.toml)[/dim]",
         "  lmaho craft lab.pcapng --scenario lab.toml",
+        "",
+        "  [dim]# to standard output, into another program[/dim]",
+        "  lmaho craft - | tshark -r -",
         "",
         "  [dim]# regenerate the committed samples[/dim]",
         "  lmaho craft --samples pcaps/",
@@ -331,7 +361,8 @@ def craft_command(
         Path | None,
         typer.Argument(
             help="Capture file to write, e.g. handover.pcapng (a .pcapng name gives pcapng, "
-            "anything else pcap, unless --format says otherwise).",
+            "anything else pcap, unless --format says otherwise); - writes pcapng to "
+            "standard output.",
             show_default=False,
         ),
     ] = None,
@@ -455,17 +486,20 @@ def craft_command(
     if epoch is not None:
         when = epoch if epoch.tzinfo is not None else epoch.replace(tzinfo=dt.UTC)
         scenario = replace(scenario, timing=replace(scenario.timing, epoch=when))
+    options: dict[str, Any] = {
+        "fmt": _format_for(output, fmt),
+        "scenario": scenario,
+        "mobiles": mobiles,
+        "handovers": handovers,
+        "variant": variant,
+        "seed": seed,
+        "progress": progress,
+    }
     try:
-        summary = craft(
-            output,
-            fmt=_format_for(output, fmt),
-            scenario=scenario,
-            mobiles=mobiles,
-            handovers=handovers,
-            variant=variant,
-            seed=seed,
-            progress=progress,
-        )
+        if str(output) == STANDARD_OUTPUT:
+            summary = craft_to_standard_output(**options)
+        else:
+            summary = craft(output, **options)
     except OSError as e:
         raise LmahoError(f"{output}: {e.strerror or e}") from None
     typer.echo(summary.line(), err=True)

@@ -12,8 +12,9 @@ import typer
 from lmaho_wire.codec import Message, jsonable
 from lmaho_wire.dissect import FrameRecord, analyse_capture
 from lmaho_wire.errors import CaptureError
+from lmaho_wire.values import FlagBits
 
-from .main import CAPTURE_HELP, app, quiet_on_broken_pipe
+from .app import CAPTURE_HELP, app, quiet_on_broken_pipe
 
 EPILOG = """\
 Examples:
@@ -82,7 +83,7 @@ def _tree(rec: FrameRecord, time_zero: float) -> str:
             f"payload proto {m.payload_proto}, checksum 0x{m.checksum:04x} [{_checksum_word(m)}]"
         )
         for name, value in m.fields.items():
-            lines.append(f"        {name}: {value}")
+            lines.append(f"        {name}: {_show(value)}")
         for opt in m.options:
             if opt.is_padding:
                 lines.append(
@@ -102,9 +103,20 @@ def _tree(rec: FrameRecord, time_zero: float) -> str:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, FlagBits):
+        return _flags_text(value)
     if isinstance(value, list):
         return json.dumps(jsonable(value))
     return str(value)
+
+
+def _flags_text(flags: FlagBits) -> str:
+    """``0x80 (T)``, ``0x0000 (none)``: the word as wide as the field, then what is set."""
+    octets = max(1, (max(flags.masks.values(), default=1).bit_length() + 7) // 8)
+    set_bits = list(flags.names)
+    if flags.reserved:
+        set_bits.append(f"reserved bits 0x{flags.reserved:0{2 * octets}x}")
+    return f"0x{int(flags):0{2 * octets}x} ({', '.join(set_bits) or 'none'})"
 
 
 @app.command("decode", epilog=EPILOG)

@@ -12,9 +12,9 @@ import typer
 
 from lmaho_wire.errors import LmahoError
 
-from .main import app
+from .app import LmahoTyper, app
 
-dissector_app = typer.Typer(
+dissector_app = LmahoTyper(
     name="dissector",
     help="The Wireshark Lua dissector generated from lmaho's wire schema.",
     epilog=(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 from pathlib import Path
@@ -10,16 +11,18 @@ from typing import Annotated
 import typer
 
 from lmaho_entities import DEFAULT_SCENARIO, Variant, load_scenario
+from lmaho_lab.ledger import STATE_DIR
 from lmaho_wire.errors import LmahoError
 
-from .main import app
+from .app import LmahoTyper, app
 
-lab_app = typer.Typer(
+lab_app = LmahoTyper(
     name="lab",
     help="Build the draft's Figure 1 in network namespaces and run handovers live (root).",
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(lab_app)
+app.add_typer(lab_app, name="lab")
 
 RUN_EPILOG = "\n".join(
     [
@@ -46,12 +49,40 @@ RUN_EPILOG = "\n".join(
 )
 
 
+class TunnelChoice(enum.StrEnum):
+    AUTO = "auto"
+    KERNEL = "kernel"
+    USERSPACE = "userspace"
+
+
+StateDirOption = Annotated[
+    Path,
+    typer.Option(
+        "--state-dir",
+        help="Where runs record what they create (a state file per run) and keep agent "
+        "configurations, control sockets and capture pieces.",
+    ),
+]
+
+
 def _require_root() -> None:
     if os.geteuid() != 0:
         raise LmahoError("lmaho lab needs root (network namespaces, veth links, raw sockets)")
 
 
-@lab_app.command("run", epilog=RUN_EPILOG)
+def _state_dir(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise LmahoError(f"{path}: not a directory (--state-dir)")
+    return path
+
+
+RUN_HELP = (
+    "Build the draft's Figure 1 in network namespaces, run the agents, traffic and handovers, "
+    "report what the MNs' sessions saw."
+)
+
+
+@lab_app.command("run", help=RUN_HELP, epilog=RUN_EPILOG)
 def run_command(
     scenario_file: Annotated[
         Path | None,
@@ -99,12 +130,12 @@ def run_command(
         ),
     ] = None,
     tunnels: Annotated[
-        str,
+        TunnelChoice,
         typer.Option(
             "--tunnels",
             help="auto (kernel ip6tnl where it exists, else userspace), kernel or userspace.",
         ),
-    ] = "auto",
+    ] = TunnelChoice.AUTO,
     settle: Annotated[
         float | None,
         typer.Option(
@@ -124,13 +155,13 @@ def run_command(
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="The report as one JSON object.")] = False,
+    state_dir: StateDirOption = STATE_DIR,
 ) -> None:
     from lmaho_lab.run import Lab, LabOptions
 
-    if tunnels not in ("auto", "kernel", "userspace"):
-        raise typer.BadParameter("must be auto, kernel or userspace", param_hint="--tunnels")
-    _require_root()
     scenario = DEFAULT_SCENARIO if scenario_file is None else load_scenario(scenario_file)
+    _state_dir(state_dir)
+    _require_root()
     options = LabOptions(
         scenario=scenario,
         mobiles=mobiles,
@@ -138,9 +169,10 @@ def run_command(
         variant=variant,
         seed=seed,
         pcap=pcap.resolve() if pcap is not None else None,
-        tunnels=tunnels,
+        tunnels=tunnels.value,
         settle=settle,
         agents=not plain,
+        state_dir=state_dir,
     )
     report = Lab(options).run()
     if as_json:
@@ -156,12 +188,14 @@ def down_command(
         bool,
         typer.Option("--force", help="Also tear down runs whose lmaho process is still alive."),
     ] = False,
+    state_dir: StateDirOption = STATE_DIR,
 ) -> None:
     """Remove the namespaces and processes that killed lab runs left behind."""
     from lmaho_lab.run import down
 
+    _state_dir(state_dir)
     _require_root()
-    removed = down(include_running=force)
+    removed = down(state_dir, include_running=force)
     for teardown in removed:
         typer.echo(
             f"lab run {teardown.run_id}: removed {len(teardown.namespaces)} namespace(s), "

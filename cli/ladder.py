@@ -23,7 +23,7 @@ from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
 from lmaho_wire.procedure import CN, MN, Entity, FrameEvent, ProcedureAnalyser
 
-from .main import CAPTURE_HELP, app, quiet_on_broken_pipe, rereadable
+from .app import CAPTURE_HELP, app, quiet_on_broken_pipe, rereadable
 
 EPILOG = """\
 Examples:
@@ -77,6 +77,12 @@ class Survey:
     error: CaptureError | None = None
     last_row_time: float = float("-inf")
     read_all: bool = True  # False: stopped once the drawn rows' handovers were judged
+    mns: set[str] = field(default_factory=set)  # the MNs the drawn rows belong to
+
+    @property
+    def names_mns(self) -> bool:
+        """Rows say their MN when more than one MN's rows are drawn."""
+        return len(self.mns) > 1
 
     @property
     def undrawn(self) -> int:
@@ -111,6 +117,8 @@ def _survey(
             return
         survey.rows += 1
         survey.last_row_time = event.time
+        if event.mn:
+            survey.mns.add(event.mn)
         survey.keys.setdefault(event.sender, survey.rows)
         survey.keys.setdefault(event.receiver, survey.rows)
 
@@ -192,10 +200,13 @@ def _title(entity: Entity) -> str:
     return "/".join(roles) if roles else entity.address
 
 
-def _event_text(event: FrameEvent) -> str:
+def _event_text(event: FrameEvent, with_mn: bool = False) -> str:
+    """A row's label; ``with_mn`` adds whose it is, for charts of several MNs."""
     text = event.label
     if event.note:
         text += f" [{event.note}]"
+    if with_mn and event.mn:
+        text += f" for {event.mn}"
     return text
 
 
@@ -222,9 +233,15 @@ class TextChart:
     """A chart of fixed-width lines: two per row (label, then arrow)."""
 
     def __init__(
-        self, out: TextIO, column_of: dict[str, Column], width: int, ascii_only: bool
+        self,
+        out: TextIO,
+        column_of: dict[str, Column],
+        width: int,
+        ascii_only: bool,
+        with_mn: bool = False,
     ) -> None:
         self.out = out
+        self.with_mn = with_mn
         self.column_of = column_of
         self.ordered = _distinct(column_of)
         self.count = max(len(self.ordered), 1)
@@ -275,7 +292,7 @@ class TextChart:
         label = self._blank()
         gutter = f"{event.frame:>6} {event.time - self.t0:>+9.4f} {'!' if flagged else ' '}"
         label[0:GUTTER] = list(gutter.ljust(GUTTER))
-        text = _event_text(event)
+        text = _event_text(event, self.with_mn)
         start = min(a, b) + 2 if a != b else a + 2
         room = self.width - start
         text = _fit(text, room)
@@ -346,8 +363,11 @@ text { font-family: DejaVu Sans Mono, Menlo, Consolas, monospace; font-size: 11p
 class SvgChart:
     """Hand-written SVG, streamed: the size is known from the first pass."""
 
-    def __init__(self, out: TextIO, column_of: dict[str, Column], rows: int) -> None:
+    def __init__(
+        self, out: TextIO, column_of: dict[str, Column], rows: int, with_mn: bool = False
+    ) -> None:
         self.out = out
+        self.with_mn = with_mn
         self.column_of = column_of
         self.ordered = _distinct(column_of)
         self.width = SVG_LEFT + SVG_COLUMN * max(len(self.ordered), 1) + 40
@@ -426,12 +446,14 @@ class SvgChart:
             )
         label_x = min(x1, x2) + 6
         step = f' data-step="{event.step}"' if event.step else ""
+        if event.mn:
+            step += f' data-mn="{_escape(event.mn)}"'
         self._write(
             f'<g class="{" ".join(classes)}" data-frame="{event.frame}"{step}>'
             f'<text class="frame" x="8" y="{y + 4}">{event.frame}  '
             f"{event.time - self.t0:+.4f}{' !' if flagged else ''}</text>"
             f"{shape}"
-            f'<text x="{label_x}" y="{y - 5}">{_escape(_event_text(event))}</text>'
+            f'<text x="{label_x}" y="{y - 5}">{_escape(_event_text(event, self.with_mn))}</text>'
             f"<title>{_escape(_tooltip(event))}</title></g>"
         )
 
@@ -536,14 +558,20 @@ def _draw(
     svg_file = None
     if not quiet:
         charts.append(
-            TextChart(sys.stdout, column_of, width or _terminal_width(), ascii_only=ascii_only)
+            TextChart(
+                sys.stdout,
+                column_of,
+                width or _terminal_width(),
+                ascii_only=ascii_only,
+                with_mn=survey.names_mns,
+            )
         )
     if svg is not None:
         try:
             svg_file = svg.open("w", encoding="utf-8", errors="backslashreplace")
         except OSError as e:
             raise CaptureError(f"{svg}: cannot write: {e.strerror}") from None
-        charts.append(SvgChart(svg_file, column_of, survey.rows))
+        charts.append(SvgChart(svg_file, column_of, survey.rows, with_mn=survey.names_mns))
     try:
         with quiet_on_broken_pipe():
             for chart in charts:

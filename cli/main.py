@@ -1,112 +1,29 @@
-"""Entry point of the ``lmaho`` command: one typer app, one module per command."""
+"""Entry point of the ``lmaho`` command: the app of :mod:`lmaho_cli.app` with every command."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Annotated
 
 import typer
 
-from lmaho_wire.errors import CaptureError, LmahoError
+from lmaho_wire.errors import LmahoError
 
-app = typer.Typer(
-    name="lmaho",
-    help=(
-        "LMA handover tooling for Proxy Mobile IPv6 "
-        "(draft-lim-netext-lma-handover-01): craft, replay, decode and check captures."
-    ),
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+from .app import app
 
+# Importing a command module registers its command(s) on ``app``, in the order
+# ``lmaho --help`` lists them: the order of the workflow, so not sorted.
+# isort: off
+from . import decode  # noqa: F401
+from . import craft  # noqa: F401
+from . import check  # noqa: F401
+from . import ladder  # noqa: F401
+from . import replay  # noqa: F401
+from . import dissector_cmd  # noqa: F401
+from . import agent  # noqa: F401
+from . import policy  # noqa: F401
+from . import lab  # noqa: F401
 
-@app.callback()
-def _global_options(
-    numbers: Annotated[
-        Path | None,
-        typer.Option(
-            "--numbers",
-            help=(
-                "TOML file overriding the MH type and option type numbers of the "
-                "draft's messages (see docs/wire-format.md). Also LMAHO_NUMBERS."
-            ),
-            envvar="LMAHO_NUMBERS",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    if numbers is not None:
-        from lmaho_wire.registry import use_numbers_file
-
-        use_numbers_file(numbers)
-
-
-# The CAPTURE argument of the commands that read one (decode, check, ladder).
-CAPTURE_HELP = "pcap or pcapng file (Ethernet, raw IPv6, Linux cooked); - reads standard input."
-
-
-@contextmanager
-def rereadable(capture: Path) -> Iterator[Path]:
-    """``capture`` as a file that can be read more than once: standard input
-    ("-") is copied to a temporary file first (a pipe can be read only once)."""
-    if str(capture) != "-":
-        yield capture
-        return
-    import shutil
-    import tempfile
-
-    from lmaho_wire.capture import standard_input
-
-    with tempfile.NamedTemporaryFile(prefix="lmaho-stdin-", suffix=".cap") as spool:
-        try:
-            shutil.copyfileobj(standard_input(), spool)
-            spool.flush()
-        except OSError as e:
-            raise CaptureError(f"standard input: cannot spool it: {e.strerror or e}") from None
-        try:
-            yield Path(spool.name)
-        except CaptureError as e:
-            # Errors name what the user gave, not the spool file.
-            raise CaptureError(str(e).replace(spool.name, "standard input")) from None
-
-
-@contextmanager
-def quiet_on_broken_pipe() -> Iterator[None]:
-    """A pager or `head` closing the pipe ends the command quietly, exit status 0, as tshark."""
-    try:
-        yield
-    except BrokenPipeError:
-        sys.stderr.close()
-        raise typer.Exit(0) from None
-
-
-def _register_commands() -> None:
-    # Each module adds its command(s) to ``app``; importing is registering.
-    from . import decode  # noqa: F401
-
-    for optional in (
-        "craft",
-        "check",
-        "ladder",
-        "replay",
-        "dissector_cmd",
-        "agent",
-        "policy",
-        "lab",
-    ):
-        try:
-            __import__(f"{__package__}.{optional}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__package__}.{optional}":
-                raise
-
-
-_register_commands()
+# isort: on
 
 
 def main() -> None:

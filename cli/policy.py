@@ -10,9 +10,9 @@ from typing import Annotated
 
 import typer
 
-from .main import app
+from .app import LmahoTyper, app
 
-policy_app = typer.Typer(
+policy_app = LmahoTyper(
     name="policy",
     help="Inspect and seed the policy store's SQLite database (MN ID, LMAA, PLMAA, prefixes).",
     epilog=(

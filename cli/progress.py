@@ -6,7 +6,10 @@ import time
 
 
 class StderrProgress:
-    """A rich progress bar on stderr, redrawn at most ten times a second.
+    """A rich progress bar on stderr, redrawn at most ten times a second, by
+    :meth:`update` in the caller's thread: rich's own refresh thread would hold the
+    GIL while it draws (milliseconds) whenever it liked, and a replay's frames due
+    meanwhile would leave late.
 
     ``total`` None means an open-ended run (a spinner and a count); ``unit``
     names what is counted; ``forced`` draws even when stderr is no terminal
@@ -36,6 +39,7 @@ class StderrProgress:
             *([TimeRemainingColumn()] if known else []),
             console=Console(stderr=True, force_terminal=True if forced else None),
             transient=True,
+            auto_refresh=False,
         )
         self._task = self._progress.add_task(description, total=total, rate="")
         self._completed = 0
@@ -46,7 +50,7 @@ class StderrProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._progress.update(self._task, completed=self._completed)
+        self._progress.update(self._task, completed=self._completed, refresh=True)
         self._progress.stop()
 
     def update(self, completed: int, rate: str = "") -> None:
@@ -55,4 +59,4 @@ class StderrProgress:
         now = time.monotonic()
         if now >= self._next:
             self._next = now + 0.1
-            self._progress.update(self._task, completed=completed, rate=rate)
+            self._progress.update(self._task, completed=completed, rate=rate, refresh=True)

@@ -13,7 +13,7 @@ import typer
 from lmaho_wire.packet import mac_bytes
 
 from ._replay_frames import LoadedCapture, format_mac, load_capture
-from .main import app
+from .app import app
 from .progress import StderrProgress
 
 if TYPE_CHECKING:
@@ -112,6 +112,9 @@ def _report(
     loops: int,
     limit: int | None,
 ) -> dict[str, Any]:
+    frames = len(cap.frames)
+    # --limit stopped the replay only if the loops asked for would have sent more.
+    limit_cut = limit is not None and (loops == 0 or limit < frames * loops)
     return {
         "capture": str(cap.path),
         "interface": iface,
@@ -121,8 +124,9 @@ def _report(
         "rate_control": pacing.describe(),
         "loops_requested": loops,
         "loops_completed": stats.loops,
+        "packets_after_last_loop": stats.attempted - stats.loops * frames,
         "limit": limit,
-        "limit_reached": limit is not None and stats.attempted >= limit,
+        "limit_reached": limit_cut and stats.attempted >= (limit or 0),
         "packets": stats.packets,
         "bytes": stats.bytes,
         "seconds": round(stats.seconds, 6),
@@ -139,7 +143,10 @@ def _report(
 def _print_block(report: dict[str, Any]) -> None:
     done, asked = report["loops_completed"], report["loops_requested"]
     plural = "" if (asked or done) == 1 else "s"
-    how = [report["rate_control"], f"{done} of {asked} loop{plural}" if asked else f"{done} loops"]
+    loops = f"{done} of {asked} loop{plural}" if asked else f"{done} loop{plural}"
+    if report["packets_after_last_loop"]:
+        loops += f" and {report['packets_after_last_loop']} packet(s) of the next"
+    how = [report["rate_control"], loops]
     if report["limit_reached"]:
         how.append(f"stopped by --limit {report['limit']}")
     if report["interrupted"]:

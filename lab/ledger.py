@@ -22,8 +22,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pyroute2 import netns
-
 from lmaho_wire.errors import LmahoError
 
 #: Where runs keep their state files and runtime directories.
@@ -151,6 +149,8 @@ class Ledger:
 
     def teardown(self) -> Teardown:
         """Remove everything recorded; safe to call again after a partial teardown."""
+        from pyroute2 import netns  # here: the CLI imports this module for its defaults
+
         done = Teardown(self.run_id)
         done.processes = stop_processes(self.processes)
         self.processes = []

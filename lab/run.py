@@ -15,7 +15,6 @@ import contextlib
 import os
 import random
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -470,7 +469,7 @@ class Lab:
 
 def lmaho_command() -> list[str]:
     """The ``lmaho`` command line, run by this interpreter."""
-    return [sys.executable, "-c", "from lmaho_cli.main import main; main()"]
+    return python_module("lmaho_cli")
 
 
 def down(state_dir: Path = STATE_DIR, *, include_running: bool = False) -> list[Teardown]:

@@ -110,12 +110,16 @@ class Agent:
         timeout = self.scheduler.timeout()
         timeout = IDLE_WAKEUP if timeout is None else min(timeout, IDLE_WAKEUP)
         for key, _ in self.selector.select(timeout):
-            key.data()
+            self._guarded("socket", key.data)
+        self._guarded("timer", self.scheduler.run_due)
+
+    def _guarded(self, what: str, call: Callable[[], object]) -> None:
+        """Run ``call``; a bug it hits is an ``error`` event, not the end of the agent."""
         try:
-            self.scheduler.run_due()
+            call()
         except Exception as e:
             self.counters["errors"] += 1
-            self.events.emit("error", message=f"timer: {type(e).__name__}: {e}")
+            self.events.emit("error", message=f"{what}: {type(e).__name__}: {e}")
 
     def stop(self, *_: object) -> None:
         self.stopping = True
@@ -282,6 +286,11 @@ class Agent:
             return {"ok": False, "error": str(e)}
         except (LmahoError, ValueError) as e:
             return {"ok": False, "error": f"{command}: {e}"}
+        except Exception as e:
+            # A bug: say so to the caller and in the log, and keep serving.
+            self.counters["errors"] += 1
+            self.events.emit("error", message=f"{command}: {type(e).__name__}: {e}")
+            return {"ok": False, "error": f"{command}: internal error: {type(e).__name__}: {e}"}
         return {"ok": True, **reply}
 
     def _status(self, request: dict[str, Any]) -> dict[str, Any]:

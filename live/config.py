@@ -190,6 +190,10 @@ def _toml(value: object) -> str:
     return json.dumps(str(value))
 
 
+#: The default of a key that must be given.
+_REQUIRED = object()
+
+
 class _Table:
     """Typed access to one TOML table, naming ``where`` in errors; unknown keys are errors."""
 
@@ -256,9 +260,6 @@ class _Table:
             raise ConfigError(
                 f"{self.where or 'top level'}: unknown key(s) {', '.join(sorted(unknown))}"
             )
-
-
-_REQUIRED = object()
 
 
 def _address(value: Any, where: str) -> IPv6Address:

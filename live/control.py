@@ -77,6 +77,8 @@ class ControlServer:
         self.watch(fd, lambda: self._read(fd))
 
     def _read(self, fd: int) -> None:
+        if fd not in self._buffers:
+            return  # closed earlier in the same turn of the loop
         conn, buffered = self._buffers[fd]
         try:
             data = conn.recv(65536)

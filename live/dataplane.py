@@ -22,6 +22,7 @@ stands, and ``lmaho agent status`` shows what is installed.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import socket
 from collections import Counter
@@ -37,9 +38,10 @@ from lmaho_entities import PolicyRoute, TunnelInterface
 from lmaho_wire.errors import LmahoError
 
 from .events import EventLog
-from .tunnels import TUNNEL_MTU, TunDevice, TunnelRelay, Unwatch, Watch
+from .tunnels import TUN_DEVICE, TUNNEL_MTU, TunDevice, TunnelRelay, Unwatch, Watch
 
 MAIN_TABLE = 254
+IP6_TNL_F_IGN_ENCAP_LIMIT = 0x1
 PROBE_LINK = "lmaho-probe"
 TUNNEL_NAME = re.compile(r"Tunnel\d+")
 
@@ -129,6 +131,8 @@ class LinuxDataPlane:
             if mode == "kernel" and not has_kernel:
                 raise DataPlaneError("--tunnels kernel: this kernel makes no ip6tnl interfaces")
             self.mode = "kernel" if has_kernel else "userspace"
+            if self.mode == "userspace" and not os.path.exists(TUN_DEVICE):
+                raise DataPlaneError(f"no {TUN_DEVICE}: userspace tunnels need the tun driver")
             if self.mode == "userspace":
                 self.relay = TunnelRelay(local, watch, unwatch, events, counters)
         except BaseException:
@@ -277,6 +281,9 @@ class LinuxDataPlane:
                 ip6tnl_remote=str(tunnel.remote),
                 ip6tnl_proto=socket.IPPROTO_IPV6,
                 ip6tnl_ttl=64,
+                # No Tunnel Encapsulation Limit option: plain RFC 2473 packets, as the
+                # userspace tunnel sends and the checker expects ("encaplimit none").
+                ip6tnl_flags=IP6_TNL_F_IGN_ENCAP_LIMIT,
             )
         else:
             device = self.relay.add(tunnel.name, tunnel.remote)
@@ -297,7 +304,8 @@ class LinuxDataPlane:
         return table
 
     def _set_route(self, destination: str, interface: str, table: int) -> bool:
-        index = self.interface_index(interface)
+        tunnel = self.installed.tunnels.get(interface)
+        index = tunnel.index if tunnel is not None else self.interface_index(interface)
         if index is None:
             self.counters["errors"] += 1
             self.events.emit("error", message=f"route {destination}: no interface {interface}")

@@ -21,11 +21,15 @@ Value = str | int | float | bool | None | list[Any] | dict[str, Any]
 
 
 class EventLog:
-    """Writes events to ``stream``; ``clock`` gives unix seconds (swappable in tests)."""
+    """Writes events to ``stream``; ``clock`` gives unix seconds (swappable in tests).
+
+    A stream that fails (its reader closed the pipe) is dropped: the agent
+    goes on without a log rather than die of it.
+    """
 
     def __init__(
         self,
-        stream: TextIO,
+        stream: TextIO | None,
         *,
         agent: str,
         role: str,
@@ -54,8 +58,14 @@ class EventLog:
             stamp = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%H:%M:%S.%f")
             details = " ".join(f"{k}={_text(v)}" for k, v in fields.items() if v is not None)
             line = f"{stamp} {self.agent} {event} {details}".rstrip()
-        self.stream.write(line + "\n")
-        self.stream.flush()
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            # Whoever read the log went away: the agent keeps serving, silently.
+            self.stream = None
 
     def dropped(self, reason: str, src: str) -> None:
         """Count a dropped packet; report the count at most once a second per reason."""

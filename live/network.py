@@ -25,6 +25,7 @@ from lmaho_wire import decode
 from lmaho_wire.packet import IPPROTO_MH
 
 from .events import EventLog
+from .sockets import raw_socket, source_of
 
 #: Mobility Header checksum offset (RFC 6275 6.1.1) for IPV6_CHECKSUM.
 MH_CHECKSUM_OFFSET = 4
@@ -61,15 +62,11 @@ class LiveNetwork:
         self.before_delivery = before_delivery
         self.node: Node | None = None
         self._lost: set[tuple[str, str | None]] = set()
-        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_MH)
-        try:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_CHECKSUM, MH_CHECKSUM_OFFSET)
-            sock.bind((str(address), 0))
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+        self.sock = raw_socket(
+            IPPROTO_MH,
+            address,
+            [(socket.IPPROTO_IPV6, socket.IPV6_CHECKSUM, MH_CHECKSUM_OFFSET)],
+        )
 
     def close(self) -> None:
         self.sock.close()
@@ -117,7 +114,7 @@ class LiveNetwork:
                 self.counters["errors"] += 1
                 self.events.emit("error", message=f"receiving: {e}")
                 return
-            self._receive(data, IPv6Address(source[0].split("%")[0]))
+            self._receive(data, source_of(source))
 
     def _receive(self, data: bytes, src: IPv6Address) -> None:
         if src not in self.peers:

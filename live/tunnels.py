@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import struct
 from collections import Counter
 from collections.abc import Callable
@@ -21,8 +20,10 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address
 
 from .events import EventLog
+from .sockets import raw_socket, source_of
 
 IPPROTO_IPV6 = 41
+TUN_DEVICE = "/dev/net/tun"
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
@@ -52,7 +53,7 @@ def open_tun(name: str) -> int:
     The interface lives as long as the descriptor is open: an agent that dies
     leaves no TUN behind.
     """
-    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = os.open(TUN_DEVICE, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
     except OSError:
@@ -88,15 +89,8 @@ class TunnelRelay:
         self.events = events
         self.counters = counters
         self.devices: dict[IPv6Address, TunDevice] = {}
-        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPV6)
-        try:
-            sock.bind((str(local), 0))
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-        watch(sock.fileno(), self._from_wire)
+        self.sock = raw_socket(IPPROTO_IPV6, local)
+        watch(self.sock.fileno(), self._from_wire)
 
     def add(self, name: str, remote: IPv6Address) -> TunDevice:
         device = TunDevice(name, open_tun(name), remote)
@@ -136,7 +130,7 @@ class TunnelRelay:
                 packet, source = self.sock.recvfrom(MAX_PACKET)
             except BlockingIOError:
                 return
-            remote = IPv6Address(source[0].split("%")[0])
+            remote = source_of(source)
             device = self.devices.get(remote)
             if device is None:
                 self.counters["dropped-not-a-tunnel"] += 1

@@ -65,29 +65,38 @@ class Numbers:
             (self.mh_types, DEFAULT_MH_TYPES, ASSIGNED_MH_TYPES, "MH type"),
             (self.option_types, DEFAULT_OPTION_TYPES, ASSIGNED_OPTION_TYPES, "option type"),
         ):
-            unknown = set(table) - set(known)
+            unknown = sorted(set(table) - set(known))
             if unknown:
                 raise LmahoError(
-                    f"unknown {what} name(s) {sorted(unknown)}; known: {sorted(known)}"
+                    f"unknown {what} name(s) {', '.join(unknown)}; known: {', '.join(known)}"
                 )
+            holder: dict[int, str] = {}
             for name, value in table.items():
-                if not isinstance(value, int) or not 0 <= value <= 255:
+                # bool is an int to Python, not to someone writing a type number.
+                if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
                     raise LmahoError(f"{what} of {name} must be an integer 0-255, got {value!r}")
                 if value in assigned:
                     raise LmahoError(
                         f"{what} {value} for {name} is assigned by IANA "
                         f"({assigned.start}-{assigned.stop - 1}); pick an unassigned one"
                     )
-            values = list(table.values())
-            if len(set(values)) != len(values):
-                raise LmahoError(f"two draft messages/options share one {what}: {table}")
+                if value in holder:
+                    raise LmahoError(f"{holder[value]} and {name} both have {what} {value}")
+                holder[value] = name
 
 
 def load_numbers_file(path: str | os.PathLike[str]) -> Numbers:
     """Read a TOML override file (tables ``mh_types`` and ``option_types``)."""
     p = Path(path)
     data = read_toml(p, "numbers file")
-    extra = set(data) - {"mh_types", "option_types"}
+    extra = sorted(set(data) - {"mh_types", "option_types"})
     if extra:
-        raise LmahoError(f"{p}: unknown table(s) {sorted(extra)}; use mh_types, option_types")
-    return Numbers().with_overrides(data.get("mh_types"), data.get("option_types"))
+        raise LmahoError(f"{p}: unknown table(s) {', '.join(extra)}; use mh_types, option_types")
+    tables = {name: data.get(name, {}) for name in ("mh_types", "option_types")}
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise LmahoError(f"{p}: {name} must be a table ([{name}]), got {table!r}")
+    try:
+        return Numbers().with_overrides(tables["mh_types"], tables["option_types"])
+    except LmahoError as e:
+        raise LmahoError(f"{p}: {e}") from None

@@ -1,15 +1,11 @@
-"""Shared fixtures: paths, and skips for tools the machine may lack."""
+"""Shared fixtures: the tools the tests run. Shared helpers and paths are in support/."""
 
 from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-PCAPS = ROOT / "pcaps"
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -11,7 +11,6 @@ import json
 import shutil
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,8 @@ from lmaho_wire.capture import (
     LINKTYPE_RAW,
     read_frames,
 )
+from support.cli import lmaho_process
+from support.paths import PCAPS
 
 SRC = "2001:db8:b::1"
 DST = "2001:db8:a::1"
@@ -143,20 +144,7 @@ def test_mergecap_file_of_two_link_types_decodes(tmp_path: Path) -> None:
     with CaptureWriter(raw, linktype=LINKTYPE_RAW) as w:
         w.write(RAW_IPV6, 2.0)
     subprocess.run(["mergecap", "-F", "pcapng", "-w", str(merged), str(eth), str(raw)], check=True)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from lmaho_cli.main import main; main()",
-            "decode",
-            str(merged),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = lmaho_process("decode", str(merged), "--json")
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(r.get("message"), r.get("sequence")) for r in records] == [
@@ -209,7 +197,7 @@ def test_damaged_pcapng_is_a_specific_error(tmp_path: Path, data: bytes, message
         list(read_frames(path))
 
 
-SAMPLE = Path(__file__).resolve().parent.parent / "pcaps" / "handover.pcapng"
+SAMPLE = PCAPS / "handover.pcapng"
 
 
 @settings(max_examples=400, deadline=None, database=None)

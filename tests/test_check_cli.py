@@ -7,22 +7,14 @@ import random
 from pathlib import Path
 
 import pytest
-from test_check_scenario import (
-    MACS,
-    OTHER_LMA,
-    find,
-    handover,
-    lmaho,
-    lmaho_process,
-    lost_message,
-    write,
-)
 
 from lmaho_wire import CaptureWriter, Numbers, load_numbers_file, use_numbers
 from lmaho_wire.capture import LINKTYPE_RAW
 from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
 from lmaho_wire.procedure import RULES, check_records
+from support.captures import MACS, OTHER_LMA, find, handover, lost_message, write
+from support.cli import lmaho, lmaho_process
 
 
 @pytest.fixture

@@ -10,7 +10,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from test_check_scenario import (
+
+from lmaho_wire import option
+from lmaho_wire.dissect import analyse_capture
+from lmaho_wire.procedure import (
+    CheckResult,
+    FrameEvent,
+    Handover,
+    Issue,
+    ProcedureAnalyser,
+    check_records,
+)
+from support.captures import (
     BMAG,
     CN,
     MACS,
@@ -26,17 +37,6 @@ from test_check_scenario import (
     signalling,
     with_options,
     write,
-)
-
-from lmaho_wire import option
-from lmaho_wire.dissect import analyse_capture
-from lmaho_wire.procedure import (
-    CheckResult,
-    FrameEvent,
-    Handover,
-    Issue,
-    ProcedureAnalyser,
-    check_records,
 )
 
 

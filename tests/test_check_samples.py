@@ -13,13 +13,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_check_scenario import lmaho
 
 from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.procedure import FrameEvent, ProcedureAnalyser, check_records
-
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = sorted(p for p in (ROOT / "pcaps").glob("*.pcap*") if p.is_file())
+from support.cli import lmaho
+from support.paths import SAMPLE_CAPTURES
 
 # File-name fragment -> (outcome, step) every handover of the sample must have.
 FAILURES = {
@@ -29,9 +27,11 @@ FAILURES = {
 }
 
 needs_samples = pytest.mark.skipif(
-    not SAMPLES, reason="no samples in pcaps/ yet (lmaho craft writes them)"
+    not SAMPLE_CAPTURES, reason="no samples in pcaps/ yet (lmaho craft writes them)"
 )
-each_sample = pytest.mark.parametrize("sample", SAMPLES, ids=[p.name for p in SAMPLES])
+each_sample = pytest.mark.parametrize(
+    "sample", SAMPLE_CAPTURES, ids=[p.name for p in SAMPLE_CAPTURES]
+)
 
 
 def expected_failure(sample: Path) -> tuple[str, str] | None:
@@ -99,7 +99,7 @@ def crafter_steps(tshark: str, sample: Path) -> dict[int, str]:
     return steps
 
 
-PCAPNG_SAMPLES = [p for p in SAMPLES if p.suffix == ".pcapng"]
+PCAPNG_SAMPLES = [p for p in SAMPLE_CAPTURES if p.suffix == ".pcapng"]
 
 
 @pytest.mark.skipif(not PCAPNG_SAMPLES, reason="no pcapng samples in pcaps/ yet")

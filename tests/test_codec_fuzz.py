@@ -20,12 +20,6 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_codec_strategies import (
-    any_option,
-    destination_options,
-    raw_mobility_header,
-    routing_type2,
-)
 
 from lmaho_wire import Frame, MalformedPacket, Message, build, current_schema, decode
 from lmaho_wire.capture import (
@@ -38,6 +32,8 @@ from lmaho_wire.capture import (
 from lmaho_wire.checksum import upper_layer_checksum
 from lmaho_wire.dissect import analyse_frame
 from lmaho_wire.packet import ethernet_header, ipv6_header
+from support.extension_headers import destination_options, routing_type2
+from support.strategies import any_option, raw_mobility_header
 
 SRC = ipaddress.IPv6Address("2001:db8:b::1").packed
 DST = ipaddress.IPv6Address("2001:db8:a::1").packed

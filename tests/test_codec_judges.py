@@ -43,12 +43,12 @@ from typer.testing import CliRunner
 from lmaho_wire import CaptureWriter, Timestamp, build, decode, option
 from lmaho_wire.packet import ethernet_header, ipv6_header, mac_bytes
 from lmaho_wire.schema import ACCESS_TECHNOLOGIES, BA_STATUS
+from support.paths import TCPDUMP_VECTORS
 
 MAG = "2001:db8:b::1"
 LMA = "2001:db8:a::1"
 MAG_MAC = mac_bytes("02:00:00:00:00:0b")
 LMA_MAC = mac_bytes("02:00:00:00:00:0a")
-VECTORS = Path(__file__).parent / "vectors" / "tcpdump"
 
 BU_FLAGS = {"A": 0x8000, "H": 0x4000, "L": 0x2000, "K": 0x1000, "M": 0x0800, "R": 0x0400}
 # tshark's field for each BU flag (R is NEMO's), and for the BA flags it knows.
@@ -413,7 +413,7 @@ def _lmaho_decode_json(path: Path) -> list[dict[str, Any]]:
 
 
 def test_tcpdump_ipv6_mobility_1_decodes_without_error(tshark: str) -> None:
-    path = VECTORS / "ipv6_mobility_1.pcap"
+    path = TCPDUMP_VECTORS / "ipv6_mobility_1.pcap"
     records = _lmaho_decode_json(path)
     assert [r["frame"] for r in records] == list(range(1, 17))
     assert not [r for r in records if "error" in r]
@@ -467,7 +467,7 @@ def test_tcpdump_ipv6_mobility_1_decodes_without_error(tshark: str) -> None:
     + [f"mobility_opt_asan{s}" for s in ["", "_2", "_3", "_4", "_5", "_6", "_7", "_8"]],
 )
 def test_tcpdump_malformed_captures_are_reported_malformed(name: str) -> None:
-    records = _lmaho_decode_json(VECTORS / f"{name}.pcap")
+    records = _lmaho_decode_json(TCPDUMP_VECTORS / f"{name}.pcap")
     assert records, "every frame carries a Mobility Header (next header 62)"
     for r in records:
         assert "error" in r and r["error"]["what"], r

@@ -17,7 +17,11 @@ import pytest
 from construct import Construct, ConstructError, Container, ListContainer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_codec_strategies import (
+
+from lmaho_wire import MalformedPacket, build, current_schema, decode
+from lmaho_wire.checksum import upper_layer_checksum
+from lmaho_wire.plan import make_plan
+from support.strategies import (
     any_option,
     fields_of,
     known_option_types,
@@ -25,10 +29,6 @@ from test_codec_strategies import (
     raw_mobility_header,
     unknown_option_types,
 )
-
-from lmaho_wire import MalformedPacket, build, current_schema, decode
-from lmaho_wire.checksum import upper_layer_checksum
-from lmaho_wire.plan import make_plan
 
 SRC = "2001:db8:b::1"
 DST = "2001:db8:a::1"

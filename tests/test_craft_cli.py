@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import subprocess
-import sys
 import tracemalloc
 import typing
 from pathlib import Path
@@ -19,23 +17,15 @@ from lmaho_wire import decode, read_frames
 from lmaho_wire.checksum import upper_layer_checksum
 from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.packet import IPPROTO_MH, find_ipv6
+from support.cli import Run, lmaho_process
+from support.paths import PCAPS, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-PCAPS = ROOT / "pcaps"
 SAMPLE_FILES = [PCAPS / s.file for s in SAMPLES]
 COMMENT_SEVERITY = "1048576"  # Wireshark's PI_COMMENT: a pcapng packet comment
 
 
-def lmaho(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from lmaho_cli.main import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        # Wide enough that rich does not wrap an error message inside its box.
-        env={**os.environ, "COLUMNS": "250"},
-    )
+def lmaho(*args: str) -> Run:
+    return lmaho_process(*args, cwd=ROOT)
 
 
 def comments(path: Path) -> list[str]:
@@ -163,8 +153,8 @@ def test_udp_traffic_from_a_scenario_file(tmp_path: Path, tshark: str) -> None:
     [
         (("--lost-step", "c"), "only means something with --variant lost-message"),
         ((), "missing the capture file"),
-        (("--mobiles", "0"), "Invalid value for '--mobiles'"),
-        (("--variant", "boom"), "'boom' is not one of"),
+        (("--mobiles", "0"), "--mobiles: expected an integer >= 1, got '0'"),
+        (("--variant", "boom"), "--variant: expected one of none, nlma-refuses,"),
     ],
 )
 def test_usage_errors(tmp_path: Path, args: tuple[str, ...], message: str) -> None:

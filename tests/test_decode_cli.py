@@ -6,27 +6,15 @@ import json
 import os
 import select
 import subprocess
-import sys
 from pathlib import Path
 
 from lmaho_dissector._samples import frame
 from lmaho_wire import CaptureWriter, build, option
-
-# lmaho through its entry point, in a fresh interpreter.
-LMAHO = [sys.executable, "-c", "from lmaho_cli.main import main; main()"]
+from support.cli import LMAHO_COMMAND, lmaho_process
+from support.paths import PCAPS
 
 SRC = "2001:db8:b::1"
 DST = "2001:db8:a::1"
-
-
-def _lmaho(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*LMAHO, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
 
 
 def test_decode_json_reports_good_and_bad_packets(tmp_path: Path) -> None:
@@ -47,7 +35,7 @@ def test_decode_json_reports_good_and_bad_packets(tmp_path: Path) -> None:
         corrupt = bytearray(frame(mh, SRC, DST))
         corrupt[-10] ^= 0x55
         w.write(bytes(corrupt), 3.0)
-    result = _lmaho("decode", str(path), "--json")
+    result = lmaho_process("decode", str(path), "--json")
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["frame"] for r in records] == [1, 2, 3]
@@ -64,14 +52,13 @@ def test_decode_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
     bogus = tmp_path / "not.pcap"
     bogus.write_bytes(b"this is not a capture file at all")
     for target in (str(bogus), str(tmp_path / "missing.pcap")):
-        result = _lmaho("decode", target)
+        result = lmaho_process("decode", target)
         assert result.returncode == 2
         assert "Traceback" not in result.stderr
         assert result.stderr.startswith("lmaho: error: ")
 
 
 def test_decode_prints_undecodable_text_escaped(tmp_path: Path) -> None:
-    import os
 
     mh = build(
         "PBU",
@@ -83,20 +70,17 @@ def test_decode_prints_undecodable_text_escaped(tmp_path: Path) -> None:
     path = tmp_path / "nai.pcap"
     with CaptureWriter(path) as w:
         w.write(frame(mh, SRC, DST), 1.0)
-    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    env = {"PYTHONIOENCODING": "utf-8"}
     for extra in ((), ("--verbose",)):
-        result = _lmaho("decode", str(path), *extra, env=env)
+        result = lmaho_process("decode", str(path), *extra, env=env)
         assert result.returncode == 0, result.stderr
         assert "Traceback" not in result.stderr
         assert "\\udcff\\udcfemn" in result.stdout
 
 
-PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
-
-
 def _lmaho_stdin(data: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [*LMAHO, *args],
+        [*LMAHO_COMMAND, *args],
         input=data,
         capture_output=True,
         timeout=60,
@@ -132,7 +116,7 @@ def test_decode_from_a_pipe_shows_each_packet_as_it_arrives() -> None:
     # Python buffers a pipe's output unless told otherwise; make sure it is not told.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     proc = subprocess.Popen(
-        [*LMAHO, "decode", "-"],
+        [*LMAHO_COMMAND, "decode", "-"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -165,7 +149,7 @@ def test_errors_from_standard_input_name_it() -> None:
 def test_closed_standard_input_is_a_clear_error() -> None:
     for command in ("decode", "check", "ladder"):
         result = subprocess.run(
-            [*LMAHO, command, "-"],
+            [*LMAHO_COMMAND, command, "-"],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=60,

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
-from test_codec_strategies import destination_options, routing_type2
 
 from lmaho_dissector._samples import BMAG, PLMA, Packet, write_capture
 from lmaho_wire import build, option
@@ -24,9 +22,8 @@ from lmaho_wire.capture import LINKTYPE_ETHERNET, Frame
 from lmaho_wire.checksum import upper_layer_checksum
 from lmaho_wire.dissect import analyse_frame
 from lmaho_wire.packet import ethernet_header, ipv6_header
-
-ROOT = Path(__file__).resolve().parent.parent
-LUA = ROOT / "dissector" / "lmaho.lua"
+from support.extension_headers import destination_options, routing_type2
+from support.tshark import tshark_fields
 
 SRC = ipaddress.IPv6Address(BMAG).packed
 DST = ipaddress.IPv6Address(PLMA).packed
@@ -92,18 +89,12 @@ def hosts_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def checksum_status(tshark: str, capture: Path, resolve: Path | None) -> list[str]:
-    cmd = [tshark, "-X", f"lua_script:{LUA}", "-r", str(capture), "-T", "fields"]
-    cmd += ["-e", "lmaho.checksum.status", "-e", "_ws.col.Source"]
-    env = dict(os.environ)
+    fields = ["lmaho.checksum.status", "_ws.col.Source"]
     if resolve is None:
-        cmd.insert(1, "-n")
+        rows = tshark_fields(tshark, capture, fields)
     else:
-        cmd[1:1] = ["-N", "n"]
-        env["XDG_CONFIG_HOME"] = str(resolve)
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, check=False)
-    assert result.returncode == 0, result.stderr
-    assert "Lua" not in result.stderr.replace('"root"', ""), result.stderr
-    rows = [line.split("\t") for line in result.stdout.splitlines()]
+        env = {**os.environ, "XDG_CONFIG_HOME": str(resolve)}
+        rows = tshark_fields(tshark, capture, fields, "-N", "n", env=env)
     if resolve is not None:
         # The hosts file was read: the Source column shows names, not addresses.
         assert all(row[1].endswith(".example") for row in rows), rows

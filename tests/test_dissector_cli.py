@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from lmaho_dissector import generator
-
-
-def lmaho(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from lmaho_cli.main import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from support.cli import lmaho_process as lmaho
 
 
 def test_generate_writes_the_generated_file(tmp_path: Path) -> None:

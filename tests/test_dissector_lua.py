@@ -36,29 +36,9 @@ from lmaho_wire.fields import (
     Text,
     TimestampField,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
-LUA = ROOT / "dissector" / "lmaho.lua"
-PCAPS = ROOT / "pcaps"
-
-
-def tshark_run(tshark: str, capture: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [tshark, "-n", "-X", f"lua_script:{LUA}", "-r", str(capture), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def lua_errors(result: subprocess.CompletedProcess[str]) -> list[str]:
-    text = result.stdout + result.stderr
-    return [
-        line
-        for line in text.splitlines()
-        if "Lua Error" in line or "Lua: Error" in line or "lmaho.internal_error" in line
-    ]
+from support.paths import DISSECTOR_LUA as LUA
+from support.paths import PCAPS
+from support.tshark import lua_errors, tshark_run
 
 
 def pdml_packets(tshark: str, capture: Path, *args: str) -> list[ET.Element]:

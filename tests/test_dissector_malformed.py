@@ -15,20 +15,15 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from test_dissector_lua import tshark_run as run
 
 from lmaho_dissector._samples import BMAG, PLMA, Packet, frame, handover_samples, write_capture
 from lmaho_wire import build, current_schema, option
+from support.tshark import lua_errors
+from support.tshark import tshark_run as run
 
 
 def assert_no_lua_error(result: subprocess.CompletedProcess[str]) -> None:
-    text = result.stdout + result.stderr
-    bad = [
-        line
-        for line in text.splitlines()
-        if "Lua Error" in line or "Lua: Error" in line or "lmaho.internal_error" in line
-        or "lmaho dissector error" in line
-    ]  # fmt: skip
+    bad = lua_errors(result)
     assert not bad, bad[:5]
 
 

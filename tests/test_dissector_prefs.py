@@ -19,26 +19,14 @@ import pytest
 from lmaho_dissector._samples import BMAG, PLMA, Packet, frame, handover, write_capture
 from lmaho_wire import Numbers, build, option, use_numbers
 from lmaho_wire.checksum import upper_layer_checksum
-
-ROOT = Path(__file__).resolve().parent.parent
-LUA = ROOT / "dissector" / "lmaho.lua"
-RUNTIME = ROOT / "dissector" / "runtime.lua"
+from support.paths import DISSECTOR_RUNTIME
+from support.tshark import tshark_fields, tshark_run
 
 RENUMBERED_MH = {
     "LMA_HO_Req": 240, "LMA_HO_Resp": 241, "LMA_HO_Init": 242,
     "LMA_HAck": 243, "Update": 244, "Update_Ack": 245,
 }  # fmt: skip
 RENUMBERED_OPT = {"new_ap_id": 240, "previous_lma_address": 241}
-
-
-def tshark_fields(tshark: str, capture: Path, fields: list[str], *args: str) -> list[list[str]]:
-    cmd = [tshark, "-n", "-X", f"lua_script:{LUA}", "-r", str(capture), "-T", "fields"]
-    for f in fields:
-        cmd += ["-e", f]
-    result = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stderr
-    assert "Lua" not in result.stderr.replace('"root"', ""), result.stderr
-    return [line.split("\t") for line in result.stdout.splitlines()]
 
 
 def test_preferences_decode_a_renumbered_capture(tshark: str, tmp_path: Path) -> None:
@@ -59,10 +47,9 @@ def test_preferences_decode_a_renumbered_capture(tshark: str, tmp_path: Path) ->
     assert [row[0] for row in rows if row[0]] == ["240", "242", "243", "241", "244", "245"]
     assert rows[0][1].startswith("LMA Handover Request (LMA_HO_Req) Seq=7")
     assert rows[0][2] == "1"  # New AP Identifier (type 240) decoded, id type BSSID
-    verbose = subprocess.run(
-        [tshark, "-n", "-X", f"lua_script:{LUA}", "-r", str(capture), "-V", *args],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    shown = tshark_run(tshark, capture, "-V", *args)
+    assert shown.returncode == 0, shown.stderr
+    verbose = shown.stdout
     assert "MH Type: LMA_HO_Req (240)" in verbose
     assert "Type: Previous LMA Address (241)" in verbose
 
@@ -160,7 +147,7 @@ def script(tmp_path: Path) -> tuple[Path, list[str]]:
     (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
     text = (
         f'local INPUT, OUTPUT = "{tmp_path / "in.txt"}", "{tmp_path / "out.txt"}"\n'
-        + RUNTIME.read_text()
+        + DISSECTOR_RUNTIME.read_text()
         + LUA_TEST
     )
     path = tmp_path / "runtime_test.lua"

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from pyroute2 import IPRoute, netns
@@ -21,20 +18,12 @@ from lmaho_entities import Variant
 from lmaho_lab.ledger import STATE_DIR, Ledger, process_start_time
 from lmaho_lab.report import LabReport
 from lmaho_lab.run import Lab, LabOptions
+from support import root
+from support.cli import LMAHO_COMMAND
+from support.root import IS_ROOT
 
-IS_ROOT = os.geteuid() == 0
-F = TypeVar("F", bound=Callable[..., Any])
-_skip_unless_root = pytest.mark.skipif(
-    not IS_ROOT, reason="needs root: network namespaces, veth links, raw sockets"
-)
-
-
-def needs_root(fn: F) -> F:
-    """Marks a test ``root`` and skips it, with the reason, when not running as root."""
-    return pytest.mark.root(_skip_unless_root(fn))
-
-
-LMAHO = [sys.executable, "-c", "from lmaho_cli.main import main; main()"]
+needs_root = root.needs_root("network namespaces, veth links, raw sockets")
+LMAHO = LMAHO_COMMAND
 
 
 def lab_names(run_id: str) -> list[str]:

@@ -7,26 +7,15 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from test_check_scenario import (
-    MACS,
-    NLMA,
-    PLMA,
-    Mobile,
-    find,
-    handover,
-    lmaho,
-    lmaho_process,
-    lost_message,
-    write,
-)
 from typer.testing import CliRunner
 
 from lmaho_cli.main import app
 from lmaho_wire import option
+from support.captures import MACS, NLMA, PLMA, Mobile, find, handover, lost_message, write
+from support.cli import lmaho, lmaho_process
+from support.paths import SAMPLE_CAPTURES
 
 SVG = "{http://www.w3.org/2000/svg}"
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = sorted(p for p in (ROOT / "pcaps").glob("*.pcap*") if p.is_file())
 
 
 def ladder(*args: str) -> str:
@@ -162,8 +151,10 @@ def test_help_has_examples() -> None:
     assert result.exit_code == 0 and "Examples:" in result.stdout
 
 
-@pytest.mark.skipif(not SAMPLES, reason="no samples in pcaps/ yet (lmaho craft writes them)")
-@pytest.mark.parametrize("sample", SAMPLES, ids=[p.name for p in SAMPLES])
+@pytest.mark.skipif(
+    not SAMPLE_CAPTURES, reason="no samples in pcaps/ yet (lmaho craft writes them)"
+)
+@pytest.mark.parametrize("sample", SAMPLE_CAPTURES, ids=[p.name for p in SAMPLE_CAPTURES])
 def test_every_sample_draws(sample: Path, tmp_path: Path) -> None:
     svg = tmp_path / "sample.svg"
     out = ladder(str(sample), "--svg", str(svg), "--max-rows", "200", "--width", "120")

@@ -6,21 +6,15 @@ regenerate them with ``lmaho craft --samples pcaps/`` and commit the result.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PCAPS = ROOT / "pcaps"
+from support.cli import lmaho_process
+from support.paths import PCAPS, ROOT
 
 
 def test_committed_samples_are_current(tmp_path: Path) -> None:
     fresh = tmp_path / "pcaps"
-    result = subprocess.run(
-        [sys.executable, "-c", "from lmaho_cli.main import main; main()",
-         "craft", "--samples", str(fresh)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-    )  # fmt: skip
+    result = lmaho_process("craft", "--samples", str(fresh), cwd=ROOT)
     assert result.returncode == 0, result.stderr
     made = sorted(p.name for p in fresh.iterdir())
     committed = sorted(p.name for p in PCAPS.iterdir() if not p.name.startswith("."))

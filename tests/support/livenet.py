@@ -27,7 +27,7 @@ from pyroute2 import IPRoute, netns
 from lmaho_live.config import AgentConfig
 from lmaho_live.control import request
 
-LMAHO = [sys.executable, "-c", "from lmaho_cli.main import main; main()"]
+from .cli import LMAHO_COMMAND
 
 
 class Agent:
@@ -39,7 +39,7 @@ class Agent:
         self.events: list[dict[str, Any]] = []
         self._lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.process = subprocess.Popen(
-            [*LMAHO, "agent", config.role, "--config", str(path), "--json"],
+            [*LMAHO_COMMAND, "agent", config.role, "--config", str(path), "--json"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -192,12 +192,21 @@ class Lab:
             ipr.route("add", dst=destination, gateway=gateway, family=socket.AF_INET6, **extra)
 
     def start(self, node: str, config: AgentConfig) -> Agent:
-        path = self.runtime / f"{config.name}.toml"
-        config.dump(path)
-        agent = Agent(self, node, config, path)
-        self.agents.append(agent)
-        agent.wait_for("ready")
-        return agent
+        return self.start_all({node: [config]})[config.name]
+
+    def start_all(self, configs: dict[str, list[AgentConfig]]) -> dict[str, Agent]:
+        """Start agents (node -> its agents' configs) at once; by name, once all are ready."""
+        started = {}
+        for node, node_configs in configs.items():
+            for config in node_configs:
+                path = self.runtime / f"{config.name}.toml"
+                config.dump(path)
+                agent = Agent(self, node, config, path)
+                self.agents.append(agent)
+                started[config.name] = agent
+        for agent in started.values():
+            agent.wait_for("ready", timeout=60)
+        return started
 
     def rules(self, node: str) -> list[tuple[str, int, int]]:
         """(source/len, table, priority) of the IPv6 rules with a source in ``node``."""

@@ -9,8 +9,8 @@ every property test without touching this file. A strategy draws a
 addresses, hex-colon strings ... chosen at random among the forms the API
 accepts) and ``expected`` is what decoding must give back.
 
-This module also holds a few tests of the strategies themselves (so that a
-field type the walker does not know fails loudly here, not as a silent gap).
+The strategies' own tests are in tests/test_support_strategies.py (so that a
+field type the walker does not know fails loudly there, not as a silent gap).
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ from lmaho_wire.fields import (
     Text,
     TimestampField,
 )
-from lmaho_wire.packet import HOME_ADDRESS_OPTION
 
 Draw = Callable[[st.SearchStrategy[Any]], Any]
 
@@ -282,55 +281,3 @@ def raw_mobility_header(draw: Draw, mh_type: int | None = None) -> bytes:
     header_len = (6 + len(rest)) // 8 - 1
     head = bytes([draw(st.integers(0, 255)), header_len, mh_type, draw(st.integers(0, 255))])
     return head + draw(st.binary(min_size=2, max_size=2)) + rest
-
-
-# --- self-checks -----------------------------------------------------------------------
-
-
-# --- IPv6 extension headers that change the checksum's pseudo-header --------------
-
-
-def destination_options(next_header: int, home: bytes) -> bytes:
-    """A Destination Options header: PadN and a Home Address option, ending on 8n."""
-    return bytes([next_header, 2, 0x01, 0x00, HOME_ADDRESS_OPTION, 16]) + home + b"\x01\x00"
-
-
-def routing_type2(next_header: int, address: bytes) -> bytes:
-    """A type 2 routing header with one segment left."""
-    return bytes([next_header, 2, 2, 1, 0, 0, 0, 0]) + address
-
-
-def test_every_schema_field_type_has_a_strategy() -> None:
-    """Walk every message and option once: an unknown construct type fails here."""
-    from hypothesis import given, settings
-
-    bodies: list[OptionBody | MessageBody] = [
-        *current_schema().messages.values(),
-        *current_schema().options.values(),
-    ]
-
-    @settings(max_examples=5, deadline=None, database=None)
-    @given(st.data())
-    def walk(data: st.DataObject) -> None:
-        for body in bodies:
-            data.draw(fields_of(body))
-
-    walk()
-
-
-def test_schema_covers_the_issue_s_messages_and_options() -> None:
-    schema = current_schema()
-    names = {b.name for b in schema.messages.values()} | {
-        b.proxy_name for b in schema.messages.values() if b.proxy_name
-    }
-    assert names >= {
-        "PBU", "PBA", "LMA_HO_Req", "LMA_HO_Resp", "LMA_HO_Init", "LMA_HAck", "Update",
-        "Update_Ack",
-    }  # fmt: skip
-    keys = {b.key for b in schema.options.values()}
-    assert keys >= {
-        "pad1", "padn", "mn_identifier", "home_network_prefix", "handoff_indicator",
-        "access_technology_type", "mn_link_layer_identifier", "link_local_address",
-        "timestamp", "context_request", "lma_address", "vendor_specific", "experimental",
-        "new_ap_id", "previous_lma_address", "mag_ipv6_address",
-    }  # fmt: skip

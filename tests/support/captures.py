@@ -9,17 +9,12 @@ checker's own reference, written from the document, not from the crafter.
 
 from __future__ import annotations
 
-import io
 import ipaddress
-import subprocess
-import sys
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
-from lmaho_wire import CaptureWriter, Option, Timestamp, build, decode, option
+from lmaho_wire import CaptureWriter, Option, Timestamp, build, option
 from lmaho_wire.packet import ethernet_header, ipv6_header, mac_bytes
 
 IPPROTO_IPV6 = 41
@@ -360,52 +355,3 @@ def with_options(packet: Packet, **replacements: Option | None) -> None:
         else:
             kept.append(opt)
     packet.options = kept
-
-
-@dataclass(frozen=True)
-class Run:
-    """What a run of the ``lmaho`` command gave: exit status, stdout, stderr."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def lmaho(*args: str) -> Run:
-    """``lmaho ARGS`` in this process, through the real entry point (errors, exit status)."""
-    from lmaho_cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    status = 0
-    with (
-        redirect_stdout(out),
-        redirect_stderr(err),
-        mock.patch.object(sys, "argv", ["lmaho", *args]),
-    ):
-        try:
-            main()
-        except SystemExit as e:
-            status = e.code if isinstance(e.code, int) else int(e.code is not None)
-    return Run(status, out.getvalue(), err.getvalue())
-
-
-def lmaho_process(*args: str) -> Run:
-    """``lmaho ARGS`` as a separate process: what a user sees, tracebacks included."""
-    result = subprocess.run(
-        [sys.executable, "-c", "from lmaho_cli.main import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return Run(result.returncode, result.stdout, result.stderr)
-
-
-def test_scenario_messages_decode_with_valid_checksums() -> None:
-    for p in handover():
-        if p.message is None:
-            continue
-        frame = p.encode()
-        msg = decode(frame[14 + 40 :], p.src, p.dst)
-        assert msg.name == p.message
-        assert msg.checksum_ok
-        assert not msg.findings
