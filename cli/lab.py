@@ -160,6 +160,9 @@ def run_command(
     from lmaho_lab.run import Lab, LabOptions
 
     scenario = DEFAULT_SCENARIO if scenario_file is None else load_scenario(scenario_file)
+    if pcap is not None and not pcap.resolve().parent.is_dir():
+        # Found now, not after the run, when the capture is merged into it.
+        raise LmahoError(f"{pcap}: cannot write: no directory {pcap.resolve().parent}")
     _state_dir(state_dir)
     _require_root()
     options = LabOptions(

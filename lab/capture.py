@@ -21,7 +21,7 @@ from .processes import NamespaceProcess
 from .topology import Topology
 
 #: How long dumpcap may take to start, plus per interface (about 50 ms each here).
-START_TIMEOUT = 10.0
+START_TIMEOUT = 30.0
 START_PER_INTERFACE = 0.2
 
 

@@ -39,7 +39,7 @@ TCP_PORT = 5201
 #: Echo requests per second over all MNs at most (each MN's interval grows beyond).
 MAX_ECHO_RATE = 500.0
 #: Seconds to wait for an agent's "ready" or a helper's first line.
-START_TIMEOUT = 15.0
+START_TIMEOUT = 60.0  # a bound for a loaded machine, not a wait: most take a second
 #: Longest a handover may take: the bMAG gives up after 1 + 2 + 4 + 8 s of
 #: retransmissions (docs/wire-format.md 9), plus a margin.
 HANDOVER_TIMEOUT = 20.0

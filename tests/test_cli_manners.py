@@ -311,6 +311,11 @@ BAD_USAGE = [
     ("unreadable file", ("lab", "down", "--state-dir", "{junk}"), ("{junk}: not a directory",)),
     (
         "missing file",
+        ("lab", "run", "--pcap", "/nonexistent/x.pcapng"),
+        ("/nonexistent/x.pcapng: cannot write",),
+    ),
+    (
+        "missing file",
         ("lab", "run", "--scenario", "/nonexistent.toml"),
         ("/nonexistent.toml: no such scenario file",),
     ),
