@@ -106,6 +106,8 @@ COMMANDS = [
     ("agent", "status"),
     ("policy", "set"),
     ("policy", "show"),
+    ("lab", "run"),
+    ("lab", "down"),
 ]
 
 
@@ -305,6 +307,29 @@ BAD_USAGE = [
         ("control socket {junk}: cannot connect",),
     ),
     ("unreadable file", ("policy", "show", "{junk}"), ("{junk}: cannot open policy database",)),
+    ("unreadable file", ("lab", "run", "--scenario", "{junk}"), ("{junk}: not valid TOML",)),
+    ("unreadable file", ("lab", "down", "--state-dir", "{junk}"), ("{junk}: not a directory",)),
+    (
+        "missing file",
+        ("lab", "run", "--pcap", "/nonexistent/x.pcapng"),
+        ("/nonexistent/x.pcapng: cannot write",),
+    ),
+    (
+        "missing file",
+        ("lab", "run", "--scenario", "/nonexistent.toml"),
+        ("/nonexistent.toml: no such scenario file",),
+    ),
+    (
+        "out of range",
+        ("lab", "run", "--mobiles", "0"),
+        ("--mobiles: expected an integer >= 1 and <= 5000, got '0'",),
+    ),
+    (
+        "bad choice",
+        ("lab", "run", "--variant", "boom"),
+        ("--variant: expected one of none, nlma-refuses, pba-error", "got 'boom'"),
+    ),
+    ("bad choice", ("lab", "run", "--tunnels", "gre"), ("--tunnels: expected one of auto,",)),
     (
         "unreadable file",
         (
@@ -345,7 +370,7 @@ def _command_of(args: tuple[str, ...]) -> str:
     words = list(args)
     while words and words[0].startswith("--"):
         words = words[2:] if words[0] == "--numbers" else words[1:]
-    groups = (["dissector"], ["agent"], ["policy"])
+    groups = (["dissector"], ["agent"], ["policy"], ["lab"])
     return " ".join(words[:2]) if words[:1] in groups else " ".join(words[:1])
 
 
