@@ -549,7 +549,7 @@ class ProcedureAnalyser:
             if mac is not None:
                 mobile.mac = mac
                 self._macs.setdefault(mac, mobile_key(mobile.mn_id))
-            self.tunnels.step_seen(mobile, spec.letter, seen, handover.live_roles().get(PLMA))
+            self.tunnels.step_seen(mobile, spec.letter, seen, handover)
         ends = (
             spec.letter == "i"
             or (spec.letter == "e" and not seen.succeeded)
@@ -721,9 +721,14 @@ class ProcedureAnalyser:
         if key.startswith("mn:"):
             return MN
         entity = self.entities.get(key)
-        if entity is not None and entity.roles:
-            return entity.ordered_roles()[0]
-        return CN
+        if entity is None or not entity.roles:
+            return CN
+        own = entity.ordered_roles()[0]
+        if own in roles.values():
+            # Another node plays that role in this handover (a back-handover's old PLMA is
+            # not its PLMA): name the kind of node only, not "PLMA=>PLMA".
+            return GENERIC_ROLE.get(own, own)
+        return own
 
     def _entity_role(self, key: str, roles: dict[str, Role]) -> Role | None:
         name = self._role_name(key, roles)
