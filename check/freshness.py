@@ -2,7 +2,9 @@
 
 docs/wire-format.md 3.1: a sender numbers its requests to a receiver
 increasing modulo 2^16 (RFC 6275 9.5.1), and a retransmission keeps its
-number (section 9). RFC 5213 5.5: the Timestamp option is the freshness
+number (section 9). Each kind of request is numbered on its own: an
+implementation may well keep its PBUs' numbers apart from its LMA_HO_Reqs'
+(one counter for both passes too). RFC 5213 5.5: the Timestamp option is the freshness
 check, so a new request with a Timestamp not later than the previous one's
 is stale. A request whose number does not advance outside the
 retransmission window is a replay (or a sender that started its numbering
@@ -38,7 +40,7 @@ class _Request:
 
 @dataclass(slots=True)
 class _Pair:
-    """What one sender sent one receiver: its last request, and those it may still resend."""
+    """One kind of request from one sender to one receiver: the last, and those still resendable."""
 
     last: _Request
     # Requests of the last RESEND_WINDOW seconds by number, oldest first: another request
@@ -49,12 +51,12 @@ class _Pair:
 class FreshnessBook:
     """The requests from each sender to each receiver, and what the next one must show.
 
-    Memory: per sender and receiver, the last request and those of the last
-    RESEND_WINDOW seconds.
+    Memory: per sender, receiver and kind of request, the last request and
+    those of the last RESEND_WINDOW seconds.
     """
 
     def __init__(self) -> None:
-        self._pairs: dict[tuple[Address, Address], _Pair] = {}
+        self._pairs: dict[tuple[Address, Address, str], _Pair] = {}
 
     def __len__(self) -> int:
         return len(self._pairs)
@@ -64,7 +66,7 @@ class FreshnessBook:
         if seen.sequence is None:
             return None
         request = _Request(seen.sequence, seen.time, seen.frame, seen.timestamp)
-        key = (seen.src, seen.dst)
+        key = (seen.src, seen.dst, seen.message)
         pair = self._pairs.get(key)
         if pair is None:
             self._pairs[key] = _Pair(request, {seen.sequence: request})
