@@ -160,8 +160,8 @@ class Rule(enum.StrEnum):
     )
     REPLAY = (
         "replay",
-        "a request's Sequence Number advances (modulo 2^16) per sender and receiver; "
-        "only a retransmission repeats it",
+        "a request's Sequence Number advances (modulo 2^16) per sender, receiver and kind "
+        "of request; only a retransmission repeats it",
     )
     REPEATED_OPTION = (
         "repeated-option",
