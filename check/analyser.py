@@ -23,7 +23,7 @@ from __future__ import annotations
 import statistics
 from array import array
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lmaho_procedure import (
@@ -51,6 +51,7 @@ from lmaho_wire.dissect import FrameRecord
 from lmaho_wire.packet import mac_bytes
 from lmaho_wire.registry import current_schema
 
+from .freshness import FreshnessBook
 from .judges import judge_handover, message_findings
 from .report import Address, DataSegment, Entity, FrameEvent, Handover, Issue, Sighting, StepState
 from .tunnels import DOWN, UP, MobileState, Tunnel, TunnelTracker
@@ -130,7 +131,8 @@ class Counters:
     data_unattributed: int = 0
     other: int = 0
     malformed: int = 0
-    unknown_messages: int = 0  # Mobility Headers of types the schema does not know
+    # Mobility Headers of types the schema does not name (a BRR or a HoTI is named: IANA's)
+    unknown_messages: int = 0
 
 
 class ProcedureAnalyser:
@@ -163,10 +165,12 @@ class ProcedureAnalyser:
         self.latencies = array("d")
         self.outcomes: dict[str, int] = {}
         self.handover_count = 0
+        self._named_types = frozenset(current_schema().mh_type_names)
         self._pairs = _schema_pairs()
         self._requests = set(self._pairs.values())
         self._answered_step = _answered_steps(self._pairs)
         self.tunnels = TunnelTracker()
+        self._freshness = FreshnessBook()
         self._open: dict[int, Handover] = {}
         self._closed: list[Handover] = []  # judged, not yet handed to the caller
         # Requests of open handovers by (message, src, dst, seq, MN ID), and without the
@@ -197,7 +201,7 @@ class ProcedureAnalyser:
             self._sweep()
         if record.message is not None and record.payload is not None:
             self.counters.signalling += 1
-            if record.message.key is None:
+            if record.message.key is None and record.message.mh_type not in self._named_types:
                 self.counters.unknown_messages += 1
             self._signalling(record, record.message)
         elif record.error is not None:
@@ -318,6 +322,10 @@ class ProcedureAnalyser:
         if handover is None:
             spec = None
         local = message_findings(msg, seen, spec)
+        if seen.message in self._requests:
+            stale = self._freshness.check(seen)
+            if stale is not None:
+                local.append(stale if spec is None else replace(stale, step=spec.letter))
         if handover is not None:
             handover.issues.extend(local)
         else:
@@ -541,7 +549,7 @@ class ProcedureAnalyser:
             if mac is not None:
                 mobile.mac = mac
                 self._macs.setdefault(mac, mobile_key(mobile.mn_id))
-            self.tunnels.step_seen(mobile, spec.letter, seen, handover.live_roles().get(PLMA))
+            self.tunnels.step_seen(mobile, spec.letter, seen, handover)
         ends = (
             spec.letter == "i"
             or (spec.letter == "e" and not seen.succeeded)
@@ -713,9 +721,14 @@ class ProcedureAnalyser:
         if key.startswith("mn:"):
             return MN
         entity = self.entities.get(key)
-        if entity is not None and entity.roles:
-            return entity.ordered_roles()[0]
-        return CN
+        if entity is None or not entity.roles:
+            return CN
+        own = entity.ordered_roles()[0]
+        if own in roles.values():
+            # Another node plays that role in this handover (a back-handover's old PLMA is
+            # not its PLMA): name the kind of node only, not "PLMA=>PLMA".
+            return GENERIC_ROLE.get(own, own)
+        return own
 
     def _entity_role(self, key: str, roles: dict[str, Role]) -> Role | None:
         name = self._role_name(key, roles)
