@@ -158,12 +158,6 @@ def test_default_capture_holds_the_procedure(runs: dict[str, Ran]) -> None:
 
 
 @needs_root
-@pytest.mark.xfail(
-    reason="lmaho check flags downlink NLMA=>bMAG between (d) and (i) ([tunnel]); the NLMA "
-    "agent routes the prefix to the bMAG from its BCE at (d), as issue 9 describes: the "
-    "checker's tunnel tracker needs to grant it from (d)",
-    strict=False,
-)
 def test_default_capture_passes_check(runs: dict[str, Ran]) -> None:
     checked = runs["default"].checked
     assert checked is not None and violations(checked) == []
