@@ -443,12 +443,13 @@ class Lma(Node):
             return
         mn_id = pbu.mn_identifier
         assert mn_id is not None
-        trace = answering(packet.trace, "i")
+        # A PBU of step (f) is answered by (i); one outside the handover by a plain PBA.
+        trace = answering(packet.trace, "i" if packet.trace and packet.trace.step == "f" else "")
         bce = self.bindings.get(mn_id)
         if bce is None and not _re_registration(pbu):
             self._initial_registration(packet, pbu, trace)
             return
-        if bce is None or bce.proxy_coa != packet.src or bce.state is BindingState.HANDED_OVER:
+        if bce is None or bce.proxy_coa != packet.src:
             # A re-registration (the handover's PBU among them) of a binding this LMA
             # does not hold for that MAG: RFC 5213 5.3.1's answer.
             self._pba(packet, pbu, BA_STATUS["NOT_LMA_FOR_THIS_MOBILE_NODE"], trace)
@@ -462,6 +463,13 @@ class Lma(Node):
         }:
             self._pba(packet, pbu, BA_STATUS["BCE_PBU_PREFIX_SET_DO_NOT_MATCH"], trace)
             return
+        if bce.state is BindingState.HANDED_OVER:
+            # This design's recovery from a failed (i) (docs/wire-format.md 8): the bMAG
+            # re-registers the MN with the PLMA, which serves it again, its prefix routed
+            # back into the bMAG's tunnel instead of the PLMA-NLMA tunnel.
+            bce.state = BindingState.REGISTERED
+            bce.next_lma = None
+            self._route(bce.context, self.tunnels.to(bce.proxy_coa))
         if bce.state is BindingState.REGISTERED:
             if pbu.lifetime == 0:
                 # RFC 5213 5.3.5: a de-registration; the binding and its route go.
@@ -589,8 +597,8 @@ class Lma(Node):
         """Delete the MN's BCE and the route of its prefixes.
 
         When a registration fails this is all the NLMA can do: the draft has
-        no message telling the PLMA, which keeps its tunnel route, while the
-        bMAG keeps routing the MN through the PLMA.
+        no message telling the PLMA, which keeps its tunnel route until the
+        bMAG re-registers the MN there (docs/wire-format.md 8).
         """
         bce = self.bindings.pop(mn_id, None)
         if bce is not None:

@@ -206,7 +206,7 @@ class BoundaryMag(Node):
         when ``max_mobiles`` MNs are attached already.
         """
         mobile = self._add_mobile(context, mac, address, lma)
-        self._update_binding(mobile, lma, self._new_interface)
+        self._update_binding(mobile, lma, self._new_interface, None)
         return mobile
 
     def _add_mobile(
@@ -361,7 +361,9 @@ class BoundaryMag(Node):
             lambda: self._finish(mobile, Outcome.ABANDONED, None, "f"),
         )
 
-    def _update_binding(self, mobile: AttachedMobile, lma: IPv6Address, indicator: Option) -> None:
+    def _update_binding(
+        self, mobile: AttachedMobile, lma: IPv6Address, indicator: Option, trace: Trace | None
+    ) -> None:
         """A PBU of the bMAG's own to ``lma`` (outside step (f)), resent until its PBA."""
         registration = Registration(lma)
         mobile.registration = registration
@@ -370,7 +372,7 @@ class BoundaryMag(Node):
             lma,
             indicator,
             registration.sequences,
-            None,
+            trace,
             lambda: self._registered(mobile, Outcome.ABANDONED, None, 0),
         )
 
@@ -432,7 +434,15 @@ class BoundaryMag(Node):
         if handover.retransmission is not None:
             handover.retransmission.stop()
         if not pba.accepted:
-            # The MN stays with the PLMA: its policy route keeps pointing at Tunnel0.
+            # The MN stays with the PLMA: its policy route keeps pointing at Tunnel0. The
+            # PLMA tunnels its downlink to the NLMA since (d): re-registering the MN with
+            # the PLMA takes it back (docs/wire-format.md 8, this design's recovery).
+            self._update_binding(
+                mobile,
+                handover.previous_lma,
+                self._not_changed,
+                traced(handover.trace, "", "re-registration"),
+            )
             self._finish(mobile, Outcome.REJECTED, pba.status, "i")
             return
         # Appendix A: from now on everything from the MN goes through the NLMA's tunnel.

@@ -434,6 +434,8 @@ class Agent:
             raise BadRequest(f"handover: {mn_id} is not attached")
         if mobile.handover is not None:
             raise BadRequest(f"handover: {mn_id} is in handover {mobile.handover.number} already")
+        if mobile.registration is not None or mn_id not in bmag.binding_update_list:
+            raise BadRequest(f"handover: {mn_id} is not registered (a PBU is pending or failed)")
         try:
             ap = option(
                 "new_ap_id",

@@ -21,7 +21,7 @@ from lmaho_entities.context import MobileContext, handoff_indicator_option, time
 from lmaho_entities.state import BindingState
 from lmaho_wire import Timestamp
 from lmaho_wire.schema import BA_STATUS
-from support.entities import AP_NLMA, CTX, MN_MAC, PLMA, PREFIX, Recorder, make_lma
+from support.entities import AP_NLMA, CTX, MN_MAC, NLMA, PLMA, PREFIX, Recorder, make_lma
 from support.entities import BMAG as A
 
 OTHER_MAG = IPv6Address("2001:db8:b::2")
@@ -159,6 +159,32 @@ def test_lifetime_zero_deregisters() -> None:
     # Again (its PBA lost, say): nothing left to remove, still accepted.
     assert send(lma, net, pbu(9, lifetime=0)).status == BA_STATUS["ACCEPTED"]
     assert not lma.bindings
+
+
+def test_plma_takes_back_a_handed_over_mn_its_mag_re_registers() -> None:
+    """This design's recovery from a failed (i) (docs/wire-format.md 8)."""
+    lma, net = make_lma()
+    send(lma, net, pbu(7))
+    req = Signal(
+        "LMA_HO_Req",
+        1,
+        (CTX.mn_id, *CTX.prefix_options, AP_NLMA, timestamp_option(Timestamp(1, 0))),
+        lifetime=400,
+    )
+    lma.receive(Packet(A, PLMA, req), "bmag-plma")
+    hack = Signal("LMA_HAck", 1, (CTX.mn_id, *CTX.prefix_options), frozenset({"T"}), 400, 0)
+    lma.receive(Packet(NLMA, PLMA, hack), "plma-nlma")
+    bce = lma.bindings["mn1@x"]
+    assert bce.state is BindingState.HANDED_OVER
+    assert lma.prefix_routes.lookup(MN_ADDRESS).remote == NLMA
+    # Only the MAG of the binding may take it back.
+    pba = send(lma, net, pbu(8, indicator="NOT_CHANGED"), src=OTHER_MAG)
+    assert pba.status == BA_STATUS["NOT_LMA_FOR_THIS_MOBILE_NODE"]
+    assert bce.state is BindingState.HANDED_OVER
+    pba = send(lma, net, pbu(9, indicator="NOT_CHANGED"))
+    assert pba.status == BA_STATUS["ACCEPTED"] and pba.lifetime == 400
+    assert (bce.state, bce.next_lma) == (BindingState.REGISTERED, None)
+    assert lma.prefix_routes.lookup(MN_ADDRESS).remote == A
 
 
 # --- the bMAG's side --------------------------------------------------------------------

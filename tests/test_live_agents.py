@@ -236,10 +236,10 @@ def test_back_and_forth_across_a_policy_store_restart(lab: Lab, tmp_path: Path) 
     [
         (Variant.NLMA_REFUSES, "refused", "Tunnel0", 5),
         # The NLMA fails the registration after the PLMA moved the prefix into the
-        # PLMA-NLMA tunnel at (d); the draft has no message to move it back
-        # (entities/lma.py _drop_binding), so the downlink dies at the NLMA.
-        (Variant.PBA_ERROR, "rejected", "Tunnel0", 0),
-        (Variant.POLICY_UPDATE_FAILS, "rejected", "Tunnel0", 0),
+        # PLMA-NLMA tunnel at (d); the bMAG re-registers the MN with the PLMA, which
+        # routes the prefix to the bMAG again (docs/wire-format.md 8): no echo lost.
+        (Variant.PBA_ERROR, "rejected", "Tunnel0", 5),
+        (Variant.POLICY_UPDATE_FAILS, "rejected", "Tunnel0", 5),
         (Variant.LOST_MESSAGE, "completed", "Tunnel1", 5),
     ],
     ids=lambda v: v.value if isinstance(v, Variant) else None,
@@ -251,6 +251,11 @@ def test_each_variant_ends_as_the_failure_it_is(
     agents = start_agents(lab, tmp_path, variant)
     done = handover(agents["bmag"], AP_OF_NLMA)
     assert (done["outcome"], done["tunnel"]) == (outcome, tunnel), done
+    if outcome == "rejected":
+        recovered = agents["bmag"].wait_for("registered")
+        assert (recovered["lma"], recovered["outcome"]) == (PLMA, "completed"), recovered
+        binding = agents["plma"].ask(cmd="status")["bindings"][0]
+        assert (binding["state"], binding["route"]) == ("registered", "Tunnel0")
     expected_table = 1000 if tunnel == "Tunnel0" else 1001
     assert lab.rules("bmag") == [(str(MN.prefix), expected_table, 1000)]
     if variant is Variant.LOST_MESSAGE:
