@@ -212,9 +212,9 @@ def test_rejected_handovers_end_as_the_failure_they_are(
     assert (h.outcome, h.completed, h.latency) == (outcome, False, None)
     assert h.tunnel == "Tunnel0"  # the bMAG keeps the MN's uplink on the PLMA
     # The bMAG re-registers the MN with the PLMA, which takes the downlink back from the
-    # PLMA-NLMA tunnel (docs/wire-format.md 8): at most an echo or two lost in the
-    # exchange, and every octet of the stream delivered.
-    assert h.echo is not None and h.echo.sent > 10 and h.echo.lost <= 2, h.echo
+    # PLMA-NLMA tunnel (docs/wire-format.md 8): only the echoes of the few tens of ms
+    # of the exchange lost (all but a few before the recovery), every octet delivered.
+    assert h.echo is not None and h.echo.sent > 10 and h.echo.lost <= h.echo.sent // 10, h.echo
     assert h.echo.longest_gap < 0.5 and report.tcp_intact
     assert checked["handovers"][0]["outcome"]["status"] == "failed"
     assert checked["handovers"][0]["outcome"]["step"] == failed_at
