@@ -461,6 +461,11 @@ class ProcedureAnalyser:
         exact = self._pending.get((request_name, seen.dst, seen.src, seen.sequence, seen.mn_id))
         if exact is not None:
             return exact
+        if (request_name, seen.dst, seen.src, seen.sequence) in self._ordinary:
+            # It answers a request outside any handover (a PBA to a registration,
+            # e.g. the re-registration with the PLMA after a failed (i)).
+            self._ordinary_message(seen)
+            return None
         handover = self._current(seen.mn_id)
         if handover is not None:
             return handover

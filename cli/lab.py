@@ -55,6 +55,11 @@ class TunnelChoice(enum.StrEnum):
     USERSPACE = "userspace"
 
 
+class RegisterChoice(enum.StrEnum):
+    SEED = "seed"
+    PBU = "pbu"
+
+
 StateDirOption = Annotated[
     Path,
     typer.Option(
@@ -136,6 +141,15 @@ def run_command(
             help="auto (kernel ip6tnl where it exists, else userspace), kernel or userspace.",
         ),
     ] = TunnelChoice.AUTO,
+    register: Annotated[
+        RegisterChoice,
+        typer.Option(
+            "--register",
+            help="How each MN is registered at its anchor before the traffic: seed (the "
+            "state a PBU/PBA leaves, set by control commands) or pbu (the bMAG's RFC 5213 "
+            "PBU/PBA on the wire).",
+        ),
+    ] = RegisterChoice.SEED,
     settle: Annotated[
         float | None,
         typer.Option(
@@ -173,6 +187,7 @@ def run_command(
         seed=seed,
         pcap=pcap.resolve() if pcap is not None else None,
         tunnels=tunnels.value,
+        register=register.value,
         settle=settle,
         agents=not plain,
         state_dir=state_dir,

@@ -23,7 +23,7 @@ from .context import MobileContext
 from .dataplane import NO_DATA_PLANE, DataPlane, NoDataPlane
 from .hosts import CorrespondentNode, DataProtocol, MobileNode
 from .lma import Lma
-from .mag import BoundaryMag, HandoverResult, Outcome
+from .mag import BoundaryMag, HandoverResult, Outcome, RegistrationResult
 from .network import (
     INITIAL_TIMEOUT_US,
     MAX_RETRANSMISSIONS,
@@ -86,6 +86,7 @@ __all__ = [
     "PolicyRoute",
     "PolicyStore",
     "ReferenceNetwork",
+    "RegistrationResult",
     "Retransmission",
     "Scenario",
     "ScenarioError",

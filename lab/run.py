@@ -58,6 +58,10 @@ class LabOptions:
     seed: int = 0
     pcap: Path | None = None
     tunnels: str = "auto"
+    #: How each MN comes to be registered at its anchor before the traffic: "seed" (the
+    #: state a PBU/PBA would leave, set through the control sockets) or "pbu" (the
+    #: bMAG's RFC 5213 PBU/PBA on the wire).
+    register: str = "seed"
     #: Seconds between one MN's echo requests (longer with many MNs, see MAX_ECHO_RATE).
     echo_interval: float = 0.01
     #: Octets per second of the TCP stream CN -> MN 1.
@@ -245,14 +249,15 @@ class Lab:
         lifetime = min(o.scenario.bmag.binding_lifetime, anchor.max_lifetime)
         for m in topology.mobiles:
             mac = ":".join(f"{b:02x}" for b in m.mac)
-            self.controls[anchor_role](
-                "register",
-                mn_id=m.identifier,
-                prefix=str(m.prefix),
-                mag=str(o.scenario.bmag.address),
-                lifetime=lifetime,
-                mac=mac,
-            )
+            if o.register == "seed":
+                self.controls[anchor_role](
+                    "register",
+                    mn_id=m.identifier,
+                    prefix=str(m.prefix),
+                    mag=str(o.scenario.bmag.address),
+                    lifetime=lifetime,
+                    mac=mac,
+                )
             self.controls["bmag"](
                 "attach",
                 mn_id=m.identifier,
@@ -262,7 +267,25 @@ class Lab:
                 interface=topology.access_link(m).name,
                 lma=str(anchor.address),
                 lifetime=lifetime,
+                register=o.register,
             )
+        if o.register == "pbu":
+            self._await_registrations(topology)
+
+    def _await_registrations(self, topology: Topology) -> None:
+        """Every MN's PBU answered by an accepting PBA; LabError naming the first that is not."""
+        waiting = {m.identifier for m in topology.mobiles}
+        deadline = time.monotonic() + HANDOVER_TIMEOUT
+        while waiting:
+            event = self.agents["bmag"].wait_for(
+                "registered", max(0.0, deadline - time.monotonic())
+            )
+            mn_id = str(event["mn_id"])
+            if not event["completed"]:
+                raise LabError(
+                    f"registering {mn_id} by PBU: {event['outcome']} (status {event['status']})"
+                )
+            waiting.discard(mn_id)
 
     def _start_traffic(
         self, topology: Topology

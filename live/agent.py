@@ -30,7 +30,9 @@ from lmaho_entities import (
     Lma,
     MobileContext,
     Node,
+    PolicyRoute,
     PolicyStore,
+    RegistrationResult,
 )
 from lmaho_entities.scenario import link_local
 from lmaho_wire import option
@@ -227,6 +229,7 @@ class Agent:
                 max_mobiles=config.max_mobiles,
             )
             bmag.observers.append(self._handover_done)
+            bmag.registration_observers.append(self._registration_done)
             return bmag
         if isinstance(settings, LmaSettings):
             assert self.data_plane is not None
@@ -314,7 +317,7 @@ class Agent:
                     "prefixes": [str(p) for p in m.context.prefixes],
                     "address": str(m.address),
                     "serving_lma": str(m.serving_lma),
-                    "policy_route": entity.policy_routes[mn_id].interface,
+                    "policy_route": _interface(entity.policy_routes.get(mn_id)),
                     "handover": None if m.handover is None else m.handover.number,
                 }
                 for mn_id, m in entity.mobiles.items()
@@ -353,6 +356,9 @@ class Agent:
         settings = self.config.bmag
         assert settings is not None
         lifetime = _number(request, "lifetime", settings.binding_lifetime)
+        registration = request.get("register", "seed")
+        if registration not in ("seed", "pbu"):
+            raise BadRequest('attach: "register" must be "seed" or "pbu"')
         if mn_id in bmag.mobiles:
             raise BadRequest(f"attach: {mn_id} is attached already")
         if lma not in self.config.peers:
@@ -366,17 +372,22 @@ class Agent:
             access_technology=settings.access_technology,
             link_local=bmag.link_local,
         )
-        self._limited(
-            lambda: bmag.attach(
-                context,
-                mac,
-                address,
-                lma,
-                sequence=0,
-                lifetime=lifetime,
-                registered_at=self.scheduler.now,
+        if registration == "pbu":
+            # RFC 5213: a PBU to the LMA; routes follow its PBA (the "registered" event).
+            self._limited(lambda: bmag.register(context, mac, address, lma))
+        else:
+            # The state a PBU/PBA before the run would have left (as craft starts).
+            self._limited(
+                lambda: bmag.attach(
+                    context,
+                    mac,
+                    address,
+                    lma,
+                    sequence=0,
+                    lifetime=lifetime,
+                    registered_at=self.scheduler.now,
+                )
             )
-        )
         self.data_plane.route_on_link(context.prefixes, interface)
         self._access[mn_id] = (interface, context.prefixes)
         return {}
@@ -423,6 +434,8 @@ class Agent:
             raise BadRequest(f"handover: {mn_id} is not attached")
         if mobile.handover is not None:
             raise BadRequest(f"handover: {mn_id} is in handover {mobile.handover.number} already")
+        if mobile.registration is not None or mn_id not in bmag.binding_update_list:
+            raise BadRequest(f"handover: {mn_id} is not registered (a PBU is pending or failed)")
         try:
             ap = option(
                 "new_ap_id",
@@ -471,7 +484,21 @@ class Agent:
             latency=round(time.monotonic() - started, 6)
             if started is not None and result.completed
             else None,
-            tunnel=None if route is None else route.interface,
+            tunnel=_interface(route),
+        )
+
+    def _registration_done(self, result: RegistrationResult) -> None:
+        bmag = self.entity
+        assert isinstance(bmag, BoundaryMag)
+        self.events.emit(
+            "registered",
+            mn_id=result.mn_id,
+            lma=str(result.lma),
+            outcome=result.outcome.value,
+            completed=result.completed,
+            status=result.status,
+            lifetime=result.lifetime,
+            tunnel=_interface(bmag.policy_routes.get(result.mn_id)),
         )
 
     def _entity(self, kind: type[E], command: str) -> E:
@@ -502,6 +529,10 @@ class Agent:
         if isinstance(self.entity, Lma):
             counters["refused-limit"] += self.entity.refused_full
         return counters
+
+
+def _interface(route: PolicyRoute | None) -> str | None:
+    return None if route is None else route.interface
 
 
 def _route_of(lma: Lma, prefixes: tuple[IPv6Network, ...]) -> str | None:

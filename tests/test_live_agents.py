@@ -71,9 +71,17 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 
 def start_agents(
-    lab: Lab, tmp_path: Path, variant: Variant = Variant.NONE, **changes: Any
+    lab: Lab,
+    tmp_path: Path,
+    variant: Variant = Variant.NONE,
+    register: str = "seed",
+    **changes: Any,
 ) -> dict[str, LiveAgent]:
-    """Store, PLMA, NLMA and bMAG agents; the MN registered at the PLMA through the bMAG."""
+    """Store, PLMA, NLMA and bMAG agents; the MN registered at the PLMA through the bMAG.
+
+    ``register``: "seed" sets the registered state at both ends by control commands,
+    "pbu" has the bMAG register the MN by PBU/PBA (RFC 5213) and waits for its PBA.
+    """
     configs = configs_for_scenario(SCENARIO, runtime_dir=tmp_path, variant=variant)
     configs = {k: dataclasses.replace(c, **changes.get(k, {})) for k, c in configs.items()}
     with PolicyDatabase(tmp_path / "store.sqlite") as db:
@@ -85,10 +93,11 @@ def start_agents(
             "bmag": [configs["bmag"]],
         }
     )
-    reply = agents["plma"].ask(
-        cmd="register", mn_id=MN.identifier, prefix=str(MN.prefix), mag=BMAG, mac=MAC
-    )
-    assert reply == {"ok": True}
+    if register == "seed":
+        reply = agents["plma"].ask(
+            cmd="register", mn_id=MN.identifier, prefix=str(MN.prefix), mag=BMAG, mac=MAC
+        )
+        assert reply == {"ok": True}
     reply = agents["bmag"].ask(
         cmd="attach",
         mn_id=MN.identifier,
@@ -97,8 +106,12 @@ def start_agents(
         address=MN_ADDRESS,
         interface="acc1",
         lma=PLMA,
+        register=register,
     )
     assert reply == {"ok": True}
+    if register == "pbu":
+        registered = agents["bmag"].wait_for("registered")
+        assert (registered["outcome"], registered["tunnel"]) == ("completed", "Tunnel0")
     return agents
 
 
@@ -165,6 +178,34 @@ def test_handover_moves_routes_rules_and_traffic(lab: Lab, tmp_path: Path) -> No
     assert lab.routes("bmag", 1000) == {} and lab.routes("bmag", 1001) == {}
 
 
+def test_an_mn_registered_by_pbu_is_handed_over(lab: Lab, tmp_path: Path) -> None:
+    """No out-of-band state at the PLMA: the bMAG's PBU makes its binding (RFC 5213 5.3)."""
+    build_network(lab)
+    agents = start_agents(lab, tmp_path, register="pbu")
+    bmag, plma = agents["bmag"], agents["plma"]
+    prefix = str(MN.prefix)
+    assert bmag.sent() == ["PBU"] and plma.sent("PBA") == ["PBA"]
+    binding = plma.ask(cmd="status")["bindings"][0]
+    assert (binding["state"], binding["proxy_coa"], binding["route"]) == (
+        "registered",
+        BMAG,
+        "Tunnel0",
+    )
+    assert binding["lifetime"] == 3600
+    assert lab.rules("bmag") == [(prefix, 1000, 1000)]
+    assert lab.routes("plma")[prefix] == "Tunnel0"
+    assert ping(lab, "mn", CN) == 5
+
+    done = handover(bmag, AP_OF_NLMA)
+    assert done["completed"] and done["tunnel"] == "Tunnel1", done
+    assert bmag.sent("PBU") == ["PBU", "LMA_HO_Req", "PBU"]
+    assert lab.rules("bmag") == [(prefix, 1001, 1000)]
+    assert lab.routes("plma")[prefix] == "Tunnel1"
+    assert ping(lab, "mn", CN) == 5
+    for agent in agents.values():
+        assert agent.stop() == 0
+
+
 def test_back_and_forth_across_a_policy_store_restart(lab: Lab, tmp_path: Path) -> None:
     build_network(lab)
     agents = start_agents(lab, tmp_path)
@@ -195,10 +236,10 @@ def test_back_and_forth_across_a_policy_store_restart(lab: Lab, tmp_path: Path) 
     [
         (Variant.NLMA_REFUSES, "refused", "Tunnel0", 5),
         # The NLMA fails the registration after the PLMA moved the prefix into the
-        # PLMA-NLMA tunnel at (d); the draft has no message to move it back
-        # (entities/lma.py _drop_binding), so the downlink dies at the NLMA.
-        (Variant.PBA_ERROR, "rejected", "Tunnel0", 0),
-        (Variant.POLICY_UPDATE_FAILS, "rejected", "Tunnel0", 0),
+        # PLMA-NLMA tunnel at (d); the bMAG re-registers the MN with the PLMA, which
+        # routes the prefix to the bMAG again (docs/wire-format.md 8): no echo lost.
+        (Variant.PBA_ERROR, "rejected", "Tunnel0", 5),
+        (Variant.POLICY_UPDATE_FAILS, "rejected", "Tunnel0", 5),
         (Variant.LOST_MESSAGE, "completed", "Tunnel1", 5),
     ],
     ids=lambda v: v.value if isinstance(v, Variant) else None,
@@ -210,6 +251,11 @@ def test_each_variant_ends_as_the_failure_it_is(
     agents = start_agents(lab, tmp_path, variant)
     done = handover(agents["bmag"], AP_OF_NLMA)
     assert (done["outcome"], done["tunnel"]) == (outcome, tunnel), done
+    if outcome == "rejected":
+        recovered = agents["bmag"].wait_for("registered")
+        assert (recovered["lma"], recovered["outcome"]) == (PLMA, "completed"), recovered
+        binding = agents["plma"].ask(cmd="status")["bindings"][0]
+        assert (binding["state"], binding["route"]) == ("registered", "Tunnel0")
     expected_table = 1000 if tunnel == "Tunnel0" else 1001
     assert lab.rules("bmag") == [(str(MN.prefix), expected_table, 1000)]
     if variant is Variant.LOST_MESSAGE:
