@@ -145,11 +145,11 @@ def run_command(
         RegisterChoice,
         typer.Option(
             "--register",
-            help="How each MN is registered at its anchor before the traffic: seed (the "
-            "state a PBU/PBA leaves, set by control commands) or pbu (the bMAG's RFC 5213 "
-            "PBU/PBA on the wire).",
+            help="How each MN is registered at its anchor before the traffic: pbu (the "
+            "bMAG's RFC 5213 PBU/PBA on the wire, in the capture) or seed (the state a "
+            "PBU/PBA leaves, set by control commands, as craft starts).",
         ),
-    ] = RegisterChoice.SEED,
+    ] = RegisterChoice.PBU,
     settle: Annotated[
         float | None,
         typer.Option(

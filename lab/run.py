@@ -58,10 +58,11 @@ class LabOptions:
     seed: int = 0
     pcap: Path | None = None
     tunnels: str = "auto"
-    #: How each MN comes to be registered at its anchor before the traffic: "seed" (the
-    #: state a PBU/PBA would leave, set through the control sockets) or "pbu" (the
-    #: bMAG's RFC 5213 PBU/PBA on the wire).
-    register: str = "seed"
+    #: How each MN comes to be registered at its anchor before the traffic: "pbu" (the
+    #: bMAG's RFC 5213 PBU/PBA on the wire, so a capture shows every MN's prefix before
+    #: its traffic) or "seed" (the state a PBU/PBA would leave, set through the control
+    #: sockets).
+    register: str = "pbu"
     #: Seconds between one MN's echo requests (longer with many MNs, see MAX_ECHO_RATE).
     echo_interval: float = 0.01
     #: Octets per second of the TCP stream CN -> MN 1.
