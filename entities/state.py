@@ -204,6 +204,9 @@ class AnswerCache:
     """
 
     def __init__(self, limit: int | None = None) -> None:
+        if limit is not None and limit < 1:
+            # Room for no MN would evict from an empty cache on the first answer.
+            raise ValueError(f"an answer cache keeps at least one MN, not {limit}")
         self.limit = limit
         self._by_mn: dict[str, dict[str, Answer]] = {}
 

@@ -33,7 +33,7 @@ from lmaho_entities.packets import (
     udp_datagram,
 )
 from lmaho_entities.scenario import link_local, scenario_from_dict
-from lmaho_entities.state import PolicyProfile, PrefixTable
+from lmaho_entities.state import AnswerCache, PolicyProfile, PrefixTable
 from lmaho_wire import Timestamp, option
 from lmaho_wire.checksum import upper_layer_checksum
 from lmaho_wire.schema import BA_STATUS, HANDOVER_STATUS
@@ -371,3 +371,9 @@ def test_policy_store_answers_unknown_mn_and_repeats_answers() -> None:
     first, again = (p.payload for p in net.sent)
     assert first is again and first.status == 0
     assert store.profiles["mn1@x"].lmaa == NLMA and store.profiles["mn1@x"].plmaa is None
+
+
+def test_an_answer_cache_with_room_for_no_mn_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one MN"):
+        AnswerCache(0)
+    assert AnswerCache(1).limit == 1
