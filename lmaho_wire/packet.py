@@ -3,6 +3,9 @@
 Finding walks Ethernet (with VLAN tags), raw IPv6 and Linux cooked (SLL,
 SLL2) frames, the IPv6 extension headers and any depth of IPv6-in-IPv6
 tunnel; every step reads inside the frame, so the work is bounded by its size.
+An atomic fragment (RFC 6946: offset 0, M clear) is walked through like any
+extension header; a real fragment stops the walk (``IPv6Payload.proto`` is
+44) and :mod:`lmaho_wire.fragments` reassembles it.
 """
 
 from __future__ import annotations
@@ -36,8 +39,15 @@ IPPROTO_MH_OLD = 62
 MOBILITY_PROTOCOLS = frozenset({IPPROTO_MH, IPPROTO_MH_OLD})
 HOME_ADDRESS_OPTION = 201
 IPV6_HEADER_LENGTH = 40
+FRAGMENT_HEADER_LENGTH = 8
 
-_EXTENSION_HEADERS = {IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS, IPPROTO_AH}
+_EXTENSION_HEADERS = {
+    IPPROTO_HOPOPTS,
+    IPPROTO_ROUTING,
+    IPPROTO_FRAGMENT,
+    IPPROTO_DSTOPTS,
+    IPPROTO_AH,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +76,9 @@ class IPv6Payload:
     end: int
     pseudo_src: bytes
     pseudo_dst: bytes
+    # Where the octet naming ``proto`` is (an IPv6 header's or extension header's Next
+    # Header): reassembly rewrites it, as RFC 8200 4.5 says.
+    next_header_at: int = -1
 
     @property
     def src(self) -> ipaddress.IPv6Address:
@@ -121,12 +134,19 @@ def peel_ipv6(frame: bytes, start: int) -> IPv6Payload:
         # A payload length of 0 is a jumbogram or a lie; either way the frame bounds it.
         if payload_length:
             end = min(end, pos + IPV6_HEADER_LENGTH + payload_length)
+        next_header_at = pos + 6
         pos += IPV6_HEADER_LENGTH
         pseudo_src, pseudo_dst = src, dst
         while next_header in _EXTENSION_HEADERS:
             if pos + 8 > end:
                 raise MalformedPacket("truncated IPv6 extension header", pos)
             following = frame[pos]
+            if next_header == IPPROTO_FRAGMENT:
+                if frame[pos + 2] or frame[pos + 3] & 0xF9:
+                    break  # a real fragment: the caller reassembles it
+                next_header, next_header_at = following, pos  # atomic: just the packet
+                pos += FRAGMENT_HEADER_LENGTH
+                continue
             if next_header == IPPROTO_AH:
                 size = (frame[pos + 1] + 2) * 4
             else:
@@ -141,10 +161,12 @@ def peel_ipv6(frame: bytes, start: int) -> IPv6Payload:
                     pseudo_src = home
             elif next_header == IPPROTO_ROUTING and frame[pos + 2] == 2 and size >= 24:
                 pseudo_dst = frame[pos + 8 : pos + 24]
-            next_header = following
+            next_header, next_header_at = following, pos
             pos += size
         if next_header != IPPROTO_IPV6:
-            return IPv6Payload(tuple(hops), next_header, pos, end, pseudo_src, pseudo_dst)
+            return IPv6Payload(
+                tuple(hops), next_header, pos, end, pseudo_src, pseudo_dst, next_header_at
+            )
 
 
 def _home_address(frame: bytes, pos: int, end: int) -> bytes | None:
