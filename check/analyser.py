@@ -331,6 +331,8 @@ class ProcedureAnalyser:
             for issue in local:
                 self._global(issue)
         self._note_entities(seen, spec)
+        if self.on_event is None:
+            return  # the event below is for charts only
         label = seen.message if spec is None else spec.label
         notes = []
         if seen.sequence is not None:

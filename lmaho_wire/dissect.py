@@ -101,9 +101,10 @@ def analyse_frames(
         reassembler = Reassembler()
     for frame in frames:
         record = analyse_frame(frame, strict=strict)
-        if record.is_fragment:
-            payload = record.payload
-            assert payload is not None
+        payload = record.payload
+        if payload is None or payload.proto != IPPROTO_FRAGMENT:
+            reassembler.expire(frame.time)
+        else:
             outcome = reassembler.add(frame, payload)
             if isinstance(outcome, Reassembled):
                 whole = analyse_frame(outcome.frame, strict=strict)
@@ -113,8 +114,9 @@ def analyse_frames(
             elif outcome is not None:
                 error = IncompleteDatagram(outcome, payload.offset, frame.data[payload.offset])
                 record = FrameRecord(frame, payload, error=error, fragments=(frame.number,))
-        for abandoned in reassembler.take_abandoned():
-            yield _abandoned_record(abandoned)
+        if reassembler.abandoned:
+            for abandoned in reassembler.take_abandoned():
+                yield _abandoned_record(abandoned)
         yield record
     reassembler.finish()
     for abandoned in reassembler.take_abandoned():

@@ -22,6 +22,7 @@ from .capture import (
 )
 from .checksum import MH_NEXT_HEADER
 from .errors import MalformedPacket
+from .values import ipv6_address
 
 ETHERTYPE_IPV6 = 0x86DD
 ETHERTYPE_VLAN = (0x8100, 0x88A8, 0x9100)
@@ -130,7 +131,7 @@ def peel_ipv6(frame: bytes, start: int) -> IPv6Payload:
         payload_length, next_header, hop_limit = struct.unpack_from("!HBB", frame, pos + 4)
         src = frame[pos + 8 : pos + 24]
         dst = frame[pos + 24 : pos + 40]
-        hops.append(IPv6Hop(ipaddress.IPv6Address(src), ipaddress.IPv6Address(dst), pos, hop_limit))
+        hops.append(IPv6Hop(ipv6_address(src), ipv6_address(dst), pos, hop_limit))
         # A payload length of 0 is a jumbogram or a lie; either way the frame bounds it.
         if payload_length:
             end = min(end, pos + IPV6_HEADER_LENGTH + payload_length)
