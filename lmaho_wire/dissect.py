@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .capture import Frame, read_frames
 from .codec import Message, decode
@@ -14,14 +13,13 @@ from .fragments import Abandoned, Reassembled, Reassembler
 from .packet import IPPROTO_FRAGMENT, MOBILITY_PROTOCOLS, IPv6Payload, find_ipv6
 
 
-@dataclass(frozen=True, slots=True)
-class FrameRecord:
+class FrameRecord(NamedTuple):
     """One frame: its IPv6 payload if any, and the Mobility Header message or the error.
 
     ``fragments`` lists the frames of a reassembled datagram (the record's own
     frame is the fragment that completed it), or of a datagram given up (then
     ``error`` is an :class:`IncompleteDatagram` and the frame is its first
-    fragment's, reported once more).
+    fragment's, reported once more). A named tuple: one is made per frame.
     """
 
     frame: Frame

@@ -53,7 +53,8 @@ class _Datagram:
     head: bytes | None = None  # the unfragmentable part, from the fragment at offset 0
     head_payload: IPv6Payload | None = None
     total: int | None = None  # fragmentable length, known from the last fragment
-    held: int = 0
+    received: int = 0  # fragmentable octets held; no overlaps, so == total means whole
+    held: int = 0  # octets held, for the memory bound
     overlapped: bool = False
 
 
@@ -161,8 +162,10 @@ class Reassembler:
             return None
         datagram = self._datagrams.get(key)
         if datagram is None:
-            datagram = _Datagram(frame.time, frame, payload, next_header)
+            # Held for the report if it never completes: its octets count too.
+            datagram = _Datagram(frame.time, frame, payload, next_header, held=len(data))
             self._datagrams[key] = datagram
+            self._octets += len(data)
         # RFC 5722: any overlap discards the datagram; an exact duplicate is a copy.
         at = bisect.bisect_left(datagram.starts, start)
         if at < len(datagram.starts) and datagram.starts[at] == start:
@@ -196,6 +199,7 @@ class Reassembler:
             datagram.head = data[:pos]
             datagram.head_payload = payload
         datagram.held += held
+        datagram.received += len(piece)
         self._octets += held
         complete = self._complete(key, datagram, frame)
         if complete is not None:
@@ -206,16 +210,10 @@ class Reassembler:
         return None
 
     def _complete(self, key: DatagramKey, datagram: _Datagram, frame: Frame) -> Reassembled | None:
-        if datagram.total is None or datagram.head is None or datagram.head_payload is None:
-            return None
-        length = 0
-        for start in datagram.starts:
-            if start != length:
-                return None  # a hole
-            length += len(datagram.pieces[start])
-        if length != datagram.total:
+        if datagram.received != datagram.total or datagram.head_payload is None:
             return None
         self._forget(key, datagram)
+        assert datagram.head is not None
         head = bytearray(datagram.head)
         head_payload = datagram.head_payload
         # The last unfragmentable header names what follows the Fragment header instead.

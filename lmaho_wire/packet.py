@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .capture import (
     LINKTYPE_ETHERNET,
@@ -51,9 +51,12 @@ _EXTENSION_HEADERS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class IPv6Hop:
-    """One IPv6 header on the way in: its addresses and where it starts in the frame."""
+class IPv6Hop(NamedTuple):
+    """One IPv6 header on the way in: its addresses and where it starts in the frame.
+
+    Named tuples rather than frozen dataclasses, here and below: made for every
+    frame read, and twice as fast to make.
+    """
 
     src: ipaddress.IPv6Address
     dst: ipaddress.IPv6Address
@@ -61,8 +64,7 @@ class IPv6Hop:
     hop_limit: int
 
 
-@dataclass(frozen=True, slots=True)
-class IPv6Payload:
+class IPv6Payload(NamedTuple):
     """What an IPv6 frame carries once all tunnels and extension headers are peeled.
 
     ``hops`` lists the IPv6 headers, outermost first; ``proto`` is the final

@@ -181,3 +181,18 @@ def test_exact_duplicates_do_not_overlap() -> None:
     assert not any(isinstance(r.error, IncompleteDatagram) for r in records)
     assert records[-1].fragments == (1, 2, 3)
     assert records[-1].payload is not None and records[-1].payload.proto == MH
+
+
+def test_many_small_fragments_in_reverse_complete_in_linear_time() -> None:
+    count = 4000  # 32,000 octets in 8-octet fragments, the last one first
+    frames = [
+        fragment_frame(n + 1, 0.0, 5, (count - 1 - n) * 8, n != 0, bytes([n % 256]) * 8)
+        for n in range(count)
+    ]
+    records = list(analyse_frames(frames))
+    whole = records[-1]
+    assert whole.fragments == tuple(range(1, count + 1))
+    assert whole.payload is not None
+    body = whole.frame.data[whole.payload.offset : whole.payload.end]
+    assert len(body) == count * 8
+    assert body[:8] == bytes([(count - 1) % 256]) * 8 and body[-8:] == bytes(8)
