@@ -1,6 +1,6 @@
 """``lmaho check`` on a large capture, its stages, and ``tshark -2 -r`` on the same file.
 
-    python benchmarks/bench_check.py [--mobiles 20000] [--capture FILE]
+    python benchmarks/bench_check.py [--mobiles 20000] [--capture FILE] [--baseline PYTHON]
 
 Times are CPU time (user + system, from getrusage / wait4), not wall time:
 the machine these run on is shared and loaded, and CPU time is what a run
@@ -16,6 +16,8 @@ costs whatever else runs beside it. In one run, on one file:
 * ``lmaho check``: the command itself, in a child process, report to
   /dev/null; its peak resident memory gives the memory per MN, against the
   same command on a capture of one MN;
+* ``lmaho check, baseline`` (with ``--baseline PYTHON``): the command of
+  another checkout (e.g. main's), timed the same way;
 * ``tshark -2 -r``: Wireshark's two-pass read of the same file, dissecting
   every frame (IPv6, Mobility Header), output to /dev/null.
 
@@ -86,24 +88,29 @@ STAGES: dict[str, Callable[[Path], int]] = {
 }
 
 
-def child(command: list[str]) -> tuple[float, int]:
+def child(command: list[str], cwd: Path | None = None) -> tuple[float, int]:
     """CPU seconds and peak resident KiB of a command, its output thrown away."""
     with open(os.devnull, "wb") as devnull:
-        process = subprocess.Popen(command, stdout=devnull, stderr=devnull)
+        process = subprocess.Popen(command, stdout=devnull, stderr=devnull, cwd=cwd)
         _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) not in (0, 1):
         raise SystemExit(f"{' '.join(command)} failed (status {status})")
     return usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
-def lmaho_check(path: Path) -> list[str]:
-    return [sys.executable, "-m", "lmaho_cli", "check", str(path)]
+def lmaho_check(path: Path, python: str = sys.executable) -> list[str]:
+    return [python, "-m", "lmaho_cli", "check", str(path)]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mobiles", type=int, default=20_000, help="MNs of the crafted capture")
     parser.add_argument("--capture", type=Path, help="use this capture (crafted with --mobiles)")
+    parser.add_argument(
+        "--baseline",
+        metavar="PYTHON",
+        help="also time `lmaho check` run by this interpreter (another checkout's venv)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = args.capture
@@ -122,6 +129,10 @@ def main() -> int:
         frames = rows[0][1]
         seconds, peak = child(lmaho_check(path))
         rows.append(("lmaho check", frames, seconds))
+        if args.baseline:
+            # Run from the capture's directory: the baseline must not import this checkout.
+            seconds, _ = child(lmaho_check(path.resolve(), args.baseline), cwd=path.parent)
+            rows.append(("lmaho check, baseline", frames, seconds))
         _, peak_one = child(lmaho_check(one))
         tshark = shutil.which("tshark")
         if tshark is not None:
