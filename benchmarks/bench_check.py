@@ -140,7 +140,7 @@ def main() -> int:
             rows.append(("tshark -2 -r", frames, seconds))
         for name, count, seconds in rows:
             rate = count / seconds
-            print(f"  {name:<20} {count:>8} frames {seconds:8.2f} s CPU {rate:>10,.0f}/s")
+            print(f"  {name:<22} {count:>8} frames {seconds:8.2f} s CPU {rate:>10,.0f}/s")
         print(
             f"  lmaho check peak RSS {peak / 1024:,.1f} MiB (one MN: {peak_one / 1024:,.1f} MiB), "
             f"{(peak - peak_one) / args.mobiles:,.2f} KiB per MN"
