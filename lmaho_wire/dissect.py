@@ -124,7 +124,7 @@ def analyse_frames(
 def _abandoned_record(abandoned: Abandoned) -> FrameRecord:
     frames = ", ".join(map(str, abandoned.frames))
     error = IncompleteDatagram(
-        f"fragmented IPv6 datagram (frames {frames}) {abandoned.reason}",
+        f"fragmented IPv6 datagram (frames {frames}): {abandoned.reason}",
         abandoned.payload.offset,
         abandoned.next_header,
     )

@@ -206,7 +206,7 @@ class Reassembler:
             return complete
         while len(self._datagrams) > self.max_datagrams or self._octets > self.max_octets:
             oldest = next(iter(self._datagrams))
-            self._abandon(oldest, "given up: reassembly limit reached (too many fragments held)")
+            self._abandon(oldest, "given up: too many fragments held (the reassembly limit)")
         return None
 
     def _complete(self, key: DatagramKey, datagram: _Datagram, frame: Frame) -> Reassembled | None:
@@ -227,7 +227,7 @@ class Reassembler:
 
     def _overlap(self, key: DatagramKey, datagram: _Datagram, frame: Frame) -> None:
         datagram.frames.append(frame.number)
-        self._abandon(key, "overlapping fragments: the datagram is discarded (RFC 5722)")
+        self._abandon(key, "overlapping fragments, the whole datagram discarded (RFC 5722)")
         self._discarded[key] = frame.time
         while len(self._discarded) > self.max_datagrams:
             self._discarded.popitem(last=False)
