@@ -196,3 +196,31 @@ def test_many_small_fragments_in_reverse_complete_in_linear_time() -> None:
     body = whole.frame.data[whole.payload.offset : whole.payload.end]
     assert len(body) == count * 8
     assert body[:8] == bytes([(count - 1) % 256]) * 8 and body[-8:] == bytes(8)
+
+
+def test_a_tunnel_packet_fragmented_on_its_outer_header_is_held_to_its_tunnel(
+    tmp_path: Path,
+) -> None:
+    """IPv6-in-IPv6 data fragmented by the tunnel's entry: reassembled, then checked."""
+    out: list[Packet] = []
+    tunnelled = 0
+    for packet in rdpcap(str(CRAFTED)):
+        ip = packet[IPv6]
+        if ip.nh != 41:
+            out.append(packet)
+            continue
+        tunnelled += 1
+        head = IPv6(src=ip.src, dst=ip.dst, hlim=ip.hlim)
+        datagram = head / IPv6ExtHdrFragment(id=tunnelled, nh=41) / Raw(bytes(ip.payload))
+        for piece in fragment6(datagram, 80):
+            frame = Ether(src=packet.src, dst=packet.dst) / piece
+            frame.time = packet.time
+            out.append(frame)
+    path = tmp_path / "tunnel-fragments.pcap"
+    wrpcap(str(path), out)
+    plain = check_records(analyse_capture(CRAFTED))
+    result = check_records(analyse_capture(path))
+    assert tunnelled and len(out) > len(rdpcap(str(CRAFTED)))
+    assert result.analyser.counters.data == plain.analyser.counters.data == 14
+    assert not result.violations and not result.warnings
+    assert [h.outcome.status for h in result.handovers if h.outcome] == ["completed"]
