@@ -23,7 +23,7 @@ from __future__ import annotations
 import statistics
 from array import array
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lmaho_procedure import (
@@ -52,6 +52,7 @@ from lmaho_wire.errors import IncompleteDatagram
 from lmaho_wire.packet import mac_bytes
 from lmaho_wire.registry import current_schema
 
+from .freshness import FreshnessBook
 from .judges import judge_handover, message_findings
 from .report import Address, DataSegment, Entity, FrameEvent, Handover, Issue, Sighting, StepState
 from .tunnels import DOWN, UP, MobileState, Tunnel, TunnelTracker
@@ -131,7 +132,8 @@ class Counters:
     data_unattributed: int = 0
     other: int = 0
     malformed: int = 0
-    unknown_messages: int = 0  # Mobility Headers of types the schema does not know
+    # Mobility Headers of types the schema does not name (a BRR or a HoTI is named: IANA's)
+    unknown_messages: int = 0
 
 
 class ProcedureAnalyser:
@@ -164,10 +166,12 @@ class ProcedureAnalyser:
         self.latencies = array("d")
         self.outcomes: dict[str, int] = {}
         self.handover_count = 0
+        self._named_types = frozenset(current_schema().mh_type_names)
         self._pairs = _schema_pairs()
         self._requests = set(self._pairs.values())
         self._answered_step = _answered_steps(self._pairs)
         self.tunnels = TunnelTracker()
+        self._freshness = FreshnessBook()
         self._open: dict[int, Handover] = {}
         self._closed: list[Handover] = []  # judged, not yet handed to the caller
         # Requests of open handovers by (message, src, dst, seq, MN ID), and without the
@@ -202,7 +206,7 @@ class ProcedureAnalyser:
             self._sweep()
         if record.message is not None and record.payload is not None:
             self.counters.signalling += 1
-            if record.message.key is None:
+            if record.message.key is None and record.message.mh_type not in self._named_types:
                 self.counters.unknown_messages += 1
             self._signalling(record, record.message)
         elif record.error is not None:
@@ -325,6 +329,10 @@ class ProcedureAnalyser:
         if handover is None:
             spec = None
         local = message_findings(msg, seen, spec)
+        if seen.message in self._requests:
+            stale = self._freshness.check(seen)
+            if stale is not None:
+                local.append(stale if spec is None else replace(stale, step=spec.letter))
         if handover is not None:
             handover.issues.extend(local)
         else:
@@ -462,6 +470,11 @@ class ProcedureAnalyser:
         exact = self._pending.get((request_name, seen.dst, seen.src, seen.sequence, seen.mn_id))
         if exact is not None:
             return exact
+        if (request_name, seen.dst, seen.src, seen.sequence) in self._ordinary:
+            # It answers a request outside any handover (a PBA to a registration,
+            # e.g. the re-registration with the PLMA after a failed (i)).
+            self._ordinary_message(seen)
+            return None
         handover = self._current(seen.mn_id)
         if handover is not None:
             return handover
@@ -550,7 +563,7 @@ class ProcedureAnalyser:
             if mac is not None:
                 mobile.mac = mac
                 self._macs.setdefault(mac, mobile_key(mobile.mn_id))
-            self.tunnels.step_seen(mobile, spec.letter, seen, handover.live_roles().get(PLMA))
+            self.tunnels.step_seen(mobile, spec.letter, seen, handover)
         ends = (
             spec.letter == "i"
             or (spec.letter == "e" and not seen.succeeded)
@@ -722,9 +735,14 @@ class ProcedureAnalyser:
         if key.startswith("mn:"):
             return MN
         entity = self.entities.get(key)
-        if entity is not None and entity.roles:
-            return entity.ordered_roles()[0]
-        return CN
+        if entity is None or not entity.roles:
+            return CN
+        own = entity.ordered_roles()[0]
+        if own in roles.values():
+            # Another node plays that role in this handover (a back-handover's old PLMA is
+            # not its PLMA): name the kind of node only, not "PLMA=>PLMA".
+            return GENERIC_ROLE.get(own, own)
+        return own
 
     def _entity_role(self, key: str, roles: dict[str, Role]) -> Role | None:
         name = self._role_name(key, roles)

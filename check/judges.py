@@ -28,9 +28,12 @@ from lmaho_wire.codec import Message
 from lmaho_wire.registry import current_schema
 
 from .contents import CONTENTS, PROXY_MESSAGES
+from .freshness import seq_after
 from .report import (
+    Address,
     Handover,
     Issue,
+    LmaAddress,
     Prefix,
     ResentRequest,
     Severity,
@@ -72,6 +75,18 @@ def message_findings(msg: Message, seen: Sighting, spec: Step | None) -> list[Is
             out.append(
                 Issue("warning", Rule.ENCODING, f"{name}: {finding}", frames, step, seen.mn_id)
             )
+    for title, value, again in seen.repeated:
+        out.append(
+            Issue(
+                "violation",
+                Rule.REPEATED_OPTION,
+                f"{name} carries {title} twice ({value!r} and {again!r}): "
+                "the schema allows it once",
+                frames,
+                step,
+                seen.mn_id,
+            )
+        )
     if spec is None:
         return out
     contents = CONTENTS[spec.letter]
@@ -113,6 +128,22 @@ def message_findings(msg: Message, seen: Sighting, spec: Step | None) -> list[Is
                     "violation",
                     Rule.FLAGS,
                     f"{name} without flag(s) {', '.join(unset)} set",
+                    frames,
+                    step,
+                    seen.mn_id,
+                )
+            )
+    if contents.flags and seen.flags is not None and not seen.succeeded:
+        # A response's flag reports what was done (LMA_HAck's T: "the PLMA-NLMA tunnel is
+        # established", docs/wire-format.md 3.2): a refusal did not do it.
+        claimed = [flag for flag in contents.flags if flag in seen.flags]
+        if claimed:
+            out.append(
+                Issue(
+                    "violation",
+                    Rule.FLAGS,
+                    f"{name} refuses ({seen.status_name}) with flag(s) {', '.join(claimed)} "
+                    "set, which only an accepting response sets",
                     frames,
                     step,
                     seen.mn_id,
@@ -326,8 +357,8 @@ def _check_peers(handover: Handover, judge: _Judge) -> None:
     ):
         judge.violation(
             Rule.WRONG_NLMA,
-            f"(e) LMA_HO_Resp names NLMA {announced}, but the context went "
-            f"to {init.dst} with (c) LMA_HO_Init (frame {init.frame})",
+            f"(e) LMA_HO_Resp names NLMA {announced}{_ipv4_note(announced)}, but the context "
+            f"went to {init.dst} with (c) LMA_HO_Init (frame {init.frame})",
             response,
             init,
             step="e",
@@ -345,7 +376,7 @@ def _check_peers(handover: Handover, judge: _Judge) -> None:
             if target is not None and seen.dst != target:
                 judge.violation(
                     Rule.WRONG_NLMA,
-                    f"(f) PBU goes to {seen.dst}, but {source} {target}",
+                    f"(f) PBU goes to {seen.dst}, but {source} {target}{_ipv4_note(target)}",
                     seen,
                     *([response] if response is not None else []),
                     step="f",
@@ -390,6 +421,13 @@ def _check_peers(handover: Handover, judge: _Judge) -> None:
             init,
             step="c",
         )
+
+
+def _ipv4_note(address: LmaAddress) -> str:
+    """Why an IPv4 LMA Address (Option-Code 2) can never equal the IPv6 node it is held to."""
+    if isinstance(address, Address):
+        return ""
+    return " (an IPv4 LMA Address: no IPv6 packet of this capture can go to it)"
 
 
 def _check_pairs_and_retransmissions(handover: Handover, judge: _Judge) -> None:
@@ -523,7 +561,7 @@ def _check_pbu_retransmission(judge: _Judge, previous: Sighting, again: Sighting
     if (
         previous.sequence is not None
         and again.sequence is not None
-        and not _seq_after(again.sequence, previous.sequence)
+        and not seq_after(again.sequence, previous.sequence)
     ):
         judge.violation(
             Rule.RETRANSMISSION,
@@ -545,11 +583,6 @@ def _check_pbu_retransmission(judge: _Judge, previous: Sighting, again: Sighting
             previous,
             step="f",
         )
-
-
-def _seq_after(a: int, b: int) -> bool:
-    """RFC 6275 9.5.1: a is after b modulo 2^16."""
-    return a != b and (a - b) % 65536 < 32768
 
 
 def _check_repeated_responses(judge: _Judge, request: StepState, response: StepState) -> None:

@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lmaho_procedure import BMAG, NLMA, PLMA, POLICY_STORE, Role, Rule, Step
-from lmaho_wire.codec import Message, Option
+from lmaho_wire.codec import Message, Option, current_schema
+from lmaho_wire.fields import OptionBody
 from lmaho_wire.schema import is_success
 from lmaho_wire.values import FlagBits, Named, Timestamp
 
 from .contents import HANDOFF, LMA_ADDRESS, MAG_ADDRESS, MN_LL_ID, PLMA_ADDRESS, TIMESTAMP
 
 Address = ipaddress.IPv6Address
+# An LMA Address option names its LMA by IPv6 (Option-Code 1) or IPv4 (2) address.
+LmaAddress = ipaddress.IPv6Address | ipaddress.IPv4Address
 Prefix = ipaddress.IPv6Network
 Severity = Literal["violation", "warning"]
 
@@ -67,23 +70,34 @@ class Sighting:
     prefixes: frozenset[Prefix]
     option_keys: frozenset[str]
     link_layer_id: str | None
-    lma_address: Address | None
-    previous_lma_address: Address | None
+    lma_address: LmaAddress | None
+    previous_lma_address: LmaAddress | None
     mag_address: Address | None
     handoff_indicator: Named | None
     timestamp: Timestamp | None
     checksum_ok: bool | None
+    # Options the schema allows once that came again: (title, first value, next value).
+    repeated: tuple[tuple[str, str, str], ...] = ()
 
     @classmethod
     def of(cls, frame: int, time: float, src: Address, dst: Address, msg: Message) -> Sighting:
         first: dict[str, Option] = {}
+        repeated: list[tuple[str, str, str]] = []
         for opt in msg.options:
-            if not opt.is_padding:
-                first.setdefault(opt.key, opt)
+            if opt.is_padding:
+                continue
+            earlier = first.setdefault(opt.key, opt)
+            if earlier is not opt:  # rare: look the declaration up only now
+                body = (msg.codec.schema if msg.codec else current_schema()).options.get(opt.type)
+                # An option the schema does not know, it cannot say is once only.
+                if body is not None and not body.repeatable:
+                    repeated.append(
+                        (opt.title, _option_text(earlier, body), _option_text(opt, body))
+                    )
 
-        def address(key: str) -> Address | None:
+        def address(key: str) -> LmaAddress | None:
             value = field_of(key, "address")
-            return value if isinstance(value, Address) else None
+            return value if isinstance(value, LmaAddress) else None
 
         def field_of(key: str, name: str) -> Any:
             opt = first.get(key)
@@ -107,10 +121,11 @@ class Sighting:
             link_layer_id=None if link_layer is None else printable(str(link_layer)),
             lma_address=address(LMA_ADDRESS),
             previous_lma_address=address(PLMA_ADDRESS),
-            mag_address=address(MAG_ADDRESS),
+            mag_address=_ipv6(address(MAG_ADDRESS)),
             handoff_indicator=field_of(HANDOFF, "indicator"),
             timestamp=field_of(TIMESTAMP, "timestamp"),
             checksum_ok=msg.checksum_ok,
+            repeated=tuple(repeated),
         )
 
     @property
@@ -136,6 +151,15 @@ class Sighting:
         if self.status is not None:
             out["status"] = {"value": int(self.status), "name": self.status.name}
         return out
+
+
+def _option_text(opt: Option, body: OptionBody) -> str:
+    """An option's value as a report shows it: its fields but the reserved ones."""
+    return printable(" ".join(str(v) for k, v in opt.fields.items() if k not in body.reserved))
+
+
+def _ipv6(address: LmaAddress | None) -> Address | None:
+    return address if isinstance(address, Address) else None
 
 
 @dataclass(slots=True)
@@ -330,7 +354,7 @@ def infer_roles(handover: Handover) -> dict[Role, Address]:
             seen = handover.step(letter)
             if seen is not None:
                 value = getattr(seen, attribute)
-                if value is not None:
+                if isinstance(value, Address):  # an IPv4 LMA Address names no IPv6 node
                     return value
         return None
 

@@ -2,8 +2,10 @@
 
 Tunnels are set up and ended by signalling (docs/wire-format.md sections 7
 and 8): Tunnel0 between the bMAG and the PLMA from the MN's registration or
-its (b); the PLMA=>NLMA tunnel from a successful (d); Tunnel1 between the
-NLMA and the bMAG from a successful (i), which retires Tunnel0. Each data
+its (b); the PLMA=>NLMA tunnel from a successful (d), and with it the
+NLMA's downlink to the bMAG (make-before-break: the BCE the NLMA makes at (d)
+names the bMAG); Tunnel1 between the NLMA and the bMAG from a successful
+(i), which retires Tunnel0. Each data
 packet is then held to them: an MN's data in a tunnel that is not (or no
 longer) one of its own, or a tunnel carrying prefixes of no MN it was set up
 for, is an :class:`~lmaho_check.report.Issue`.
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from lmaho_procedure import Direction, Rule
+from lmaho_procedure import BMAG, PLMA, Direction, Rule
 
 from .report import Address, Handover, Issue, Prefix, Sighting
 
@@ -43,7 +45,9 @@ class MobileState:
 
     mn_id: str
     prefixes: set[Prefix] = field(default_factory=set)
-    tunnels: dict[Tunnel, TunnelGrant] = field(default_factory=dict)
+    # By tunnel and direction: the PLMA-NLMA tunnel of one handover can run the other way
+    # in the next (a back-handover), while the first is still in use.
+    tunnels: dict[tuple[Address, Address, Direction], TunnelGrant] = field(default_factory=dict)
     current: Handover | None = None
     mac: bytes | None = None  # the MN-LL-ID, when it is a MAC address
     # Where the MN's plain (untunnelled) traffic enters and leaves the domain: the LMA
@@ -120,10 +124,12 @@ class TunnelTracker:
     # -- tunnels set up and ended by signalling ---------------------------------------
 
     def step_seen(
-        self, mobile: MobileState, letter: str, seen: Sighting, plma: Address | None
+        self, mobile: MobileState, letter: str, seen: Sighting, handover: Handover
     ) -> None:
         """The first message of a handover's step: the tunnels it sets up or ends."""
         # Tunnels run between the addresses of the messages that set them up.
+        roles = handover.live_roles()
+        plma = roles.get(PLMA)
         if letter == "b":
             reason = f"Tunnel0 of the MN's binding with the PLMA (from (b) frame {seen.frame})"
             self._grant(mobile, seen.dst, seen.src, DOWN, reason)
@@ -134,6 +140,14 @@ class TunnelTracker:
             reason = f"PLMA-NLMA tunnel from (d) frame {seen.frame}"
             self._grant(mobile, seen.dst, seen.src, DOWN, reason)
             self._grant(mobile, seen.src, seen.dst, UP, reason)
+            # Make-before-break: the BCE the NLMA makes at (d) names the bMAG as Proxy-CoA
+            # (LMA_HO_Init's MAG IPv6 Address), so the NLMA routes the downlink arriving
+            # through the PLMA-NLMA tunnel on to the bMAG at once (docs/wire-format.md 8).
+            init = handover.step("c")
+            bmag = (init.mag_address if init is not None else None) or roles.get(BMAG)
+            if bmag is not None:
+                reason = f"the NLMA's BCE from (d) frame {seen.frame}, Proxy-CoA {bmag}"
+                self._grant(mobile, seen.src, bmag, DOWN, reason)
         if letter == "i":
             nlma, bmag = seen.src, seen.dst
             if seen.succeeded:
@@ -146,10 +160,12 @@ class TunnelTracker:
                     moved = f"(i) frame {seen.frame} moved the MN to Tunnel1"
                     self._retire(mobile, plma, bmag, moved)
                     self._retire(mobile, bmag, plma, moved)
-            elif plma:
+            else:
                 refused = f"(i) frame {seen.frame} refused the handover"
-                self._retire(mobile, plma, nlma, refused)
-                self._retire(mobile, nlma, plma, refused)
+                self._retire(mobile, nlma, bmag, refused)
+                if plma:
+                    self._retire(mobile, plma, nlma, refused)
+                    self._retire(mobile, nlma, plma, refused)
 
     def binding_acknowledged(
         self, mobile: MobileState, pba: Sighting, request: Sighting
@@ -171,13 +187,15 @@ class TunnelTracker:
     def _grant(
         self, mobile: MobileState, src: Address, dst: Address, direction: Direction, reason: str
     ) -> None:
-        mobile.tunnels[(src, dst)] = TunnelGrant(direction, reason)
+        mobile.tunnels[(src, dst, direction)] = TunnelGrant(direction, reason)
         self._tunnel_users.setdefault((src, dst), set()).add(mobile.mn_id)
 
     def _retire(self, mobile: MobileState, src: Address, dst: Address, why: str) -> None:
-        grant = mobile.tunnels.get((src, dst))
-        if grant is not None:
-            grant.retired_by = why
+        """The tunnel ``src`` => ``dst`` no longer carries the MN's data, either way."""
+        for direction in (DOWN, UP):
+            grant = mobile.tunnels.get((src, dst, direction))
+            if grant is not None:
+                grant.retired_by = why
 
     # -- data packets held to them ---------------------------------------------------
 
@@ -193,27 +211,30 @@ class TunnelTracker:
         """What is wrong with ``mobile``'s data in ``tunnel`` (None: not tunnelled), if anything."""
         if tunnel is None:
             return None
-        grant = mobile.tunnels.get(tunnel)
-        if grant is not None and grant.direction == direction and grant.active:
+        grant = mobile.tunnels.get((*tunnel, direction))
+        if grant is not None and grant.active:
             return None
         what = (
             f"{direction} data of MN {mobile.mn_id} ({inner_src} -> {inner_dst}) "
             f"tunnelled {tunnel[0]} => {tunnel[1]}"
         )
-        if grant is None or grant.direction != direction:
+        if grant is None:
             usable = [
                 f"{s} => {d}"
-                for (s, d), g in mobile.tunnels.items()
-                if g.active and g.direction == direction
+                for (s, d, way), g in mobile.tunnels.items()
+                if g.active and way == direction
             ]
+            reverse = mobile.tunnels.get((*tunnel, UP if direction == DOWN else DOWN))
             because = (
-                "a tunnel of the other direction" if grant is not None else "not one of its tunnels"
+                "a tunnel of the other direction"
+                if reverse is not None
+                else "not one of its tunnels"
             )
             rule = Rule.TUNNEL
-            if grant is None and tunnel in self._tunnel_users:
+            if reverse is None and tunnel in self._tunnel_users:
                 rule = Rule.FOREIGN_PREFIX
                 because = (
-                    f"a tunnel set up for MN {', '.join(sorted(self._tunnel_users[tunnel]))}, "
+                    f"a tunnel set up for MN {_few(sorted(self._tunnel_users[tunnel]))}, "
                     "not for this MN"
                 )
             return Issue(
@@ -241,7 +262,7 @@ class TunnelTracker:
         return Issue(
             "violation",
             Rule.FOREIGN_PREFIX,
-            f"tunnel {tunnel[0]} => {tunnel[1]} (of MN {', '.join(users)}) carries "
+            f"tunnel {tunnel[0]} => {tunnel[1]} (of MN {_few(users)}) carries "
             f"{inner_src} -> {inner_dst}, outside the prefixes of its MNs "
             f"({self._prefix_text(users)})",
             (frame,),
@@ -257,7 +278,18 @@ class TunnelTracker:
                 for p in self.mobiles[mn_id].prefixes
             }
         )
-        return ", ".join(prefixes) or "none known"
+        return _few(prefixes) or "none known"
+
+
+# A tunnel between a MAG and an LMA carries every MN between them: a report names a few.
+FEW = 5
+
+
+def _few(names: list[str]) -> str:
+    """The first FEW of ``names``, joined, and how many more there are."""
+    if len(names) <= FEW:
+        return ", ".join(names)
+    return f"{', '.join(names[:FEW])} and {len(names) - FEW} more"
 
 
 def _prefix_key(prefix: Prefix) -> tuple[int, int]:

@@ -113,7 +113,9 @@ def comment_for(tx: Transmission, label: Callable[[str], str]) -> str:
     if trace is None:
         return f"{sender} -> {receiver}"
     if isinstance(payload, Signal):
-        text = f"({trace.step}) {payload.message} {sender} -> {receiver}"
+        # A message outside the draft's steps (a re-registration) is named by its label.
+        where = f"({trace.step})" if trace.step else trace.label
+        text = f"{where} {payload.message} {sender} -> {receiver}"
         if payload.status is not None and not payload.accepted:
             names = _STATUS_NAMES["PBA" if payload.message == "PBA" else "other"]
             text += f", status {payload.status} {names.get(payload.status, '')}".rstrip()
@@ -230,11 +232,16 @@ SAMPLES: tuple[Sample, ...] = (
         ("--variant", "nlma-refuses"),
         "LMA_HAck with an error, LMA_HO_Resp NLMA_REJECTED_HANDOVER, no PBU",
     ),
-    Sample("pba-error.pcapng", ("--variant", "pba-error"), "the NLMA rejects the PBU"),
+    Sample(
+        "pba-error.pcapng",
+        ("--variant", "pba-error"),
+        "the NLMA rejects the PBU; the bMAG re-registers the MN with the PLMA (PBU/PBA)",
+    ),
     Sample(
         "policy-update-fails.pcapng",
         ("--variant", "policy-update-fails"),
-        "Update_Ack POLICY_UPDATE_FAILED, then PBA with status 128",
+        "Update_Ack POLICY_UPDATE_FAILED, then PBA with status 128, then the "
+        "re-registration with the PLMA",
     ),
     Sample(
         "lost-message.pcapng",

@@ -19,6 +19,9 @@ from . import check  # noqa: F401
 from . import ladder  # noqa: F401
 from . import replay  # noqa: F401
 from . import dissector_cmd  # noqa: F401
+from . import agent  # noqa: F401
+from . import policy  # noqa: F401
+from . import lab  # noqa: F401
 
 # isort: on
 

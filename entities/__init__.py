@@ -20,9 +20,10 @@ draft's Figure 1 from a :class:`Scenario` and move MNs through it::
 
 from .clock import DEFAULT_EPOCH, Scheduler, Timer, microseconds, seconds
 from .context import MobileContext
+from .dataplane import NO_DATA_PLANE, DataPlane, NoDataPlane
 from .hosts import CorrespondentNode, DataProtocol, MobileNode
 from .lma import Lma
-from .mag import BoundaryMag, HandoverResult, Outcome
+from .mag import BoundaryMag, HandoverResult, Outcome, RegistrationResult
 from .network import (
     INITIAL_TIMEOUT_US,
     MAX_RETRANSMISSIONS,
@@ -58,6 +59,7 @@ __all__ = [
     "DEFAULT_SCENARIO",
     "INITIAL_TIMEOUT_US",
     "MAX_RETRANSMISSIONS",
+    "NO_DATA_PLANE",
     "STEP_OF_MESSAGE",
     "ApReport",
     "BindingCacheEntry",
@@ -67,6 +69,7 @@ __all__ = [
     "Campaign",
     "CampaignResult",
     "CorrespondentNode",
+    "DataPlane",
     "DataProtocol",
     "Datagram",
     "HandoverResult",
@@ -75,6 +78,7 @@ __all__ = [
     "MobileContext",
     "MobileNode",
     "Network",
+    "NoDataPlane",
     "Node",
     "Outcome",
     "Packet",
@@ -82,6 +86,7 @@ __all__ = [
     "PolicyRoute",
     "PolicyStore",
     "ReferenceNetwork",
+    "RegistrationResult",
     "Retransmission",
     "Scenario",
     "ScenarioError",

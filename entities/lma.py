@@ -24,11 +24,13 @@ from .clock import Scheduler
 from .context import (
     MobileContext,
     address_of,
+    handoff_indicator_option,
     lma_address_option,
     mag_address_option,
     previous_lma_address_option,
     timestamp_option,
 )
+from .dataplane import NO_DATA_PLANE, DataPlane
 from .network import Network, Node, Retransmission, SequenceCounters
 from .packets import (
     IPv6Address,
@@ -64,6 +66,7 @@ _PBU_NEEDS = {
     "access_technology_type": BA_STATUS["MISSING_ACCESS_TECH_TYPE_OPTION"],
     "timestamp": BA_STATUS["TIMESTAMP_MISMATCH"],
 }
+_NOT_CHANGED = handoff_indicator_option("NOT_CHANGED")
 
 
 @dataclass(slots=True)
@@ -93,6 +96,24 @@ def _missing(signal: Signal, keys: tuple[str, ...]) -> bool:
     return any(signal.option(key) is None for key in keys)
 
 
+def _missing_pbu_option(pbu: Signal) -> int | None:
+    """The PBA Status for the first mandatory option ``pbu`` lacks, None when it has them all."""
+    for key, status in _PBU_NEEDS.items():
+        if pbu.option(key) is None:
+            return status
+    return None
+
+
+def _re_registration(pbu: Signal) -> bool:
+    """Handoff Indicator "not changed": a PBU renewing a binding, never opening one.
+
+    The bMAG's PBU of step (f) carries it (docs/wire-format.md 7), so a handover's
+    PBU reaching an LMA without the MN's context is refused, not taken as new.
+    """
+    indicator = pbu.option("handoff_indicator")
+    return indicator is not None and indicator.data == _NOT_CHANGED.data
+
+
 class Lma(Node):
     """An LMA; the same class plays the PLMA and the NLMA.
 
@@ -106,6 +127,11 @@ class Lma(Node):
     answers every LMA_HO_Init, respectively every PBU (after the policy
     store's Update_Ack, as every PBA), with: the failure variants a test lab
     needs.
+
+    ``data_plane`` is told of every tunnel and prefix route (a live runtime
+    makes them real). ``max_mobiles``, when set, bounds the binding cache: a
+    context for one more MN is refused with INSUFFICIENT_RESOURCES (counted
+    in ``refused_full``), and answers are remembered for that many MNs.
     """
 
     def __init__(
@@ -121,6 +147,8 @@ class Lma(Node):
         max_lifetime: int,
         refuse_context: int | None = None,
         reject_pbu: int | None = None,
+        data_plane: DataPlane = NO_DATA_PLANE,
+        max_mobiles: int | None = None,
     ) -> None:
         super().__init__(name, address, scheduler, network)
         self.store = store
@@ -129,12 +157,15 @@ class Lma(Node):
         self.max_lifetime = max_lifetime - max_lifetime % 4
         self.refuse_context = refuse_context
         self.reject_pbu = reject_pbu
+        self.data_plane = data_plane
+        self.max_mobiles = max_mobiles
+        self.refused_full = 0
         self.bindings: dict[str, BindingCacheEntry] = {}
-        self.tunnels = TunnelTable(address)
+        self.tunnels = TunnelTable(address, data_plane.add_tunnel)
         self.prefix_routes: PrefixTable[TunnelInterface] = PrefixTable()
         self.outgoing: dict[str, OutgoingHandover] = {}
         self.incoming: dict[str, IncomingRegistration] = {}
-        self.answers = AnswerCache()
+        self.answers = AnswerCache(max_mobiles)
         self.sequences = SequenceCounters()
         self._handlers = {
             "LMA_HO_Req": self._on_lma_ho_req,
@@ -151,8 +182,11 @@ class Lma(Node):
     ) -> BindingCacheEntry:
         """Hold a registered binding for an MN, as a PBU/PBA exchange before the run left it.
 
-        The MN's prefixes are routed into the tunnel to its MAG.
+        The MN's prefixes are routed into the tunnel to its MAG. ValueError
+        when the binding cache is full (``max_mobiles``).
         """
+        if self._full(context.identifier):
+            raise ValueError(f"{self.name}: binding cache full ({self.max_mobiles} MNs)")
         bce = BindingCacheEntry(context, proxy_coa, min(lifetime, self.max_lifetime), registered_at)
         self.bindings[context.identifier] = bce
         self._route(context, self.tunnels.to(proxy_coa))
@@ -165,13 +199,23 @@ class Lma(Node):
                 pending.retransmission.stop()
         self.answers.forget(mn_id)
 
+    def _full(self, mn_id: str) -> bool:
+        """True when a BCE for ``mn_id`` would be one more than ``max_mobiles`` allows."""
+        return (
+            self.max_mobiles is not None
+            and mn_id not in self.bindings
+            and len(self.bindings) >= self.max_mobiles
+        )
+
     def _route(self, context: MobileContext, tunnel: TunnelInterface) -> None:
         for prefix in context.prefixes:
             self.prefix_routes.add(prefix, tunnel)
+            self.data_plane.route_prefix(prefix, tunnel)
 
     def _unroute(self, context: MobileContext) -> None:
         for prefix in context.prefixes:
             self.prefix_routes.remove(prefix)
+            self.data_plane.unroute_prefix(prefix)
 
     # --- receiving ---------------------------------------------------------------------
 
@@ -349,6 +393,12 @@ class Lma(Node):
         if self.refuse_context is not None:
             self._hack(packet, init, self.refuse_context, trace)
             return
+        mn_id = init.mn_identifier
+        assert mn_id is not None
+        if self._full(mn_id):
+            self.refused_full += 1
+            self._hack(packet, init, HANDOVER_STATUS["INSUFFICIENT_RESOURCES"], trace)
+            return
         mag_option = init.option("mag_ipv6_address")
         assert mag_option is not None
         context = MobileContext.from_signal(init)
@@ -393,21 +443,39 @@ class Lma(Node):
             return
         mn_id = pbu.mn_identifier
         assert mn_id is not None
-        trace = answering(packet.trace, "i")
+        # A PBU of step (f) is answered by (i); one outside the handover by a plain PBA.
+        trace = answering(packet.trace, "i" if packet.trace and packet.trace.step == "f" else "")
         bce = self.bindings.get(mn_id)
-        if bce is None or bce.proxy_coa != packet.src or bce.state is BindingState.HANDED_OVER:
+        if bce is None and not _re_registration(pbu):
+            self._initial_registration(packet, pbu, trace)
+            return
+        if bce is None or bce.proxy_coa != packet.src:
+            # A re-registration (the handover's PBU among them) of a binding this LMA
+            # does not hold for that MAG: RFC 5213 5.3.1's answer.
             self._pba(packet, pbu, BA_STATUS["NOT_LMA_FOR_THIS_MOBILE_NODE"], trace)
             return
-        for key, status in _PBU_NEEDS.items():
-            if pbu.option(key) is None:
-                self._pba(packet, pbu, status, trace)
-                return
+        missing = _missing_pbu_option(pbu)
+        if missing is not None:
+            self._pba(packet, pbu, missing, trace)
+            return
         if {o.data for o in pbu.options_of("home_network_prefix")} != {
             o.data for o in bce.context.prefix_options
         }:
             self._pba(packet, pbu, BA_STATUS["BCE_PBU_PREFIX_SET_DO_NOT_MATCH"], trace)
             return
+        if bce.state is BindingState.HANDED_OVER:
+            # This design's recovery from a failed (i) (docs/wire-format.md 8): the bMAG
+            # re-registers the MN with the PLMA, which serves it again, its prefix routed
+            # back into the bMAG's tunnel instead of the PLMA-NLMA tunnel.
+            bce.state = BindingState.REGISTERED
+            bce.next_lma = None
+            self._route(bce.context, self.tunnels.to(bce.proxy_coa))
         if bce.state is BindingState.REGISTERED:
+            if pbu.lifetime == 0:
+                # RFC 5213 5.3.5: a de-registration; the binding and its route go.
+                self._drop_binding(mn_id)
+                self._pba(packet, pbu, ACCEPTED, trace)
+                return
             # A re-registration (a PBU retransmitted after its PBA was lost, or a
             # refresh): the policy store already names this LMA.
             self._accept_pbu(bce, packet, pbu, trace)
@@ -451,6 +519,35 @@ class Lma(Node):
             self._fail_registration(mn_id, registration)
 
         registration.retransmission = Retransmission(self.scheduler, transmit, give_up).start()
+
+    def _initial_registration(self, packet: Packet, pbu: Signal, trace: Trace | None) -> None:
+        """RFC 5213 5.3.2: a PBU for an MN with no binding here opens its mobility session.
+
+        The binding is :meth:`register`'s (BCE, tunnel to the MAG, prefix route);
+        the PBA grants the lifetime, at most ``max_lifetime``.
+        """
+        missing = _missing_pbu_option(pbu)
+        if missing is not None:
+            self._pba(packet, pbu, missing, trace)
+            return
+        if pbu.lifetime == 0:
+            # A de-registration of a binding already gone (its PBA lost, say): done.
+            self._pba(packet, pbu, ACCEPTED, trace)
+            return
+        context = MobileContext.from_signal(pbu)
+        if any(
+            prefix.prefixlen == 0 or prefix.network_address.is_unspecified
+            for prefix in context.prefixes
+        ):
+            # RFC 5213 asks the LMA to assign a prefix here; this one assigns none.
+            self._pba(packet, pbu, BA_STATUS["NOT_AUTHORIZED_FOR_HOME_NETWORK_PREFIX"], trace)
+            return
+        if self._full(context.identifier):
+            self.refused_full += 1
+            self._pba(packet, pbu, BA_STATUS["INSUFFICIENT_RESOURCES"], trace)
+            return
+        bce = self.register(context, packet.src, pbu.lifetime, self.scheduler.now)
+        self._accept_pbu(bce, packet, pbu, trace)
 
     def _on_update_ack(self, packet: Packet, ack: Signal) -> None:
         mn_id = ack.mn_identifier
@@ -500,8 +597,8 @@ class Lma(Node):
         """Delete the MN's BCE and the route of its prefixes.
 
         When a registration fails this is all the NLMA can do: the draft has
-        no message telling the PLMA, which keeps its tunnel route, while the
-        bMAG keeps routing the MN through the PLMA.
+        no message telling the PLMA, which keeps its tunnel route until the
+        bMAG re-registers the MN there (docs/wire-format.md 8).
         """
         bce = self.bindings.pop(mn_id, None)
         if bce is not None:

@@ -24,6 +24,7 @@ from .context import (
     handoff_indicator_option,
     timestamp_option,
 )
+from .dataplane import NO_DATA_PLANE, DataPlane
 from .network import ApReport, Network, Node, Retransmission, SequenceCounters
 from .packets import (
     IPv6Address,
@@ -88,15 +89,44 @@ class MagHandover:
     retransmission: Retransmission | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RegistrationResult:
+    """The end of a PBU/PBA exchange the bMAG made outside a handover (RFC 5213 6.9)."""
+
+    mn_id: str
+    lma: IPv6Address
+    outcome: Outcome
+    status: int | None
+    lifetime: int
+
+    @property
+    def completed(self) -> bool:
+        return self.outcome is Outcome.COMPLETED
+
+
+@dataclass(slots=True)
+class Registration:
+    """A PBU outside a handover's step (f), until its PBA: the LMA and its copies' numbers."""
+
+    lma: IPv6Address
+    sequences: list[int] = field(default_factory=list)
+    retransmission: Retransmission | None = None
+
+
 @dataclass(slots=True)
 class AttachedMobile:
-    """An MN on the bMAG's access link: its context, where it is, who serves it."""
+    """An MN on the bMAG's access link: its context, where it is, who serves it.
+
+    ``serving_lma`` is the LMA it is registered with, or (while ``registration``
+    runs for the first time) the one it is being registered with.
+    """
 
     context: MobileContext
     mac: bytes
     address: IPv6Address
     serving_lma: IPv6Address
     handover: MagHandover | None = None
+    registration: Registration | None = None
 
 
 class BoundaryMag(Node):
@@ -107,7 +137,9 @@ class BoundaryMag(Node):
     ``policy_routes`` the policy-based route of each MN, and
     ``binding_update_list`` the RFC 5213 binding update list.
     ``binding_lifetime`` is the lifetime (seconds) it asks for in
-    LMA_HO_Req and PBU.
+    LMA_HO_Req and PBU. ``data_plane`` is told of every tunnel and policy
+    route (a live runtime makes them real); ``max_mobiles``, when set, is
+    the most MNs :meth:`attach` takes.
     """
 
     def __init__(
@@ -119,19 +151,25 @@ class BoundaryMag(Node):
         *,
         link_local: IPv6Address,
         binding_lifetime: int,
+        data_plane: DataPlane = NO_DATA_PLANE,
+        max_mobiles: int | None = None,
     ) -> None:
         super().__init__(name, address, scheduler, network)
+        self.data_plane = data_plane
+        self.max_mobiles = max_mobiles
         self.link_local = link_local
         self.binding_lifetime = binding_lifetime - binding_lifetime % 4
         self.mobiles: dict[str, AttachedMobile] = {}
-        self.tunnels = TunnelTable(address)
+        self.tunnels = TunnelTable(address, data_plane.add_tunnel)
         self.policy_routes: dict[str, PolicyRoute] = {}
         self.binding_update_list: dict[str, BindingUpdateListEntry] = {}
         self.sequences = SequenceCounters()
         self.observers: list[Callable[[HandoverResult], None]] = []
+        self.registration_observers: list[Callable[[RegistrationResult], None]] = []
         self._by_prefix: PrefixTable[AttachedMobile] = PrefixTable()
         self._tunnel_remotes: set[IPv6Address] = set()
         self._not_changed = handoff_indicator_option("NOT_CHANGED")
+        self._new_interface = handoff_indicator_option("NEW_INTERFACE")
 
     # --- MNs arriving and leaving ----------------------------------------------------
 
@@ -146,26 +184,58 @@ class BoundaryMag(Node):
         lifetime: int,
         registered_at: int,
     ) -> AttachedMobile:
-        """An MN already registered with ``serving_lma`` through this bMAG (before the run)."""
-        mobile = AttachedMobile(context, mac, address, serving_lma)
-        self.mobiles[context.identifier] = mobile
-        for prefix in context.prefixes:
-            self._by_prefix.add(prefix, mobile)
+        """An MN already registered with ``serving_lma`` through this bMAG (before the run).
+
+        ValueError when ``max_mobiles`` MNs are attached already.
+        """
+        mobile = self._add_mobile(context, mac, address, serving_lma)
         self.binding_update_list[context.identifier] = BindingUpdateListEntry(
             serving_lma, sequence, lifetime, registered_at
         )
         self._point_route(mobile, self._tunnel(serving_lma))
         return mobile
 
+    def register(
+        self, context: MobileContext, mac: bytes, address: IPv6Address, lma: IPv6Address
+    ) -> AttachedMobile:
+        """An MN attaches: register it with ``lma`` by PBU/PBA (RFC 5213 6.9.1.1).
+
+        Its policy route and binding update list entry follow the accepting
+        PBA; until then its uplink goes nowhere and a step (a) for it is
+        ignored. ``registration_observers`` learn the outcome. ValueError
+        when ``max_mobiles`` MNs are attached already.
+        """
+        mobile = self._add_mobile(context, mac, address, lma)
+        self._update_binding(mobile, lma, self._new_interface, None)
+        return mobile
+
+    def _add_mobile(
+        self, context: MobileContext, mac: bytes, address: IPv6Address, lma: IPv6Address
+    ) -> AttachedMobile:
+        if (
+            self.max_mobiles is not None
+            and context.identifier not in self.mobiles
+            and len(self.mobiles) >= self.max_mobiles
+        ):
+            raise ValueError(f"{self.name}: {self.max_mobiles} MNs attached already")
+        mobile = AttachedMobile(context, mac, address, lma)
+        self.mobiles[context.identifier] = mobile
+        for prefix in context.prefixes:
+            self._by_prefix.add(prefix, mobile)
+        return mobile
+
     def forget(self, mn_id: str) -> None:
         mobile = self.mobiles.pop(mn_id, None)
         if mobile is None:
             return
-        if mobile.handover is not None and mobile.handover.retransmission is not None:
-            mobile.handover.retransmission.stop()
+        for pending in (mobile.handover, mobile.registration):
+            if pending is not None and pending.retransmission is not None:
+                pending.retransmission.stop()
         for prefix in mobile.context.prefixes:
             self._by_prefix.remove(prefix)
-        self.policy_routes.pop(mn_id, None)
+        route = self.policy_routes.pop(mn_id, None)
+        if route is not None:
+            self.data_plane.remove_policy_route(mn_id, route)
         self.binding_update_list.pop(mn_id, None)
 
     def _tunnel(self, lma: IPv6Address) -> TunnelInterface:
@@ -173,9 +243,10 @@ class BoundaryMag(Node):
         return self.tunnels.to(lma)
 
     def _point_route(self, mobile: AttachedMobile, tunnel: TunnelInterface) -> None:
-        self.policy_routes[mobile.context.identifier] = PolicyRoute(
-            mobile.mac, mobile.context.prefixes, tunnel.name
-        )
+        mn_id = mobile.context.identifier
+        route = PolicyRoute(mobile.mac, mobile.context.prefixes, tunnel.name)
+        self.policy_routes[mn_id] = route
+        self.data_plane.point_policy_route(mn_id, route)
 
     def route_of(self, mn_id: str) -> TunnelInterface:
         """The tunnel interface the MN's policy route points at."""
@@ -185,8 +256,13 @@ class BoundaryMag(Node):
 
     def on_report(self, report: ApReport, link: str) -> None:
         mobile = self.mobiles.get(report.mn_id)
-        if mobile is None or mobile.handover is not None:
-            return  # not ours, or a handover is already running for it
+        if (
+            mobile is None
+            or mobile.handover is not None
+            or mobile.registration is not None
+            or report.mn_id not in self.binding_update_list
+        ):
+            return  # not ours, not registered (yet), or busy with a handover or a PBU
         self._request_handover(mobile, report.new_ap, report.handover)
 
     def _request_handover(self, mobile: AttachedMobile, new_ap: Option, number: int) -> None:
@@ -244,7 +320,10 @@ class BoundaryMag(Node):
         mobile = self._by_prefix.lookup(packet.src)
         if mobile is None or packet.hop_limit <= 1:
             return
-        tunnel = self.route_of(mobile.context.identifier)
+        route = self.policy_routes.get(mobile.context.identifier)
+        if route is None:
+            return  # not registered yet: no tunnel serves it
+        tunnel = self.tunnels.by_name[route.interface]
         self.send(encapsulate(packet.forwarded(), self.address, tunnel.remote))
 
     # --- step (e) -> (f) ---------------------------------------------------------------
@@ -273,20 +352,53 @@ class BoundaryMag(Node):
     def _register(self, mobile: AttachedMobile, handover: MagHandover, lma: IPv6Address) -> None:
         """Step (f): PBU to the NLMA, the prefixes unchanged, handoff state not changed."""
         self._tunnel(lma)
+        handover.retransmission = self._send_pbu(
+            mobile,
+            lma,
+            self._not_changed,
+            handover.pbu_sequences,
+            traced(handover.trace, "f"),
+            lambda: self._finish(mobile, Outcome.ABANDONED, None, "f"),
+        )
+
+    def _update_binding(
+        self, mobile: AttachedMobile, lma: IPv6Address, indicator: Option, trace: Trace | None
+    ) -> None:
+        """A PBU of the bMAG's own to ``lma`` (outside step (f)), resent until its PBA."""
+        registration = Registration(lma)
+        mobile.registration = registration
+        registration.retransmission = self._send_pbu(
+            mobile,
+            lma,
+            indicator,
+            registration.sequences,
+            trace,
+            lambda: self._registered(mobile, Outcome.ABANDONED, None, 0),
+        )
+
+    def _send_pbu(
+        self,
+        mobile: AttachedMobile,
+        lma: IPv6Address,
+        indicator: Option,
+        sequences: list[int],
+        trace: Trace | None,
+        give_up: Callable[[], None],
+    ) -> Retransmission:
+        """PBU copies to ``lma`` by the timers; each copy's Sequence Number joins ``sequences``."""
         context = mobile.context
-        trace = traced(handover.trace, "f")
 
         def transmit(attempt: int) -> None:
             # docs/wire-format.md 9: each PBU copy has a new Sequence Number and Timestamp.
             sequence = self.sequences.next(lma)
-            handover.pbu_sequences.append(sequence)
+            sequences.append(sequence)
             pbu = Signal(
                 "PBU",
                 sequence,
                 options_tuple(
                     context.mn_id,
                     context.prefix_options,
-                    self._not_changed,
+                    indicator,
                     context.access_technology,
                     timestamp_option(self.scheduler.timestamp()),
                     context.link_layer,
@@ -296,18 +408,25 @@ class BoundaryMag(Node):
             )
             self.send(Packet(self.address, lma, pbu, trace=retried(trace, attempt)))
 
-        handover.retransmission = Retransmission(
-            self.scheduler, transmit, lambda: self._finish(mobile, Outcome.ABANDONED, None, "f")
-        ).start()
+        return Retransmission(self.scheduler, transmit, give_up).start()
 
     # --- step (i) ----------------------------------------------------------------------
 
     def _on_pba(self, packet: Packet, pba: Signal) -> None:
         mobile = self._mobile_for(pba)
-        handover = None if mobile is None else mobile.handover
+        if mobile is None:
+            return
+        registration = mobile.registration
         if (
-            mobile is None
-            or handover is None
+            registration is not None
+            and registration.lma == packet.src
+            and pba.sequence in registration.sequences
+        ):
+            self._on_registration_pba(mobile, registration, pba)
+            return
+        handover = mobile.handover
+        if (
+            handover is None
             or handover.new_lma != packet.src
             or pba.sequence not in handover.pbu_sequences
         ):
@@ -315,17 +434,51 @@ class BoundaryMag(Node):
         if handover.retransmission is not None:
             handover.retransmission.stop()
         if not pba.accepted:
-            # The MN stays with the PLMA: its policy route keeps pointing at Tunnel0.
+            # The MN stays with the PLMA: its policy route keeps pointing at Tunnel0. The
+            # PLMA tunnels its downlink to the NLMA since (d): re-registering the MN with
+            # the PLMA takes it back (docs/wire-format.md 8, this design's recovery).
+            self._update_binding(
+                mobile,
+                handover.previous_lma,
+                self._not_changed,
+                traced(handover.trace, "", "re-registration"),
+            )
             self._finish(mobile, Outcome.REJECTED, pba.status, "i")
             return
-        lma = handover.new_lma
+        # Appendix A: from now on everything from the MN goes through the NLMA's tunnel.
+        self._bound(mobile, handover.new_lma, pba)
+        self._finish(mobile, Outcome.COMPLETED, pba.status, "i")
+
+    def _on_registration_pba(
+        self, mobile: AttachedMobile, registration: Registration, pba: Signal
+    ) -> None:
+        if registration.retransmission is not None:
+            registration.retransmission.stop()
+        if not pba.accepted:
+            self._registered(mobile, Outcome.REJECTED, pba.status, 0)
+            return
+        self._bound(mobile, registration.lma, pba)
+        self._registered(mobile, Outcome.COMPLETED, pba.status, pba.lifetime)
+
+    def _bound(self, mobile: AttachedMobile, lma: IPv6Address, pba: Signal) -> None:
+        """``lma`` accepted the MN's binding: it serves the MN, whose uplink goes its tunnel."""
         self.binding_update_list[mobile.context.identifier] = BindingUpdateListEntry(
             lma, pba.sequence, pba.lifetime, self.scheduler.now
         )
-        # Appendix A: from now on everything from the MN goes through the NLMA's tunnel.
         self._point_route(mobile, self._tunnel(lma))
         mobile.serving_lma = lma
-        self._finish(mobile, Outcome.COMPLETED, pba.status, "i")
+
+    def _registered(
+        self, mobile: AttachedMobile, outcome: Outcome, status: int | None, lifetime: int
+    ) -> None:
+        registration = mobile.registration
+        assert registration is not None
+        mobile.registration = None
+        result = RegistrationResult(
+            mobile.context.identifier, registration.lma, outcome, status, lifetime
+        )
+        for observer in self.registration_observers:
+            observer(result)
 
     def _mobile_for(self, signal: Signal) -> AttachedMobile | None:
         mn_id = signal.mn_identifier

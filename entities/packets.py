@@ -76,8 +76,10 @@ def traced(trace: Trace | None, step: str, label: str = "") -> Trace | None:
 
 
 def answering(trace: Trace | None, step: str) -> Trace | None:
-    """The trace of a response to the request traced ``trace`` (same attempt)."""
-    return None if trace is None else Trace(step, trace.mn, trace.handover, trace.attempt)
+    """The trace of a response to the request traced ``trace`` (same attempt and label)."""
+    return (
+        None if trace is None else Trace(step, trace.mn, trace.handover, trace.attempt, trace.label)
+    )
 
 
 def retried(trace: Trace | None, attempt: int) -> Trace | None:

@@ -7,6 +7,9 @@ LMAA the profile holds afterwards.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import MutableMapping
+
 from lmaho_wire.schema import HANDOVER_STATUS
 
 from .clock import Scheduler
@@ -21,6 +24,10 @@ class PolicyStore(Node):
 
     ``fail_updates``, when set, is the Status every Update is answered with
     instead of changing the profile (the policy-update-fails variant).
+    ``profiles`` is where profiles live: a dict by default, a database in a
+    live runtime. A changed profile is stored (``profiles[mn_id] = ...``)
+    before its Update_Ack is sent, so a database commits it first.
+    ``max_mobiles``, when set, bounds the answers remembered.
     """
 
     def __init__(
@@ -31,11 +38,13 @@ class PolicyStore(Node):
         network: Network,
         *,
         fail_updates: int | None = None,
+        profiles: MutableMapping[str, PolicyProfile] | None = None,
+        max_mobiles: int | None = None,
     ) -> None:
         super().__init__(name, address, scheduler, network)
         self.fail_updates = fail_updates
-        self.profiles: dict[str, PolicyProfile] = {}
-        self.answers = AnswerCache()
+        self.profiles: MutableMapping[str, PolicyProfile] = {} if profiles is None else profiles
+        self.answers = AnswerCache(max_mobiles)
 
     def add_profile(self, profile: PolicyProfile) -> None:
         self.profiles[profile.mn_id] = profile
@@ -67,11 +76,14 @@ class PolicyStore(Node):
             status = self.fail_updates
         else:
             status = 0
-            profile.lmaa = address_of(lma)
             previous = update.option("previous_lma_address")
-            profile.plmaa = None if previous is None else address_of(previous)
-            if update.prefixes:
-                profile.prefixes = update.prefixes
+            profile = dataclasses.replace(
+                profile,
+                lmaa=address_of(lma),
+                plmaa=None if previous is None else address_of(previous),
+                prefixes=update.prefixes or profile.prefixes,
+            )
+            self.profiles[mn_id] = profile
         ack = Signal(
             "Update_Ack",
             update.sequence,

@@ -9,6 +9,7 @@ are those of the draft's Appendix A.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -35,11 +36,17 @@ class TunnelTable:
     """Tunnel interfaces by remote endpoint, named Tunnel0, Tunnel1, ... in creation order.
 
     RFC 5213 shares one tunnel between a MAG and an LMA among all MNs, so a
-    tunnel is made the first time a remote is needed and kept.
+    tunnel is made the first time a remote is needed and kept; ``on_new`` is
+    told of each new one (a live data plane creates the interface).
     """
 
-    def __init__(self, local: IPv6Address) -> None:
+    def __init__(
+        self,
+        local: IPv6Address,
+        on_new: Callable[[TunnelInterface], None] | None = None,
+    ) -> None:
         self.local = local
+        self.on_new = on_new
         self.by_remote: dict[IPv6Address, TunnelInterface] = {}
         self.by_name: dict[str, TunnelInterface] = {}
 
@@ -50,6 +57,8 @@ class TunnelTable:
             tunnel = TunnelInterface(f"Tunnel{len(self.by_remote)}", self.local, remote)
             self.by_remote[remote] = tunnel
             self.by_name[tunnel.name] = tunnel
+            if self.on_new is not None:
+                self.on_new(tunnel)
         return tunnel
 
     def get(self, remote: IPv6Address) -> TunnelInterface | None:
@@ -190,9 +199,12 @@ class AnswerCache:
 
     A responder that gets a request whose Sequence Number it already
     answered sends the same response again, rather than acting twice.
+    ``limit``, when set, is the most MNs it keeps answers for: the oldest
+    MN's answers go first, so requests for ever new MNs cannot grow it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
         self._by_mn: dict[str, dict[str, Answer]] = {}
 
     def remember(
@@ -204,7 +216,12 @@ class AnswerCache:
         response: Signal,
         trace: Trace | None,
     ) -> None:
-        self._by_mn.setdefault(mn_id, {})[request] = Answer(peer, sequence, response, trace)
+        answers = self._by_mn.get(mn_id)
+        if answers is None:
+            if self.limit is not None and len(self._by_mn) >= self.limit:
+                del self._by_mn[next(iter(self._by_mn))]
+            answers = self._by_mn[mn_id] = {}
+        answers[request] = Answer(peer, sequence, response, trace)
 
     def lookup(self, mn_id: str, request: str, peer: IPv6Address, sequence: int) -> Answer | None:
         answer = self._by_mn.get(mn_id, {}).get(request)

@@ -34,7 +34,7 @@ from .clock import Scheduler, microseconds
 from .context import MobileContext
 from .hosts import CorrespondentNode, DataProtocol, MobileNode
 from .lma import Lma
-from .mag import BoundaryMag, HandoverResult
+from .mag import BoundaryMag, HandoverResult, RegistrationResult
 from .packets import IPv6Address, Packet, Signal, Trace
 from .policy_store import PolicyStore
 from .scenario import LMA_ROLES, MobileSpec, Scenario, link_local, mobile_spec
@@ -303,6 +303,7 @@ class Campaign:
         self._traffic_interval = microseconds(traffic.interval)
         self._traffic_packets = traffic.packets
         world.bmag.observers.append(self._handover_done)
+        world.bmag.registration_observers.append(self._registration_done)
 
     def start(self) -> None:
         """Schedule MN 1's arrival; :meth:`Scheduler.run` does the rest."""
@@ -352,7 +353,13 @@ class Campaign:
             self.on_handover(result)
         if result.completed and self._traffic_packets:
             self.world.scheduler.after(self._traffic_delay, self._send_data, mobile, result)
-        else:
+        elif self.world.bmag.mobiles[result.mn_id].registration is None:
+            self._next(mobile)
+        # else the bMAG re-registers the MN with the PLMA (a failed (i)): next after that
+
+    def _registration_done(self, result: RegistrationResult) -> None:
+        mobile = self.in_flight.get(result.mn_id)
+        if mobile is not None:
             self._next(mobile)
 
     def _send_data(self, mobile: _Mobile, result: HandoverResult) -> None:

@@ -187,7 +187,9 @@ class OptionBody(Subconstruct):
     human name, ``align`` the RFC "xn+y" alignment of its Type octet as
     (x, y), and ``length`` the one data length the RFC allows (None when
     variable), derived from the subcon, as are the names of its
-    :class:`Reserved` fields (``reserved``).
+    :class:`Reserved` fields (``reserved``). ``repeatable`` says whether a
+    message may carry the option more than once (a Home Network Prefix per
+    prefix, RFC 5213 8.3); most options say one thing and appear at most once.
     """
 
     def __init__(
@@ -199,9 +201,11 @@ class OptionBody(Subconstruct):
         reference: str,
         align: tuple[int, int] | None = None,
         min_length: int = 0,
+        repeatable: bool = False,
     ) -> None:
         super().__init__(subcon)
         self.key = key
+        self.repeatable = repeatable
         self.title = title
         self.reference = reference
         self.align = align

@@ -174,12 +174,13 @@ ADDRESS_BODY = Struct(
 )
 
 STANDARD_OPTIONS: dict[int, OptionBody] = {
-    0: OptionBody(Struct(), key="pad1", title="Pad1", reference="RFC 6275 6.2.2"),
+    0: OptionBody(Struct(), key="pad1", title="Pad1", reference="RFC 6275 6.2.2", repeatable=True),
     1: OptionBody(
         Struct("padding" / HexColon(GreedyBytes) * "Padding octets, zero when sent"),
         key="padn",
         title="PadN",
         reference="RFC 6275 6.2.3",
+        repeatable=True,
     ),
     2: OptionBody(
         Struct(
@@ -241,6 +242,7 @@ STANDARD_OPTIONS: dict[int, OptionBody] = {
         key="experimental",
         title="Experimental",
         reference="RFC 5096",
+        repeatable=True,
     ),
     19: OptionBody(
         Struct(
@@ -251,6 +253,7 @@ STANDARD_OPTIONS: dict[int, OptionBody] = {
         key="vendor_specific",
         title="Vendor-Specific",
         reference="RFC 5094",
+        repeatable=True,
         align=(4, 2),
         min_length=5,
     ),
@@ -263,6 +266,7 @@ STANDARD_OPTIONS: dict[int, OptionBody] = {
         key="home_network_prefix",
         title="Home Network Prefix",
         reference="RFC 5213 8.3",
+        repeatable=True,
         align=(8, 4),
     ),
     23: OptionBody(
@@ -386,6 +390,7 @@ UNKNOWN_OPTION = OptionBody(
     key="unknown",
     title="Unknown option",
     reference="RFC 6275 6.2.1",
+    repeatable=True,
 )
 
 # --- Message fixed parts ---------------------------------------------------------

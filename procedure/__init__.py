@@ -144,7 +144,10 @@ class Rule(enum.StrEnum):
         "unexpected-option",
         "the draft's six messages carry only options section 7 lists for them",
     )
-    FLAGS = "flags", "the flags section 7 requires are set"
+    FLAGS = (
+        "flags",
+        "the flags section 7 requires are set, and a refusal sets none of them",
+    )
     STATUS = "status", "a refusal propagates: statuses agree along the handover"
     HANDOFF_INDICATOR = (
         "handoff-indicator",
@@ -152,7 +155,17 @@ class Rule(enum.StrEnum):
     )
     TIMESTAMP = (
         "timestamp",
-        "the PBA copies the PBU's Timestamp; a retransmitted PBU has a fresh one",
+        "the PBA copies the PBU's Timestamp; each new request from a sender to a receiver "
+        "carries a later Timestamp than the one before",
+    )
+    REPLAY = (
+        "replay",
+        "a request's Sequence Number advances (modulo 2^16) per sender, receiver and kind "
+        "of request; only a retransmission repeats it",
+    )
+    REPEATED_OPTION = (
+        "repeated-option",
+        "an option the schema declares once-only appears at most once in a message",
     )
     PROXY_COA = "proxy-coa", "LMA_HO_Init's MAG IPv6 Address is the bMAG's address"
     POLICY_PROFILE = "policy-profile", "the Update names the NLMA as LMAA and the PLMA as PLMAA"
@@ -162,7 +175,7 @@ class Rule(enum.StrEnum):
     TUNNEL = (
         "tunnel",
         "an MN's data uses only its tunnels: Tunnel0 (bMAG<=>PLMA) before the handover, "
-        "PLMA=>NLMA from (d), NLMA<=>bMAG from (i)",
+        "PLMA=>NLMA and NLMA=>bMAG from (d), bMAG=>NLMA from (i)",
     )
     FOREIGN_PREFIX = (
         "foreign-prefix",

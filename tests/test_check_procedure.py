@@ -289,21 +289,49 @@ def test_another_mns_traffic_in_a_tunnel_not_its_own(tmp_path: Path) -> None:
     packets += second
     stray = next(p for p in packets if p.tunnel == (NLMA, BMAG))
     stray.dst = Mobile(2).address
-    for p in second:
-        if p.step in "fi":
-            p.src, p.dst = (p.src, OTHER_LMA) if p.step == "f" else (OTHER_LMA, p.dst)
+    for p in second:  # MN 2's NLMA is another LMA: it has no tunnel NLMA => bMAG
+        p.src, p.dst = (OTHER_LMA if a == NLMA else a for a in (p.src, p.dst))
     result = check(tmp_path, packets)
     issue = the_violation(result, "foreign-prefix")
     assert "mn2@lmaho.example" in issue.what or issue.mn == "mn2@lmaho.example"
 
 
-def test_data_through_the_new_tunnel_before_the_pba(tmp_path: Path) -> None:
+def test_uplink_through_the_new_tunnel_before_the_pba(tmp_path: Path) -> None:
     packets = signalling()
-    early = data_plane(t0=packets[4].time + 0.0001)  # after the PBU, before the PBA
-    packets += [p for p in early if p.tunnel == (NLMA, BMAG)]
+    [early] = [p for p in data_plane() if p.tunnel == (BMAG, NLMA)]
+    early.time = find(packets, "f").time + 0.0001  # after the PBU, before the PBA
+    packets.append(early)
     result = check(tmp_path, packets)
     issue = the_violation(result, "tunnel")
     assert "not one of its tunnels" in issue.what
+
+
+def test_nlma_downlink_to_the_bmag_from_an_accepted_hack(tmp_path: Path) -> None:
+    # Make-before-break: the NLMA's BCE from (d) names the bMAG (the Proxy-CoA of (c)),
+    # so the downlink the PLMA tunnels to it from (d) on goes on to the bMAG before (i).
+    packets = signalling()
+    hack_time = find(packets, "d").time
+    early = [p for p in data_plane(t0=hack_time + 0.0001) if p.step == "j"]
+    result = check(tmp_path, [*packets, *early])
+    assert result.violations == [] and result.warnings == []
+    assert ("before", "NLMA=>bMAG") in only_handover(result).data
+
+
+def test_nlma_downlink_to_the_bmag_needs_the_hack(tmp_path: Path) -> None:
+    packets = signalling()
+    [early] = [p for p in data_plane() if p.tunnel == (NLMA, BMAG)]
+    early.time = find(packets, "c").time + 0.0001  # after (c), before (d)
+    packets.append(early)
+    assert "not one of its tunnels" in the_violation(check(tmp_path, packets), "tunnel").what
+
+
+def test_nlma_downlink_to_the_bmag_ends_with_a_refused_pba(tmp_path: Path) -> None:
+    packets = signalling(pba_status="REASON_UNSPECIFIED")
+    [late] = [p for p in data_plane() if p.tunnel == (NLMA, BMAG)]
+    late.time = find(packets, "i").time + 0.0001
+    result = check(tmp_path, [*packets, late])
+    [stale] = [w for w in result.warnings if w.rule == "tunnel"]
+    assert "refused the handover" in stale.what
 
 
 def test_tunnel0_after_the_handover_is_a_stale_tunnel(tmp_path: Path) -> None:

@@ -98,6 +98,16 @@ COMMANDS = [
     ("replay",),
     ("dissector", "generate"),
     ("dissector", "install"),
+    ("agent", "bmag"),
+    ("agent", "lma"),
+    ("agent", "policy-store"),
+    ("agent", "handover"),
+    ("agent", "request"),
+    ("agent", "status"),
+    ("policy", "set"),
+    ("policy", "show"),
+    ("lab", "run"),
+    ("lab", "down"),
 ]
 
 
@@ -276,6 +286,64 @@ BAD_USAGE = [
     ("unreadable file", ("--numbers", "{junk}", "decode", CAPTURE), ("{junk}: not valid TOML",)),
     ("unreadable file", ("dissector", "generate", "-o", "{dir}"), ("{dir}: cannot write",)),
     ("unreadable file", ("dissector", "install", "--dir", "{junk}"), ("{junk}: cannot install",)),
+    *[
+        ("unreadable file", ("agent", role, "--config", "{junk}"), ("{junk}: not valid TOML",))
+        for role in ("bmag", "lma", "policy-store")
+    ],
+    (
+        "unreadable file",
+        ("agent", "handover", "mn1@x", "--new-ap", "02:00:00:aa:00:02", "--control", "{junk}"),
+        ("control socket {junk}: cannot connect",),
+    ),
+    (
+        "unreadable file",
+        # (a leading space: the test fills in arguments that start with "{")
+        ("agent", "request", ' {"cmd": "status"}', "--control", "{junk}"),
+        ("control socket {junk}: cannot connect",),
+    ),
+    (
+        "unreadable file",
+        ("agent", "status", "--control", "{junk}"),
+        ("control socket {junk}: cannot connect",),
+    ),
+    ("unreadable file", ("policy", "show", "{junk}"), ("{junk}: cannot open policy database",)),
+    ("unreadable file", ("lab", "run", "--scenario", "{junk}"), ("{junk}: not valid TOML",)),
+    ("unreadable file", ("lab", "down", "--state-dir", "{junk}"), ("{junk}: not a directory",)),
+    (
+        "missing file",
+        ("lab", "run", "--pcap", "/nonexistent/x.pcapng"),
+        ("/nonexistent/x.pcapng: cannot write",),
+    ),
+    (
+        "missing file",
+        ("lab", "run", "--scenario", "/nonexistent.toml"),
+        ("/nonexistent.toml: no such scenario file",),
+    ),
+    (
+        "out of range",
+        ("lab", "run", "--mobiles", "0"),
+        ("--mobiles: expected an integer >= 1 and <= 5000, got '0'",),
+    ),
+    (
+        "bad choice",
+        ("lab", "run", "--variant", "boom"),
+        ("--variant: expected one of none, nlma-refuses, pba-error", "got 'boom'"),
+    ),
+    ("bad choice", ("lab", "run", "--tunnels", "gre"), ("--tunnels: expected one of auto,",)),
+    (
+        "unreadable file",
+        (
+            "policy",
+            "set",
+            "{junk}",
+            "mn1@x",
+            "--lmaa",
+            "2001:db8:1::1",
+            "--prefix",
+            "2001:db8::/64",
+        ),
+        ("{junk}: cannot open policy database",),
+    ),
 ]
 
 
@@ -302,7 +370,8 @@ def _command_of(args: tuple[str, ...]) -> str:
     words = list(args)
     while words and words[0].startswith("--"):
         words = words[2:] if words[0] == "--numbers" else words[1:]
-    return " ".join(words[:2]) if words[:1] == ["dissector"] else " ".join(words[:1])
+    groups = (["dissector"], ["agent"], ["policy"], ["lab"])
+    return " ".join(words[:2]) if words[:1] in groups else " ".join(words[:1])
 
 
 def test_every_command_meets_every_kind_of_bad_argument_it_can() -> None:

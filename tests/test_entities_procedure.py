@@ -28,7 +28,10 @@ from lmaho_entities import (
     Variant,
     decode_packet,
     lost_message_rule,
+    mobile_spec,
 )
+from lmaho_entities.context import handoff_indicator_option
+from lmaho_entities.packets import IPv6Address
 from lmaho_entities.simnet import Hop
 from lmaho_wire import Timestamp, decode
 from lmaho_wire.schema import BA_STATUS, HANDOVER_STATUS
@@ -43,6 +46,7 @@ BMAG, PLMA, NLMA, STORE, CN = (
 )
 PREFIX = SC.mobiles.home_network_prefix
 MN_ID = "mn1@lmaho.example"
+MN_ADDRESS = mobile_spec(SC.mobiles, 1).address
 
 
 @dataclass
@@ -349,10 +353,22 @@ def test_nlma_refuses_the_context() -> None:
     assert r.results[0].outcome is Outcome.REFUSED and not r.data()
 
 
+def assert_re_registered_with_the_plma(r: Run) -> Signal:
+    """The failed (i), then the bMAG's PBU to the PLMA and its accepting PBA; the (i) PBA."""
+    signals = r.signals()
+    assert [s.step for _, s in signals[:8]] == list("bcdefghi")
+    (pbu_tx, pbu), (pba_tx, pba) = signals[8:]
+    assert (pbu_tx.packet.src, pbu_tx.packet.dst) == (BMAG, PLMA)
+    assert pbu.option("handoff_indicator") == handoff_indicator_option("NOT_CHANGED")
+    assert (pba_tx.packet.src, pba_tx.packet.dst, pba.sequence) == (PLMA, BMAG, pbu.sequence)
+    assert pba.accepted and pba.lifetime > 0
+    assert pbu_tx.packet.trace.label == "re-registration" and pbu_tx.packet.trace.step == ""
+    return signals[7][1]
+
+
 def test_pba_error() -> None:
     r = run(Variant.PBA_ERROR)
-    assert [s.step for _, s in r.signals()] == list("bcdefghi")
-    _, pba = r.one("PBA")
+    pba = assert_re_registered_with_the_plma(r)
     assert pba.status == BA_STATUS[SC.failures.pba_error_status] and pba.lifetime == 0
     assert r.results[0].outcome is Outcome.REJECTED and not r.data()
 
@@ -362,7 +378,7 @@ def test_policy_update_fails() -> None:
     _, ack = r.one("Update_Ack")
     assert ack.status == HANDOVER_STATUS["POLICY_UPDATE_FAILED"]
     assert ack.option("lma_address").fields["address"] == PLMA  # the profile is unchanged
-    _, pba = r.one("PBA")
+    pba = assert_re_registered_with_the_plma(r)
     assert pba.status == BA_STATUS["REASON_UNSPECIFIED"]
     assert r.results[0].outcome is Outcome.REJECTED
 
@@ -371,12 +387,20 @@ def test_policy_update_fails() -> None:
     "variant", [Variant.PBA_ERROR, Variant.POLICY_UPDATE_FAILS, Variant.NLMA_REFUSES]
 )
 def test_after_a_failure_the_bmag_keeps_routing_through_the_plma(variant: Variant) -> None:
-    after: list[tuple[str, bool]] = []
+    after: list[tuple[str, bool, IPv6Address | None]] = []
 
     def look(world: ReferenceNetwork) -> None:
         route = world.bmag.policy_routes.get(MN_ID)
         if route is not None:  # after the last handover the MN has left
-            after.append((route.interface, MN_ID in world.lmas["nlma"].bindings))
+            # Where the PLMA sends the MN's downlink: its tunnel to the bMAG again.
+            downlink = world.lmas["plma"].prefix_routes.lookup(MN_ADDRESS)
+            after.append(
+                (
+                    route.interface,
+                    MN_ID in world.lmas["nlma"].bindings,
+                    None if downlink is None else downlink.remote,
+                )
+            )
 
     def watch(world: ReferenceNetwork, tx: Transmission) -> None:
         payload = tx.packet.payload
@@ -385,8 +409,9 @@ def test_after_a_failure_the_bmag_keeps_routing_through_the_plma(variant: Varian
             world.scheduler.after(50_000, look, world)
 
     run(variant, watch=watch, handovers=2)  # a second handover keeps the MN in the run
-    # The MN stays with the PLMA, and the NLMA holds no binding for it.
-    assert after and set(after) == {("Tunnel0", False)}
+    # The MN stays with the PLMA, which routes its prefix to the bMAG (after the
+    # re-registration, for the failures after (d)); the NLMA holds no binding for it.
+    assert after and set(after) == {("Tunnel0", False, BMAG)}
 
 
 STEP_MESSAGE = {

@@ -11,7 +11,6 @@ import pytest
 from lmaho_entities import (
     DEFAULT_SCENARIO,
     INITIAL_TIMEOUT_US,
-    Lma,
     Packet,
     PolicyStore,
     Retransmission,
@@ -23,7 +22,7 @@ from lmaho_entities import (
     mobile_spec,
 )
 from lmaho_entities.context import MobileContext, timestamp_option
-from lmaho_entities.network import ApReport, SequenceCounters
+from lmaho_entities.network import SequenceCounters
 from lmaho_entities.packets import (
     Datagram,
     IPv6Address,
@@ -38,14 +37,9 @@ from lmaho_entities.state import PolicyProfile, PrefixTable
 from lmaho_wire import Timestamp, option
 from lmaho_wire.checksum import upper_layer_checksum
 from lmaho_wire.schema import BA_STATUS, HANDOVER_STATUS
+from support.entities import AP_NLMA, CTX, NLMA, PLMA, PREFIX, STORE, Recorder, make_lma
+from support.entities import BMAG as A
 from support.paths import DEFAULT_SCENARIO_TOML
-
-A = IPv6Address("2001:db8:b::1")
-PLMA = IPv6Address("2001:db8:1::1")
-NLMA = IPv6Address("2001:db8:2::1")
-STORE = IPv6Address("2001:db8:f::1")
-PREFIX = IPv6Network("2001:db8:100::/64")
-
 
 # --- clock and timers ---------------------------------------------------------------
 
@@ -280,40 +274,7 @@ def test_mobile_n_is_derived_from_its_number() -> None:
 # --- LMA and policy store answers to requests they cannot serve ---------------------------
 
 
-class Recorder:
-    """A network that keeps what is sent and delivers nothing."""
-
-    def __init__(self) -> None:
-        self.sent: list[Packet] = []
-
-    def send(self, sender: str, next_hop: IPv6Address, packet: Packet) -> None:
-        self.sent.append(packet)
-
-    def report(self, sender: str, next_hop: IPv6Address, report: ApReport) -> None:
-        pass
-
-
-AP_NLMA = option("new_ap_id", id_type="BSSID", identifier="02:00:00:aa:00:02")
 AP_UNKNOWN = option("new_ap_id", id_type="NAME", identifier="elsewhere")
-CTX = MobileContext.build(
-    "mn1@x", (PREFIX,), link_layer=b"\x02\0\0\1\0\1", access_technology="IEEE_802_11"
-)
-
-
-def make_lma(**faults: int) -> tuple[Lma, Recorder]:
-    net = Recorder()
-    lma = Lma(
-        "plma",
-        PLMA,
-        Scheduler(),
-        net,
-        store=STORE,
-        upstream=IPv6Address("2001:db8:c::1"),
-        access_points={AP_NLMA.data: NLMA},
-        max_lifetime=3600,
-        **faults,
-    )
-    return lma, net
 
 
 def ho_req(*, ap=AP_NLMA, seq: int = 5, drop: str | None = None) -> Packet:

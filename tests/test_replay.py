@@ -22,10 +22,10 @@ import sys
 import threading
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -42,19 +42,12 @@ from lmaho_wire.capture import (
 )
 from lmaho_wire.errors import CaptureError
 from lmaho_wire.packet import mac_bytes
+from support import root
 from support.cli import LMAHO_COMMAND
 from support.paths import SAMPLE_CAPTURES
+from support.root import IS_ROOT
 
-IS_ROOT = os.geteuid() == 0
-F = TypeVar("F", bound=Callable[..., Any])
-_skip_unless_root = pytest.mark.skipif(
-    not IS_ROOT, reason="needs root: creates a veth pair and sends on AF_PACKET sockets"
-)
-
-
-def needs_root(fn: F) -> F:
-    """Marks a test ``root`` and skips it, with the reason, when not running as root."""
-    return pytest.mark.root(_skip_unless_root(fn))
+needs_root = root.needs_root("creates a veth pair and sends on AF_PACKET sockets")
 
 
 ETH_P_ALL = 0x0003

@@ -79,6 +79,22 @@ class DissectorView:
         return values
 
 
+def _release_event_loop() -> None:
+    """Undo what pyshark did to the process: it attaches a SafeChildWatcher (a SIGCHLD
+    handler writing to the event loop's wakeup pipe) to the main thread's loop. Once the
+    capture is read nobody drains that pipe, so the child exits of every later test fill
+    it and Python reports "BlockingIOError ... _sighandler_noop" as unraisable."""
+    import asyncio
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # child watchers, Python 3.12+
+        asyncio.get_child_watcher().close()
+        asyncio.set_child_watcher(None)
+        asyncio.get_event_loop_policy().get_event_loop().close()
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def dissector_views(
     tshark: str, capture: Path, prefs: Mapping[str, str] | None = None
 ) -> list[DissectorView]:
@@ -96,6 +112,7 @@ def dissector_views(
         views = [DissectorView(packet) for packet in reader]
     finally:
         reader.close()
+        _release_event_loop()
     errors = [(n, v.shows(f, anywhere=True)) for n, v in enumerate(views, 1)
               for f in LUA_ERROR_FIELDS if v.shows(f, anywhere=True)]  # fmt: skip
     assert not errors, f"{capture.name}: Lua errors {errors}"
