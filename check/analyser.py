@@ -48,6 +48,7 @@ from lmaho_procedure import (
 from lmaho_wire.capture import LINKTYPE_ETHERNET
 from lmaho_wire.codec import Message
 from lmaho_wire.dissect import FrameRecord
+from lmaho_wire.errors import IncompleteDatagram
 from lmaho_wire.packet import mac_bytes
 from lmaho_wire.registry import current_schema
 
@@ -193,6 +194,10 @@ class ProcedureAnalyser:
         yield from self.finish()
 
     def feed(self, record: FrameRecord) -> list[Handover]:
+        if isinstance(record.error, IncompleteDatagram):
+            # Not a frame of its own: its fragments were counted as they came.
+            self._global(Issue("warning", Rule.MALFORMED, record.error.what, record.fragments))
+            return self._take_closed()
         self.counters.frames += 1
         self._now = max(self._now, record.frame.time)
         if self._now - self._last_sweep >= 1.0:
@@ -206,10 +211,12 @@ class ProcedureAnalyser:
             self._signalling(record, record.message)
         elif record.error is not None:
             self._malformed(record)
-        elif record.payload is not None:
-            self._data(record)
-        else:
+        elif record.payload is None:
             self.counters.other += 1
+        elif record.is_fragment:
+            self.counters.data_unattributed += 1  # a piece of a later record
+        else:
+            self._data(record)
         return self._take_closed()
 
     def finish(self) -> list[Handover]:
@@ -332,6 +339,8 @@ class ProcedureAnalyser:
             for issue in local:
                 self._global(issue)
         self._note_entities(seen, spec)
+        if self.on_event is None:
+            return  # the event below is for charts only
         label = seen.message if spec is None else spec.label
         notes = []
         if seen.sequence is not None:

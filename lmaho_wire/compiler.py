@@ -54,7 +54,7 @@ from .fields import (
     unrename,
 )
 from .plan import Plan, make_plan
-from .values import Timestamp
+from .values import Timestamp, ipv6_address
 
 Decoder = Callable[[bytes, int, int], dict[str, Any]]
 Builder = Callable[[Mapping[str, Any]], bytes]
@@ -194,7 +194,7 @@ class _Leaves(FieldVisitor[_Unit, _Leaf | None]):
         return self._over(c.subcon, unit, lambda r: f"({r}) * {c.factor}")
 
     def ipv6(self, c: IPv6Address, unit: _Unit) -> _Leaf | None:
-        cls = unit.const(ipaddress.IPv6Address)
+        cls = unit.const(ipv6_address)
         return self._over(c.subcon, unit, lambda r: f"{cls}({r})")
 
     def ipv4(self, c: IPv4Address, unit: _Unit) -> _Leaf | None:

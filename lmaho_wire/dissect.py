@@ -3,31 +3,44 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
 
 from .capture import Frame, read_frames
 from .codec import Message, decode
-from .errors import MalformedPacket
-from .packet import MOBILITY_PROTOCOLS, IPv6Payload, find_ipv6
+from .errors import IncompleteDatagram, MalformedPacket
+from .fragments import Abandoned, Reassembled, Reassembler
+from .packet import IPPROTO_FRAGMENT, MOBILITY_PROTOCOLS, IPv6Payload, find_ipv6
 
 
-@dataclass(frozen=True, slots=True)
-class FrameRecord:
-    """One frame: its IPv6 payload if any, and the Mobility Header message or the error."""
+class FrameRecord(NamedTuple):
+    """One frame: its IPv6 payload if any, and the Mobility Header message or the error.
+
+    ``fragments`` lists the frames of a reassembled datagram (the record's own
+    frame is the fragment that completed it), or of a datagram given up (then
+    ``error`` is an :class:`IncompleteDatagram` and the frame is its first
+    fragment's, reported once more). A named tuple: one is made per frame.
+    """
 
     frame: Frame
     payload: IPv6Payload | None
     message: Message | None = None
     error: MalformedPacket | None = None
+    fragments: tuple[int, ...] = ()
 
     @property
     def is_mobility(self) -> bool:
+        if isinstance(self.error, IncompleteDatagram):
+            return self.error.next_header in MOBILITY_PROTOCOLS
         return self.message is not None or (
             self.error is not None
             and (self.payload is None or self.payload.proto in MOBILITY_PROTOCOLS)
         )
+
+    @property
+    def is_fragment(self) -> bool:
+        """A fragment held for reassembly (or dropped): a piece of another record."""
+        return self.payload is not None and self.payload.proto == IPPROTO_FRAGMENT
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"frame": self.frame.number, "time": round(self.frame.time, 6)}
@@ -38,6 +51,8 @@ class FrameRecord:
                 out["tunnel"] = [
                     {"src": str(h.src), "dst": str(h.dst)} for h in self.payload.hops[:-1]
                 ]
+        if self.fragments:
+            out["fragments"] = list(self.fragments)
         if self.message is not None:
             out.update(self.message.to_json())
         if self.error is not None:
@@ -46,7 +61,11 @@ class FrameRecord:
 
 
 def analyse_frame(frame: Frame, *, strict: bool = False) -> FrameRecord:
-    """Locate and decode the Mobility Header of one frame, never raising for bad bytes."""
+    """Locate and decode the Mobility Header of one frame, never raising for bad bytes.
+
+    A fragment comes back as it is (``is_fragment``); :func:`analyse_frames`
+    reassembles them.
+    """
     try:
         payload = find_ipv6(frame.data, frame.linktype)
     except MalformedPacket as e:
@@ -66,7 +85,52 @@ def analyse_frame(frame: Frame, *, strict: bool = False) -> FrameRecord:
     return FrameRecord(frame, payload, message)
 
 
+def analyse_frames(
+    frames: Iterable[Frame], *, strict: bool = False, reassembler: Reassembler | None = None
+) -> Iterator[FrameRecord]:
+    """Every frame analysed, fragments reassembled (see :mod:`lmaho_wire.fragments`).
+
+    One record per frame: a fragment that completes a datagram stands for the
+    whole of it, the others are records with ``is_fragment``. A datagram given
+    up adds a record of its own (an :class:`IncompleteDatagram` error) when it
+    is given up, and at the end.
+    """
+    if reassembler is None:
+        reassembler = Reassembler()
+    for frame in frames:
+        record = analyse_frame(frame, strict=strict)
+        payload = record.payload
+        if payload is None or payload.proto != IPPROTO_FRAGMENT:
+            reassembler.expire(frame.time)
+        else:
+            outcome = reassembler.add(frame, payload)
+            if isinstance(outcome, Reassembled):
+                whole = analyse_frame(outcome.frame, strict=strict)
+                record = FrameRecord(
+                    outcome.frame, whole.payload, whole.message, whole.error, outcome.frames
+                )
+            elif outcome is not None:
+                error = IncompleteDatagram(outcome, payload.offset, frame.data[payload.offset])
+                record = FrameRecord(frame, payload, error=error, fragments=(frame.number,))
+        if reassembler.abandoned:
+            for abandoned in reassembler.take_abandoned():
+                yield _abandoned_record(abandoned)
+        yield record
+    reassembler.finish()
+    for abandoned in reassembler.take_abandoned():
+        yield _abandoned_record(abandoned)
+
+
+def _abandoned_record(abandoned: Abandoned) -> FrameRecord:
+    frames = ", ".join(map(str, abandoned.frames))
+    error = IncompleteDatagram(
+        f"fragmented IPv6 datagram (frames {frames}): {abandoned.reason}",
+        abandoned.payload.offset,
+        abandoned.next_header,
+    )
+    return FrameRecord(abandoned.frame, abandoned.payload, error=error, fragments=abandoned.frames)
+
+
 def analyse_capture(path: str | os.PathLike[str], *, strict: bool = False) -> Iterator[FrameRecord]:
     """Every frame of a capture, analysed; CaptureError if the file cannot be read."""
-    for frame in read_frames(path):
-        yield analyse_frame(frame, strict=strict)
+    return analyse_frames(read_frames(path), strict=strict)

@@ -24,5 +24,17 @@ class ChecksumError(MalformedPacket):
     """The Mobility Header checksum does not match (raised in strict mode only)."""
 
 
+class IncompleteDatagram(MalformedPacket):
+    """Fragments of an IPv6 datagram that never made a whole one (timed out, overlapping).
+
+    ``offset`` is the Fragment header's in the first fragment's frame;
+    ``next_header`` what the datagram would have carried (the Fragment header's).
+    """
+
+    def __init__(self, what: str, offset: int, next_header: int) -> None:
+        super().__init__(what, offset)
+        self.next_header = next_header
+
+
 class CaptureError(LmahoError):
     """A capture file cannot be read or written."""

@@ -3,13 +3,16 @@
 Finding walks Ethernet (with VLAN tags), raw IPv6 and Linux cooked (SLL,
 SLL2) frames, the IPv6 extension headers and any depth of IPv6-in-IPv6
 tunnel; every step reads inside the frame, so the work is bounded by its size.
+An atomic fragment (RFC 6946: offset 0, M clear) is walked through like any
+extension header; a real fragment stops the walk (``IPv6Payload.proto`` is
+44) and :mod:`lmaho_wire.fragments` reassembles it.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .capture import (
     LINKTYPE_ETHERNET,
@@ -19,6 +22,7 @@ from .capture import (
 )
 from .checksum import MH_NEXT_HEADER
 from .errors import MalformedPacket
+from .values import ipv6_address
 
 ETHERTYPE_IPV6 = 0x86DD
 ETHERTYPE_VLAN = (0x8100, 0x88A8, 0x9100)
@@ -36,13 +40,23 @@ IPPROTO_MH_OLD = 62
 MOBILITY_PROTOCOLS = frozenset({IPPROTO_MH, IPPROTO_MH_OLD})
 HOME_ADDRESS_OPTION = 201
 IPV6_HEADER_LENGTH = 40
+FRAGMENT_HEADER_LENGTH = 8
 
-_EXTENSION_HEADERS = {IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS, IPPROTO_AH}
+_EXTENSION_HEADERS = {
+    IPPROTO_HOPOPTS,
+    IPPROTO_ROUTING,
+    IPPROTO_FRAGMENT,
+    IPPROTO_DSTOPTS,
+    IPPROTO_AH,
+}
 
 
-@dataclass(frozen=True, slots=True)
-class IPv6Hop:
-    """One IPv6 header on the way in: its addresses and where it starts in the frame."""
+class IPv6Hop(NamedTuple):
+    """One IPv6 header on the way in: its addresses and where it starts in the frame.
+
+    Named tuples rather than frozen dataclasses, here and below: made for every
+    frame read, and twice as fast to make.
+    """
 
     src: ipaddress.IPv6Address
     dst: ipaddress.IPv6Address
@@ -50,8 +64,7 @@ class IPv6Hop:
     hop_limit: int
 
 
-@dataclass(frozen=True, slots=True)
-class IPv6Payload:
+class IPv6Payload(NamedTuple):
     """What an IPv6 frame carries once all tunnels and extension headers are peeled.
 
     ``hops`` lists the IPv6 headers, outermost first; ``proto`` is the final
@@ -66,6 +79,9 @@ class IPv6Payload:
     end: int
     pseudo_src: bytes
     pseudo_dst: bytes
+    # Where the octet naming ``proto`` is (an IPv6 header's or extension header's Next
+    # Header): reassembly rewrites it, as RFC 8200 4.5 says.
+    next_header_at: int = -1
 
     @property
     def src(self) -> ipaddress.IPv6Address:
@@ -117,16 +133,23 @@ def peel_ipv6(frame: bytes, start: int) -> IPv6Payload:
         payload_length, next_header, hop_limit = struct.unpack_from("!HBB", frame, pos + 4)
         src = frame[pos + 8 : pos + 24]
         dst = frame[pos + 24 : pos + 40]
-        hops.append(IPv6Hop(ipaddress.IPv6Address(src), ipaddress.IPv6Address(dst), pos, hop_limit))
+        hops.append(IPv6Hop(ipv6_address(src), ipv6_address(dst), pos, hop_limit))
         # A payload length of 0 is a jumbogram or a lie; either way the frame bounds it.
         if payload_length:
             end = min(end, pos + IPV6_HEADER_LENGTH + payload_length)
+        next_header_at = pos + 6
         pos += IPV6_HEADER_LENGTH
         pseudo_src, pseudo_dst = src, dst
         while next_header in _EXTENSION_HEADERS:
             if pos + 8 > end:
                 raise MalformedPacket("truncated IPv6 extension header", pos)
             following = frame[pos]
+            if next_header == IPPROTO_FRAGMENT:
+                if frame[pos + 2] or frame[pos + 3] & 0xF9:
+                    break  # a real fragment: the caller reassembles it
+                next_header, next_header_at = following, pos  # atomic: just the packet
+                pos += FRAGMENT_HEADER_LENGTH
+                continue
             if next_header == IPPROTO_AH:
                 size = (frame[pos + 1] + 2) * 4
             else:
@@ -141,10 +164,12 @@ def peel_ipv6(frame: bytes, start: int) -> IPv6Payload:
                     pseudo_src = home
             elif next_header == IPPROTO_ROUTING and frame[pos + 2] == 2 and size >= 24:
                 pseudo_dst = frame[pos + 8 : pos + 24]
-            next_header = following
+            next_header, next_header_at = following, pos
             pos += size
         if next_header != IPPROTO_IPV6:
-            return IPv6Payload(tuple(hops), next_header, pos, end, pseudo_src, pseudo_dst)
+            return IPv6Payload(
+                tuple(hops), next_header, pos, end, pseudo_src, pseudo_dst, next_header_at
+            )
 
 
 def _home_address(frame: bytes, pos: int, end: int) -> bytes | None:

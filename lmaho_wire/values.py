@@ -8,6 +8,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+# IPv6 addresses met, by their 16 octets (cleared when full; any capture works): making
+# an IPv6Address is the costliest step of walking a frame, and one object per address
+# lets dictionaries find it by identity, without IPv6Address.__eq__.
+MAX_ADDRESSES = 65_536
+_addresses: dict[bytes, ipaddress.IPv6Address] = {}
+
+
+def ipv6_address(octets: bytes) -> ipaddress.IPv6Address:
+    """``ipaddress.IPv6Address(octets)``, the same object for the same 16 octets."""
+    address = _addresses.get(octets)
+    if address is None:
+        if len(_addresses) >= MAX_ADDRESSES:
+            _addresses.clear()
+        address = _addresses[octets] = ipaddress.IPv6Address(octets)
+    return address
+
 
 class Named(int):
     """An enumeration value: an int that also knows its name (None when unknown)."""

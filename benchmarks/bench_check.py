@@ -1,0 +1,154 @@
+"""``lmaho check`` on a large capture, its stages, and ``tshark -2 -r`` on the same file.
+
+    python benchmarks/bench_check.py [--mobiles 20000] [--capture FILE] [--baseline PYTHON]
+
+Times are CPU time (user + system, from getrusage / wait4), not wall time:
+the machine these run on is shared and loaded, and CPU time is what a run
+costs whatever else runs beside it. In one run, on one file:
+
+* ``read``: a loop that only reads the frames (``read_frames``), the floor
+  any stage above it stands on;
+* ``walk``: read, and find each frame's IPv6 payload (link layer, extension
+  headers, tunnels: ``find_ipv6``);
+* ``decode``: read, walk, reassemble and decode every Mobility Header
+  (``analyse_capture``, what ``lmaho decode`` does without printing);
+* ``check (in process)``: ``decode`` fed to the ``ProcedureAnalyser``;
+* ``lmaho check``: the command itself, in a child process, report to
+  /dev/null; its peak resident memory gives the memory per MN, against the
+  same command on a capture of one MN;
+* ``lmaho check, baseline`` (with ``--baseline PYTHON``): the command of
+  another checkout (e.g. main's), timed the same way;
+* ``tshark -2 -r``: Wireshark's two-pass read of the same file, dissecting
+  every frame (IPv6, Mobility Header), output to /dev/null.
+
+benchmarks/README-check.md records a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lmaho_check import ProcedureAnalyser  # noqa: E402
+from lmaho_cli.craft import craft  # noqa: E402
+from lmaho_wire.capture import read_frames  # noqa: E402
+from lmaho_wire.dissect import analyse_capture  # noqa: E402
+from lmaho_wire.packet import find_ipv6  # noqa: E402
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def drain(items: Iterable[object]) -> int:
+    count = 0
+    for _ in items:
+        count += 1
+    return count
+
+
+def stage_read(path: Path) -> int:
+    return drain(read_frames(path))
+
+
+def stage_walk(path: Path) -> int:
+    count = 0
+    for frame in read_frames(path):
+        find_ipv6(frame.data, frame.linktype)
+        count += 1
+    return count
+
+
+def stage_decode(path: Path) -> int:
+    return drain(analyse_capture(path))
+
+
+def stage_check(path: Path) -> int:
+    analyser = ProcedureAnalyser()
+    drain(analyser.run(analyse_capture(path)))
+    return analyser.counters.frames
+
+
+STAGES: dict[str, Callable[[Path], int]] = {
+    "read": stage_read,
+    "walk": stage_walk,
+    "decode": stage_decode,
+    "check (in process)": stage_check,
+}
+
+
+def child(command: list[str], cwd: Path | None = None) -> tuple[float, int]:
+    """CPU seconds and peak resident KiB of a command, its output thrown away."""
+    with open(os.devnull, "wb") as devnull:
+        process = subprocess.Popen(command, stdout=devnull, stderr=devnull, cwd=cwd)
+        _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise SystemExit(f"{' '.join(command)} failed (status {status})")
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
+def lmaho_check(path: Path, python: str = sys.executable) -> list[str]:
+    return [python, "-m", "lmaho_cli", "check", str(path)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mobiles", type=int, default=20_000, help="MNs of the crafted capture")
+    parser.add_argument("--capture", type=Path, help="use this capture (crafted with --mobiles)")
+    parser.add_argument(
+        "--baseline",
+        metavar="PYTHON",
+        help="also time `lmaho check` run by this interpreter (another checkout's venv)",
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.capture
+        if path is None:
+            path = Path(tmp) / "big.pcapng"
+            print(f"crafting {args.mobiles} MNs into {path} ...", flush=True)
+            craft(path, fmt="pcapng", mobiles=args.mobiles, handovers=1, seed=1, progress=False)
+        one = Path(tmp) / "one.pcapng"
+        craft(one, fmt="pcapng", mobiles=1, handovers=1, seed=1, progress=False)
+        print(f"{path}: {path.stat().st_size:,} octets, {args.mobiles} MNs")
+        rows: list[tuple[str, int, float]] = []
+        for name, stage in STAGES.items():
+            start = cpu_seconds()
+            frames = stage(path)
+            rows.append((name, frames, cpu_seconds() - start))
+        frames = rows[0][1]
+        seconds, peak = child(lmaho_check(path))
+        rows.append(("lmaho check", frames, seconds))
+        if args.baseline:
+            # Run from the capture's directory: the baseline must not import this checkout.
+            seconds, _ = child(lmaho_check(path.resolve(), args.baseline), cwd=path.parent)
+            rows.append(("lmaho check, baseline", frames, seconds))
+        _, peak_one = child(lmaho_check(one))
+        tshark = shutil.which("tshark")
+        if tshark is not None:
+            seconds, tshark_peak = child([tshark, "-2", "-r", str(path)])
+            rows.append(("tshark -2 -r", frames, seconds))
+        for name, count, seconds in rows:
+            rate = count / seconds
+            print(f"  {name:<22} {count:>8} frames {seconds:8.2f} s CPU {rate:>10,.0f}/s")
+        print(
+            f"  lmaho check peak RSS {peak / 1024:,.1f} MiB (one MN: {peak_one / 1024:,.1f} MiB), "
+            f"{(peak - peak_one) / args.mobiles:,.2f} KiB per MN"
+        )
+        if tshark is not None:
+            print(f"  tshark -2 -r peak RSS {tshark_peak / 1024:,.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
