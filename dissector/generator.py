@@ -1364,6 +1364,7 @@ def _option(
         "dissect": fn,
         "summary": summary,
         "info": info,
+        "fits": "true" if _fits(struct, body.min_length) else "false",
     }
     if body.align is not None:
         entries["ax"], entries["ay"] = str(body.align[0]), str(body.align[1])
@@ -1373,6 +1374,25 @@ def _option(
             entries["pref"] = lua_str(_pref(body.key, "opt"))
         return ref, "R.OPT[#R.OPT + 1] = {\n" + _entries(entries) + "}"
     return ref, "{\n" + _entries(entries) + "}"
+
+
+def _fits(struct: Struct, min_length: int) -> bool:
+    """Whether option data of any allowed length fills ``struct`` exactly.
+
+    True for fixed-size fields followed by one that takes the rest (PadN's
+    padding, an unknown option's data): no field can then be short or leave
+    octets over, so the tree-less scan need not read the fields (R.scan).
+    """
+    fields = [sc for sc in struct.subcons if sc is not Terminated]
+    if not fields:
+        return True
+    inner = unrename(fields[-1])
+    while isinstance(inner, Adapter):
+        inner = unrename(inner.subcon)
+    sizes = [_sizeof(sc) for sc in fields[:-1]]
+    if inner is not GreedyBytes or None in sizes:
+        return False
+    return sum(size for size in sizes if size is not None) <= min_length
 
 
 def _entries(entries: dict[str, str]) -> str:

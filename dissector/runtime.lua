@@ -25,6 +25,7 @@ local floor = math.floor
 -- first packet's objects; plain indexing if a Wireshark keeps them elsewhere).
 -- All are bound on the first packet, by R.dissect, the only entry point.
 local tvb_raw, dissector_call, pinfo_number, pinfo_rel_ts, pinfo_cols, item_text
+local pinfo_src, pinfo_dst
 -- TreeItem.add, as the generated code calls it (nil outside Wireshark).
 local tree_add = TreeItem and TreeItem.add
 
@@ -44,6 +45,7 @@ local function bind_api(pinfo, root)
     tvb_raw, dissector_call = Tvb.raw, Dissector.call
     pinfo_number, pinfo_rel_ts = getter(pinfo, "number"), getter(pinfo, "rel_ts")
     pinfo_cols, item_text = getter(pinfo, "cols"), getter(root, "text")
+    pinfo_src, pinfo_dst = getter(pinfo, "src"), getter(pinfo, "dst")
 end
 
 R.F, R.E, R.C = {}, {}, {}
@@ -394,27 +396,63 @@ end
 -- ctx.base is the offset of the Mobility Header in `s` when alignment can be
 -- checked (nil when Wireshark's own MIPv6 dissector hands over one option);
 -- ctx.visible asks for summary lines; ctx collects the MN identifier.
--- Without a tree (`tree` nil) every check still runs and damage sets
--- R.damaged; ctx.scan also reads the data of options of no fixed length,
--- whose fields can be short.
-function R.option(tvb, s, tree, pos, stop, ctx)
-    local C, F, E = R.C, R.F, R.E
+-- Damage sets R.damaged, with a tree or without.
+-- The option tables in force, in locals for the per-packet paths (set by
+-- R.apply_prefs).
+local opt_by_type, unknown_opt, pad1_type, padn_type = {}, nil, nil, nil
+
+-- One option's framing at `pos` (its Type octet) within s[..stop), checked:
+-- its descriptor, type, length (nil for Pad1, which has none), the offset
+-- after it, and what is wrong: `over` (the length runs past `stop`), a
+-- misalignment (only when `base`, the Mobility Header's offset, is known),
+-- a PadN with non-zero octets, and `bad`, any of these or a length not
+-- allowed for the type or an unknown type. Shared by R.option, which shows
+-- the option, and R.scan, which only looks for damage.
+local function option_frame(s, pos, stop, base)
     local ty = byte(s, pos + 1)
-    local d = R.opt_by_type[ty] or R.unknown_opt
-    local vis = R.visible
-    if ty == C.pad1 then
-        if tree then
-            if vis then
-                local it = tree_add(tree, R.pad1_opt.field, tvb(pos, 1))
-                tree_add(it, F.opt_type, tvb(pos, 1), ty, R.opt_type_label(ty))
-            else
-                tree_add(tree_add(tree, R.pad1_opt.field), F.opt_type, ty)
-            end
-        end
-        return pos + 1
+    local d = opt_by_type[ty] or unknown_opt
+    if ty == pad1_type then
+        return d, ty, nil, pos + 1, false, false, false, false
     end
     if pos + 2 > stop then
+        return d, ty, nil, stop, true, false, false, false
+    end
+    local len = byte(s, pos + 2)
+    local dend = pos + 2 + len
+    local over = dend > stop
+    if over then
+        dend = stop
+    end
+    local misaligned = base and d.ax and (pos - base) % d.ax ~= d.ay or false
+    local padn_nonzero = false
+    if ty == padn_type then
+        local at = find(s, "[^%z]", pos + 3)
+        padn_nonzero = at ~= nil and at <= dend
+    end
+    local bad = over or misaligned or padn_nonzero or d == unknown_opt
+        or (d.length and len ~= d.length) or len < d.min
+    return d, ty, len, dend, bad, over, misaligned, padn_nonzero
+end
+
+function R.option(tvb, s, tree, pos, stop, ctx)
+    local F, E = R.F, R.E
+    local vis = R.visible
+    local d, ty, len, dend, bad, over, misaligned, padn_nonzero = option_frame(s, pos, stop, ctx.base)
+    if ty == pad1_type then
+        if tree then
+            if vis then
+                local it = tree_add(tree, d.field, tvb(pos, 1))
+                tree_add(it, F.opt_type, tvb(pos, 1), ty, R.opt_type_label(ty))
+            else
+                tree_add(tree_add(tree, d.field), F.opt_type, ty)
+            end
+        end
+        return dend
+    end
+    if bad then
         R.damaged = true
+    end
+    if len == nil then
         if tree then
             tree:add_tvb_expert_info(
                 E.opt_no_length,
@@ -423,19 +461,6 @@ function R.option(tvb, s, tree, pos, stop, ctx)
             )
         end
         return stop
-    end
-    local len = byte(s, pos + 2)
-    local dend = pos + 2 + len
-    local over = dend > stop
-    if over then
-        dend = stop
-    end
-    local misaligned = ctx.base and d.ax and (pos - ctx.base) % d.ax ~= d.ay
-    local padn_nonzero = ty == C.padn and find(sub(s, pos + 3, dend), "[^%z]")
-    local bad_length = (d.length and len ~= d.length) or len < d.min
-    local bad = over or bad_length or misaligned or padn_nonzero or d == R.unknown_opt
-    if bad then
-        R.damaged = true
     end
     local it = nil
     if tree and not vis then
@@ -450,8 +475,8 @@ function R.option(tvb, s, tree, pos, stop, ctx)
     if it and bad then
         R.option_experts(tvb, s, it, pos, stop, d, ty, len, over, misaligned, padn_nonzero, ctx)
     end
-    local wanted = d.key == C.mnid_key and ctx.mnid == nil
-    if it or wanted or (ctx.scan and not d.length) then
+    local wanted = d.key == R.C.mnid_key and ctx.mnid == nil
+    if it or wanted then
         local v = {}
         d.dissect(tvb, s, it, pos + 2, dend, v)
         if it and ctx.visible then
@@ -621,7 +646,7 @@ function R.checksum_status(s, pinfo, total)
     -- 6.3): Wireshark's IPv6 dissector leaves in pinfo the innermost header's,
     -- with a Home Address option's as the source and a type 2 routing
     -- header's as the destination.
-    local src_address, dst_address = pinfo.src, pinfo.dst
+    local src_address, dst_address = pinfo_src(pinfo), pinfo_dst(pinfo)
     local src = R.address_words(tostring(src_address), src_address)
     local dst = R.address_words(tostring(dst_address), dst_address)
     if not src or not dst then
@@ -1059,7 +1084,7 @@ end
 -- tree: a Header Len that disagrees with the packet, a Payload Proto other
 -- than 59, or damage in the options (R.option's checks, and the fields of
 -- options of no fixed length). R.decode over a tree says what it is.
-local scan_ctx = { scan = true, base = 0 }
+local scan_values = {}
 
 function R.scan(d, s, cap)
     local C = R.C
@@ -1067,10 +1092,23 @@ function R.scan(d, s, cap)
     if total ~= cap or byte(s, 1) ~= C.no_next_header then
         return true
     end
-    R.damaged = false
-    scan_ctx.mnid = nil
-    R.options(nil, s, nil, C.header_size + d.length, total, scan_ctx)
-    return R.damaged
+    local pos = C.header_size + d.length
+    while pos < total do
+        local od, _, len, dend, bad = option_frame(s, pos, total, 0)
+        if bad then
+            return true
+        end
+        if len and not od.fits then
+            -- Its fields can be short, or leave octets over (d.fits: they cannot).
+            R.damaged = false
+            od.dissect(nil, s, nil, pos + 2, dend, scan_values)
+            if R.damaged then
+                return true
+            end
+        end
+        pos = dend
+    end
+    return false
 end
 
 -- Numbers the per-packet paths use, in locals (set by R.apply_prefs).
@@ -1340,6 +1378,9 @@ function R.apply_prefs(prefs)
         if d.type == R.C.pad1 then
             R.pad1_opt = d
         end
+        if d.type == R.C.padn then
+            padn_type = t
+        end
         if d.key == R.C.mnid_key then
             R.mnid_type = t
         end
@@ -1347,6 +1388,7 @@ function R.apply_prefs(prefs)
         opt_names[t] = d.title
     end
     R.opt_by_type, R.opt_names = opt_by, opt_names
+    opt_by_type, unknown_opt, pad1_type = opt_by, R.unknown_opt, R.C.pad1
     local C = R.C
     type_pos, pad1, mnid_type, msg_by_type = C.type_offset + 1, C.pad1, R.mnid_type, R.msg_by_type
     seq_span, success_below = C.seq_span + 1, C.success_below
