@@ -53,9 +53,10 @@ def missing_programs() -> list[str]:
 
 def _free_display() -> int:
     for number in range(90, 200):
-        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(
-            f"/tmp/.X{number}-lock"
-        ).exists():
+        if (
+            not Path(f"/tmp/.X11-unix/X{number}").exists()
+            and not Path(f"/tmp/.X{number}-lock").exists()
+        ):
             return number
     raise GuiError("no free X display number between :90 and :199")
 
@@ -114,7 +115,8 @@ class WiresharkSession:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.wireshark.poll() is not None:
-                raise GuiError(f"wireshark exited with {self.wireshark.returncode}: {self.stderr()}")
+                code = self.wireshark.returncode
+                raise GuiError(f"wireshark exited with {code}: {self.stderr()}")
             found = self.window(name)
             if found:
                 return found
