@@ -411,11 +411,6 @@ function R.opt_type_label(ty)
     return label
 end
 
--- One option at `pos` (its Type octet); returns the offset after it.
--- ctx.base is the offset of the Mobility Header in `s` when alignment can be
--- checked (nil when Wireshark's own MIPv6 dissector hands over one option);
--- ctx.visible asks for summary lines; ctx collects the MN identifier.
--- Damage sets R.damaged, with a tree or without.
 -- The option tables in force, in locals for the per-packet paths (set by
 -- R.apply_prefs).
 local opt_by_type, unknown_opt, pad1_type, padn_type = {}, nil, nil, nil
@@ -453,6 +448,11 @@ local function option_frame(s, pos, stop, base)
     return d, ty, len, dend, bad, over, misaligned, padn_nonzero
 end
 
+-- One option at `pos` (its Type octet); returns the offset after it.
+-- ctx.base is the offset of the Mobility Header in `s` when alignment can be
+-- checked (nil when Wireshark's own MIPv6 dissector hands over one option);
+-- ctx.visible asks for summary lines; ctx collects the MN identifier.
+-- Damage sets R.damaged, with a tree or without.
 function R.option(tvb, s, tree, pos, stop, ctx)
     local F, E = R.F, R.E
     local vis = R.visible
