@@ -49,7 +49,6 @@ from construct.expr import Path as ExprPath
 
 from lmaho_wire.checksum import MH_NEXT_HEADER
 from lmaho_wire.codec import NO_NEXT_HEADER, PAD1, PADN, current_schema
-from lmaho_wire.compiler import path_names
 from lmaho_wire.fields import (
     FieldVisitor,
     Flags,
@@ -167,51 +166,42 @@ EXPERTS: tuple[tuple[str, str, str, str, str], ...] = (
 )
 
 # The dissector's own fields (not schema fields): option framing, checksum
-# verification and tracking. (name in R.F, abbreviation, ProtoField kind,
-# label, the constructor's middle arguments, blurb)
-OWN_FIELDS: tuple[tuple[str, str, str, str, str, str], ...] = (
-    ("options", "lmaho.options", "none", "Mobility Options", "", "The mobility options"),
-    ("opt_type", "lmaho.opt.type", "uint8", "Type", "base.DEC, nil, nil", "Option type"),
-    (
-        "opt_length", "lmaho.opt.length", "uint8", "Length", "base.DEC, nil, nil",
+# verification and tracking. (abbreviation, ProtoField kind, label, the
+# constructor's middle arguments, blurb); the runtime finds each in R.F by its
+# Lua name (lua_name: "lmaho.checksum.status" -> R.F.checksum_status).
+OWN_FIELDS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("lmaho.options", "none", "Mobility Options", "", "The mobility options"),
+    ("lmaho.opt.type", "uint8", "Type", "base.DEC, nil, nil", "Option type"),
+    ("lmaho.opt.length", "uint8", "Length", "base.DEC, nil, nil",
         "Octets of option data after the Length octet",
     ),
-    (
-        "checksum_status", "lmaho.checksum.status", "uint8", "Checksum Status",
+    ("lmaho.checksum.status", "uint8", "Checksum Status",
         'base.DEC, {[0] = "Bad", [1] = "Good", [2] = "Unverified"}, nil',
         "Result of verifying the Mobility Header checksum (RFC 6275 6.1.1)",
     ),
-    (
-        "checksum_calculated", "lmaho.checksum.calculated", "uint16", "Calculated Checksum",
+    ("lmaho.checksum.calculated", "uint16", "Calculated Checksum",
         "base.HEX, nil, nil", "Checksum over the IPv6 pseudo-header and the Mobility Header",
     ),
-    (
-        "response_in", "lmaho.response_in", "framenum", "Response In",
+    ("lmaho.response_in", "framenum", "Response In",
         "base.NONE, frametype.RESPONSE, nil", "The response to this request is in this frame",
     ),
-    (
-        "response_to", "lmaho.response_to", "framenum", "Response To",
+    ("lmaho.response_to", "framenum", "Response To",
         "base.NONE, frametype.REQUEST, nil", "This is a response to the request in this frame",
     ),
-    ("time", "lmaho.time", "relative_time", "Time", "", "Time between request and response"),
-    (
-        "retransmission_of", "lmaho.retransmission_of", "framenum", "Retransmission Of",
+    ("lmaho.time", "relative_time", "Time", "", "Time between request and response"),
+    ("lmaho.retransmission_of", "framenum", "Retransmission Of",
         "base.NONE, frametype.DUP_ACK, nil", "This message repeats the one in this frame",
     ),
-    (
-        "ho_start", "lmaho.handover.start", "framenum", "Handover Started In",
+    ("lmaho.handover.start", "framenum", "Handover Started In",
         "base.NONE, frametype.REQUEST, nil", "The LMA_HO_Req that opened this handover",
     ),
-    (
-        "ho_elapsed", "lmaho.handover.elapsed", "relative_time", "Time Since Handover Start", "",
+    ("lmaho.handover.elapsed", "relative_time", "Time Since Handover Start", "",
         "Time since the LMA_HO_Req that opened the handover",
     ),
-    (
-        "ho_duration", "lmaho.handover.duration", "relative_time", "Handover Duration", "",
+    ("lmaho.handover.duration", "relative_time", "Handover Duration", "",
         "From the LMA_HO_Req to the message completing the handover",
     ),
-    (
-        "ho_success", "lmaho.handover.success", "bool", "Handover Succeeded",
+    ("lmaho.handover.success", "bool", "Handover Succeeded",
         "base.NONE, nil, nil", "Whether the handover completed successfully",
     ),
 )  # fmt: skip
@@ -274,6 +264,38 @@ def int_spec(c: Construct) -> tuple[int, bool]:
     raise GeneratorError(f"not an integer construct: {c!r}")
 
 
+def path_chain(expr: ExprPath) -> list[str]:
+    """The names of a ``this`` path, outermost first: ``this._.x`` -> ["_", "x"].
+
+    Read from the path's repr (``this['_']['x']``), construct's public face
+    of it, rather than from its private attributes.
+    """
+    return re.findall(r"\['([^']*)'\]", repr(expr))
+
+
+def path_names(expr: Any) -> list[str]:
+    """The field names a ``this`` expression reads (the last name of each path)."""
+    if isinstance(expr, ExprPath):
+        return path_chain(expr)[-1:]
+    if isinstance(expr, BinExpr):
+        return path_names(expr.lhs) + path_names(expr.rhs)
+    return []
+
+
+def lua_name(abbrev: str) -> str:
+    """The Lua name of a field, table or function made for ``abbrev``.
+
+    The abbreviation without the protocol's prefix, dots and other
+    non-identifier characters as "_": "lmaho.lma_ho_init.flags.t" ->
+    "lma_ho_init_flags_t". Derived from the schema's names alone, so a field
+    added to the schema renames nothing else.
+    """
+    name = re.sub(r"[^A-Za-z0-9_]", "_", abbrev.removeprefix(PROTO_NAME + "."))
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name in LUA_KEYWORDS:
+        name = "f_" + name
+    return name
+
+
 @dataclass
 class _Scope:
     """Where a ``this`` expression is evaluated: Lua tables, innermost first."""
@@ -286,18 +308,7 @@ def lua_expr(expr: Any, scope: _Scope) -> str:
     if isinstance(expr, int) and not isinstance(expr, bool):
         return str(expr)
     if isinstance(expr, ExprPath):
-        chain: list[str] = []
-        node: Any = expr
-        while True:
-            fieldname = node._Path__field
-            parent = node._Path__parent
-            if fieldname is None:
-                break
-            chain.append(fieldname)
-            node = parent
-            if node is None:
-                break
-        chain.reverse()
+        chain = path_chain(expr)
         depth = 0
         while chain and chain[0] == "_":
             depth += 1
@@ -323,52 +334,77 @@ class _Code:
     def add(self, indent: int, line: str) -> None:
         self.lines.append("    " * indent + line)
 
+    def item(
+        self, indent: int, ref: str, size: str, value: str | None, label: str = "", to: str = ""
+    ) -> None:
+        """Add field ``ref`` to tree ``t`` when there is one.
+
+        A tree that is shown gets the item on its octets (``size`` from
+        ``pos``), with ``label`` if given. An invisible one (built for a
+        display filter or colouring) gets the bare value: no TvbRange object
+        is made (a userdata with a finaliser each, half of an item's cost) and
+        no label, which nobody would read; filters see the same value.
+        ``to``: the Lua variable that receives the item.
+        """
+        into = f"{to} = " if to else ""
+        shown = ", ".join(x for x in (ref, f"tvb(pos, {size})", value, label) if x)
+        bare = ", ".join(x for x in (ref, value) if x)
+        self.add(indent, "if t then")
+        self.add(indent + 1, f"if vis then {into}add(t, {shown}) else {into}add(t, {bare}) end")
+        self.add(indent, "end")
+
 
 class _Generator:
     """One generation: collects value strings, fields and functions in walk order."""
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
-        self.value_strings: list[dict[int, str]] = []
-        self.fields: list[str] = []
+        # Lua name -> table constructor, in walk order.
+        self.value_strings: dict[str, dict[int, str]] = {}
+        # Lua name -> ProtoField constructor, in walk order.
+        self.fields: dict[str, str] = {}
         self.abbrevs: dict[str, str] = {}
-        self.named_fields: dict[str, int] = {}
         self.functions: list[str] = []
         self.function_names: set[str] = set()
         self.siblings: dict[str, Construct] = {}
         self.header_size = 0
         self.seq_size = 1
-        self.constants: list[str] = []
+        # Lua name -> the {mask, letter} list of a Flags field.
+        self.flag_lists: dict[str, str] = {}
 
     # --- declarations -----------------------------------------------------------
 
-    def value_string(self, mapping: dict[int, str]) -> str:
+    def value_string(self, mapping: dict[int, str], abbrev: str) -> str:
+        """``VS.<name>``: the value string of an enumeration, named after the
+        first field that declares it (fields with the same names share it)."""
         items = dict(sorted(mapping.items()))
-        for i, existing in enumerate(self.value_strings):
+        for name, existing in self.value_strings.items():
             if existing == items:
-                return f"VS[{i + 1}]"
-        self.value_strings.append(items)
-        return f"VS[{len(self.value_strings)}]"
+                return f"VS.{name}"
+        if not abbrev:
+            raise GeneratorError(f"value string {items} used before its field declared it")
+        name = lua_name(abbrev)
+        self.value_strings[name] = items
+        return f"VS.{name}"
 
     def declare(self, abbrev: str, ctor: str, args: str, what: str) -> str:
+        """Declare the ProtoField ``abbrev``; returns its Lua name ``F.<name>``."""
         if abbrev in self.abbrevs:
             raise GeneratorError(
                 f"field {abbrev} declared twice ({self.abbrevs[abbrev]} and {what})"
             )
+        name = lua_name(abbrev)
+        if name in self.fields:
+            raise GeneratorError(f"fields {abbrev} and another both have the Lua name {name}")
         self.abbrevs[abbrev] = what
-        self.fields.append(f"ProtoField.{ctor}({lua_str(abbrev)}, {args})")
-        return f"F[{len(self.fields)}]"
+        self.fields[name] = f"ProtoField.{ctor}({lua_str(abbrev)}, {args})"
+        return f"F.{name}"
 
-    def constant(self, lua: str) -> str:
-        """A Lua table constructor made once at load time: its name (``FL[i]``)."""
-        if lua not in self.constants:
-            self.constants.append(lua)
-        return f"FL[{self.constants.index(lua) + 1}]"
-
-    def named(self, key: str, abbrev: str, ctor: str, args: str) -> str:
-        ref = self.declare(abbrev, ctor, args, key)
-        self.named_fields[key] = len(self.fields)
-        return ref
+    def flag_list(self, abbrev: str, lua: str) -> str:
+        """``FL.<name>``: the flag list of Flags field ``abbrev``, made once at load time."""
+        name = lua_name(abbrev)
+        self.flag_lists[name] = lua
+        return f"FL.{name}"
 
     # --- structures -----------------------------------------------------------------
 
@@ -379,7 +415,7 @@ class _Generator:
         self.function_names.add(name)
         code = _Code()
         code.add(0, f"S.{name} = function(tvb, s, t, pos, stop, v)")
-        code.add(1, "local x, n")
+        code.add(1, "local x, n, vis = nil, nil, R.visible")
         self.struct_body(code, 1, struct, abbrev, blurb, _Scope(["v"]))
         code.add(1, "return pos")
         code.add(0, "end")
@@ -478,7 +514,7 @@ class _Generator:
         ref = self.declare(
             abbrev, "absolute_time", f"{lua_str(label)}, base.UTC, {lua_str(blurb)}", name
         )
-        fn = self.struct_function(_fn_name(abbrev), inner, abbrev, blurb)
+        fn = self.struct_function(lua_name(abbrev), inner, abbrev, blurb)
         target = lua_key(scope.tables[0], name)
         code.add(ind, f"if pos + {size} > stop then")
         code.add(ind + 1, f"return R.short(tvb, t, pos, stop, {lua_str(label)}, {size})")
@@ -486,13 +522,14 @@ class _Generator:
         code.add(ind, "do")
         code.add(ind + 1, "local w, it = {}, nil")
         code.add(ind + 1, f"{target} = w")
-        code.add(ind + 1, "if t then")
-        code.add(
-            ind + 2,
-            f"it = t:add({ref}, tvb(pos, {size}), R.nstime(R.uint(s, pos, {sec_size}), "
-            f"R.uint(s, pos + {sec_size}, {frac_size}), {scale}))",
+        code.item(
+            ind + 1,
+            ref,
+            str(size),
+            f"R.nstime(R.uint(s, pos, {sec_size}), R.uint(s, pos + {sec_size}, {frac_size}), "
+            f"{scale})",
+            to="it",
         )
-        code.add(ind + 1, "end")
         code.add(ind + 1, f"pos = {fn}(tvb, s, it, pos, stop, w)")
         code.add(ind, "end")
 
@@ -623,7 +660,7 @@ class _LeafWriter(FieldVisitor[_Leaf, None]):
     def enum(self, c: NamedEnum, f: _Leaf) -> None:
         gen, code, ind = self.gen, f.code, f.ind
         size, signed = int_spec(c.subcon)
-        vs = gen.value_string({int(k): str(v) for k, v in c.decmapping.items()})
+        vs = gen.value_string({int(k): str(v) for k, v in c.decmapping.items()}, f.abbrev)
         ref = gen.declare(
             f.abbrev,
             _int_ctor(size, signed),
@@ -631,7 +668,7 @@ class _LeafWriter(FieldVisitor[_Leaf, None]):
             f.name,
         )
         gen.read_int(code, ind, size, signed, f.label, f.target)
-        code.add(ind, f"if t then t:add({ref}, tvb(pos, {size}), x) end")
+        code.item(ind, ref, str(size), "x")
         code.add(ind, f"pos = pos + {size}")
 
     def flags(self, c: Flags, f: _Leaf) -> None:
@@ -648,24 +685,31 @@ class _LeafWriter(FieldVisitor[_Leaf, None]):
             bref = gen.declare(
                 f"{abbrev}.{letter.lower()}",
                 "bool",
-                f"{lua_str(letter + ' flag')}, {8 * size}, nil, {mask:#x}, {f.desc}",
+                f"{lua_str(letter + ' flag')}, {8 * size}, nil, {mask:#x}, "
+                # The schema names and places each flag; what the word is for is its own.
+                + lua_str(f"{letter} flag, bit {mask:#x} of {label} ({f.blurb})"),
                 f"{f.name}.{letter}",
             )
             bits.append((mask, letter, bref))
         # The flag list is a constant table (FL), not one made per packet.
         flags = ", ".join(f"{{{m:#x}, {lua_str(n)}}}" for m, n, _ in bits)
-        flist = gen.constant(f"{{{flags}}}")
+        flist = gen.flag_list(abbrev, f"{{{flags}}}")
         gen.read_int(code, ind, size, False, label, f.target)
-        code.add(ind, "if t then")
+        code.add(ind, "if t and vis then")
         # One TvbRange for the flags word and all its bits.
         code.add(ind + 1, f"local r = tvb(pos, {size})")
         code.add(
             ind + 1,
-            f"local ft = t:add({ref}, r, x, "
+            f"local ft = add(t, {ref}, r, x, "
             f"R.flags_label({lua_str(label)}, x, {8 * size}, {flist}))",
         )
         for _, _, bref in bits:
-            code.add(ind + 1, f"ft:add({bref}, r)")
+            code.add(ind + 1, f"add(ft, {bref}, r)")
+        code.add(ind, "elseif t then")
+        # The bits take their values from the word through their masks.
+        code.add(ind + 1, f"local ft = add(t, {ref}, x)")
+        for _, _, bref in bits:
+            code.add(ind + 1, f"add(ft, {bref}, x)")
         code.add(ind, "end")
         code.add(ind, f"pos = pos + {size}")
 
@@ -680,10 +724,12 @@ class _LeafWriter(FieldVisitor[_Leaf, None]):
             f.name,
         )
         gen.read_int(code, ind, size, signed, label, f.target)
-        code.add(
+        code.item(
             ind,
-            f"if t then t:add({ref}, tvb(pos, {size}), x, "
-            f"R.scaled_label({lua_str(label)}, x, {c.factor}, {lua_str(c.unit)})) end",
+            ref,
+            str(size),
+            "x",
+            f"R.scaled_label({lua_str(label)}, x, {c.factor}, {lua_str(c.unit)})",
         )
         code.add(ind, f"pos = pos + {size}")
 
@@ -700,7 +746,8 @@ class _LeafWriter(FieldVisitor[_Leaf, None]):
         code.add(ind + 1, f"return R.short(tvb, t, pos, stop, {lua_str(f.label)}, {want})")
         code.add(ind, "end")
         code.add(ind, f"{f.target} = sub(s, pos + 1, pos + {want})")
-        code.add(ind, f"if t then t:add({ref}, tvb(pos, {want})) end")
+        # An address's value is its octets: the item keeps its TvbRange.
+        code.add(ind, f"if t then add(t, {ref}, tvb(pos, {want})) end")
         code.add(ind, f"pos = pos + {want}")
 
     def ipv6(self, c: IPv6Address, f: _Leaf) -> None:
@@ -735,17 +782,18 @@ class _LeafWriter(FieldVisitor[_Leaf, None]):
         if not isinstance(item, Struct):
             raise GeneratorError(f"{f.abbrev}: GreedyRange of {item!r}; only of Struct")
         ref = gen.declare(f.abbrev, "none", f"{lua_str(f.label)}, {f.desc}", f.name)
-        fn = gen.struct_function(_fn_name(f.abbrev), item, f.abbrev, f.blurb)
+        fn = gen.struct_function(lua_name(f.abbrev), item, f.abbrev, f.blurb)
         code.add(ind, "do")
         code.add(ind + 1, "local list, i = {}, 0")
         code.add(ind + 1, f"{target} = list")
         code.add(ind + 1, "while pos < stop do")
         code.add(ind + 2, "i = i + 1")
         code.add(ind + 2, "local w, it = {}, nil")
-        code.add(ind + 2, f"if t then it = t:add({ref}, tvb(pos, stop - pos)) end")
+        code.item(ind + 2, ref, "stop - pos", None, to="it")
         code.add(ind + 2, f"local after = {fn}(tvb, s, it, pos, stop, w)")
         code.add(
-            ind + 2, 'if it then it:set_len(after - pos); it:append_text(format(" #%d", i)) end'
+            ind + 2,
+            'if it and vis then it:set_len(after - pos); it:append_text(format(" #%d", i)) end',
         )
         code.add(ind + 2, "list[i] = w")
         code.add(ind + 2, "if after <= pos then break end")
@@ -757,12 +805,12 @@ class _LeafWriter(FieldVisitor[_Leaf, None]):
         gen, code, ind = self.gen, f.code, f.ind
         struct_size = _sizeof(c)
         ref = gen.declare(f.abbrev, "none", f"{lua_str(f.label)}, {f.desc}", f.name)
-        fn = gen.struct_function(_fn_name(f.abbrev), c, f.abbrev, f.blurb)
+        fn = gen.struct_function(lua_name(f.abbrev), c, f.abbrev, f.blurb)
         code.add(ind, "do")
         code.add(ind + 1, "local w, it = {}, nil")
         code.add(ind + 1, f"{f.target} = w")
         span = "stop - pos" if struct_size is None else f"math.min({struct_size}, stop - pos)"
-        code.add(ind + 1, f"if t then it = t:add({ref}, tvb(pos, {span})) end")
+        code.item(ind + 1, ref, span, None, to="it")
         code.add(ind + 1, f"pos = {fn}(tvb, s, it, pos, stop, w)")
         code.add(ind, "end")
 
@@ -778,9 +826,9 @@ class _LeafWriter(FieldVisitor[_Leaf, None]):
         gen.read_int(code, ind, size, signed, f.label, f.target)
         if size > 4:
             # Lua numbers are not exact past 2^53: let Wireshark read the value.
-            code.add(ind, f"if t then t:add({ref}, tvb(pos, {size})) end")
+            code.add(ind, f"if t then add(t, {ref}, tvb(pos, {size})) end")
         else:
-            code.add(ind, f"if t then t:add({ref}, tvb(pos, {size}), x) end")
+            code.item(ind, ref, str(size), "x")
         code.add(ind, f"pos = pos + {size}")
 
 
@@ -791,7 +839,8 @@ class _SummaryWriter(FieldVisitor[str, str | None]):
         self.gen = gen
 
     def enum(self, c: NamedEnum, val: str) -> str | None:
-        vs = self.gen.value_string({int(k): str(v) for k, v in c.decmapping.items()})
+        # Declared with its field, which the walk reaches first.
+        vs = self.gen.value_string({int(k): str(v) for k, v in c.decmapping.items()}, "")
         return f"R.enum({vs}, {val})"
 
     def flags(self, c: Flags, val: str) -> str | None:
@@ -866,10 +915,6 @@ def switch_case_names(c: Switch, lookup: Callable[[str], Construct | None]) -> d
     return names
 
 
-def _fn_name(abbrev: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", abbrev.removeprefix(PROTO_NAME + "."))
-
-
 def _int_ctor(size: int, signed: bool) -> str:
     kind = "int" if signed else "uint"
     width = {1: 8, 2: 16, 3: 24, 4: 32}.get(size, 64)
@@ -918,9 +963,9 @@ def generate(schema: Schema | None = None) -> str:
     # Fields of the runtime: the header, option framing, checksum and tracking.
     header_fn = _header_function(gen, header, type_name)
     gen.header_size = header_size
-    for key, abbrev, ctor, label, args, blurb in OWN_FIELDS:
+    for abbrev, ctor, label, args, blurb in OWN_FIELDS:
         middle = f"{args}, " if args else ""
-        gen.named(key, abbrev, ctor, f"{lua_str(label)}, {middle}{lua_str(blurb)}")
+        gen.declare(abbrev, ctor, f"{lua_str(label)}, {middle}{lua_str(blurb)}", abbrev)
 
     # The message length from the Header Len octet, inlined in each message's
     # fast reader (x: that octet's value, read at its 1-based string position).
@@ -980,25 +1025,30 @@ def generate(schema: Schema | None = None) -> str:
     w("")
     w("local byte, sub, format, concat = string.byte, string.sub, string.format, table.concat")
     w("local find_mnid = R.find_mnid")
+    w("local add = TreeItem.add")
     w("")
-    w("-- Value strings, one per distinct enumeration of the schema.")
+    w("-- Value strings, one per distinct enumeration of the schema, named after the")
+    w("-- first field that uses it.")
     w("local VS = {}")
-    for i, mapping in enumerate(gen.value_strings, 1):
+    for name, mapping in gen.value_strings.items():
         entries = ", ".join(f"[{k}] = {lua_str(v)}" for k, v in mapping.items())
-        w(f"VS[{i}] = {{ {entries} }}")
+        w(f"VS.{name} = {{ {entries} }}")
     w("")
     w("-- Flag lists of the Flags fields: {mask, letter} each.")
     w("local FL = {}")
-    for i, lua in enumerate(gen.constants, 1):
-        w(f"FL[{i}] = {lua}")
+    for name, lua in gen.flag_lists.items():
+        w(f"FL.{name} = {lua}")
     w("")
-    w("-- Fields: one per schema field, then the dissector's own.")
+    w("-- Fields: one per schema field, then the dissector's own (R.F is this table).")
     w("local F = {}")
-    for i, ctor in enumerate(gen.fields, 1):
-        w(f"F[{i}] = {ctor}")
-    w("lmaho.fields = F")
-    for key, index in gen.named_fields.items():
-        w(f"R.F.{key} = F[{index}]")
+    for name, ctor in gen.fields.items():
+        w(f"F.{name} = {ctor}")
+    w("-- Registered in this order (a table's own order is not fixed).")
+    w("lmaho.fields = {")
+    for name in gen.fields:
+        w(f"    F.{name},")
+    w("}")
+    w("R.F = F")
     w("")
     w("-- Experts: every malformed case is filterable.")
     w("local E = {}")
@@ -1119,14 +1169,14 @@ def _header_function(gen: _Generator, header: Struct, type_name: str) -> str:
     """S.header: the MH header fields, the type shown with the names in force."""
     code = _Code()
     code.add(0, "S.header = function(tvb, s, t, pos, stop, v)")
-    code.add(1, "local x, n")
+    code.add(1, "local x, n, vis = nil, nil, R.visible")
     for sc in header.subcons:
         c = unrename(sc)
         abbrev = f"{PROTO_NAME}.{sc.name}"
         if sc.name == type_name and isinstance(c, NamedEnum):
             # The names follow the preferences, so the label is written at run time.
             fsize, _ = int_spec(c.subcon)
-            vs = gen.value_string({int(k): str(v) for k, v in c.decmapping.items()})
+            vs = gen.value_string({int(k): str(v) for k, v in c.decmapping.items()}, abbrev)
             ref = gen.declare(
                 abbrev,
                 _int_ctor(fsize, False),
@@ -1134,11 +1184,7 @@ def _header_function(gen: _Generator, header: Struct, type_name: str) -> str:
                 sc.name,
             )
             gen.read_int(code, 1, fsize, False, label_of(sc.name), lua_key("v", sc.name))
-            code.add(
-                1,
-                f"if t then t:add({ref}, tvb(pos, {fsize}), x, "
-                f"R.mh_type_label({lua_str(label_of(sc.name))}, x)) end",
-            )
+            code.item(1, ref, str(fsize), "x", f"R.mh_type_label({lua_str(label_of(sc.name))}, x)")
             code.add(1, f"pos = pos + {fsize}")
             continue
         if sc.name == CHECKSUM_FIELD:
@@ -1150,7 +1196,7 @@ def _header_function(gen: _Generator, header: Struct, type_name: str) -> str:
                 sc.name,
             )
             gen.read_int(code, 1, fsize, False, label_of(sc.name), lua_key("v", sc.name))
-            code.add(1, f"if t then t:add({ref}, tvb(pos, {fsize}), x) end")
+            code.item(1, ref, str(fsize), "x")
             code.add(1, f"pos = pos + {fsize}")
             continue
         gen.leaf(code, 1, sc.name, c, abbrev, field_blurb(sc), _Scope(["v"]))
@@ -1175,7 +1221,7 @@ def _message(
     blurb = f"{body.title} ({body.reference})"
     lookup = {sc.name: unrename(sc) for sc in struct.subcons if isinstance(sc, Renamed)}
     ref = gen.declare(abbrev, "none", f"{lua_str(body.title)}, {lua_str(blurb)}", body.key)
-    fn = gen.struct_function(f"m_{body.key}", struct, abbrev, blurb)
+    fn = gen.struct_function(lua_name(abbrev), struct, abbrev, blurb)
     if body.role not in ("request", "response"):
         raise GeneratorError(f"{body.key}: role {body.role!r}")
     if body.role == "response" and not body.answers:
@@ -1204,7 +1250,7 @@ def _message(
     status = lookup.get(STATUS_FIELD)
     if isinstance(status, NamedEnum):
         entries["status_vs"] = gen.value_string(
-            {int(k): str(v) for k, v in status.decmapping.items()}
+            {int(k): str(v) for k, v in status.decmapping.items()}, f"{abbrev}.{STATUS_FIELD}"
         )
     if body.proxy_flag:
         for sc in struct.subcons:
@@ -1307,7 +1353,7 @@ def _option(
     abbrev = f"{PROTO_NAME}.opt.{body.key}"
     blurb = f"{body.title} option ({body.reference})"
     ref = gen.declare(abbrev, "none", f"{lua_str(body.title)}, {lua_str(blurb)}", body.key)
-    fn = gen.struct_function(f"o_{body.key}", struct, abbrev, blurb)
+    fn = gen.struct_function(lua_name(abbrev), struct, abbrev, blurb)
     summary, info = gen.summary_function(struct)
     entries = {
         "key": lua_str(body.key),
@@ -1318,6 +1364,7 @@ def _option(
         "dissect": fn,
         "summary": summary,
         "info": info,
+        "fits": "true" if _fits(struct, body.min_length) else "false",
     }
     if body.align is not None:
         entries["ax"], entries["ay"] = str(body.align[0]), str(body.align[1])
@@ -1327,6 +1374,25 @@ def _option(
             entries["pref"] = lua_str(_pref(body.key, "opt"))
         return ref, "R.OPT[#R.OPT + 1] = {\n" + _entries(entries) + "}"
     return ref, "{\n" + _entries(entries) + "}"
+
+
+def _fits(struct: Struct, min_length: int) -> bool:
+    """Whether option data of any allowed length fills ``struct`` exactly.
+
+    True for fixed-size fields followed by one that takes the rest (PadN's
+    padding, an unknown option's data): no field can then be short or leave
+    octets over, so the tree-less scan need not read the fields (R.scan).
+    """
+    fields = [sc for sc in struct.subcons if sc is not Terminated]
+    if not fields:
+        return True
+    inner = unrename(fields[-1])
+    while isinstance(inner, Adapter):
+        inner = unrename(inner.subcon)
+    sizes = [_sizeof(sc) for sc in fields[:-1]]
+    if inner is not GreedyBytes or None in sizes:
+        return False
+    return sum(size for size in sizes if size is not None) <= min_length
 
 
 def _entries(entries: dict[str, str]) -> str:

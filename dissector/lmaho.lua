@@ -44,6 +44,9 @@ local floor = math.floor
 -- first packet's objects; plain indexing if a Wireshark keeps them elsewhere).
 -- All are bound on the first packet, by R.dissect, the only entry point.
 local tvb_raw, dissector_call, pinfo_number, pinfo_rel_ts, pinfo_cols, item_text
+local pinfo_src, pinfo_dst
+-- TreeItem.add, as the generated code calls it (nil outside Wireshark).
+local tree_add = TreeItem and TreeItem.add
 
 local function getter(object, name)
     local mt = getmetatable(object)
@@ -61,6 +64,7 @@ local function bind_api(pinfo, root)
     tvb_raw, dissector_call = Tvb.raw, Dissector.call
     pinfo_number, pinfo_rel_ts = getter(pinfo, "number"), getter(pinfo, "rel_ts")
     pinfo_cols, item_text = getter(pinfo, "cols"), getter(root, "text")
+    pinfo_src, pinfo_dst = getter(pinfo, "src"), getter(pinfo, "dst")
 end
 
 R.F, R.E, R.C = {}, {}, {}
@@ -344,9 +348,15 @@ end
 
 -- --- tree helpers --------------------------------------------------------------
 
+-- Damage found without a tree (t nil): the tree-less path reads a message
+-- with t nil first and, when this is set, again over the tree that wraps no
+-- item, so that the expert items say what is wrong (R.dissect).
+R.damaged = false
+
 -- A field that needs `need` octets where fewer are left: flag it on the
 -- bytes that are there and tell the caller to stop at `stop`.
 function R.short(tvb, t, pos, stop, what, need)
+    R.damaged = true
     if t then
         local left = stop - pos
         if left < 0 then
@@ -362,6 +372,7 @@ function R.short(tvb, t, pos, stop, what, need)
 end
 
 function R.trailing(tvb, t, pos, stop)
+    R.damaged = true
     if t and stop > pos then
         t:add_tvb_expert_info(
             R.E.field_trailing,
@@ -400,22 +411,67 @@ function R.opt_type_label(ty)
     return label
 end
 
+-- The option tables in force, in locals for the per-packet paths (set by
+-- R.apply_prefs).
+local opt_by_type, unknown_opt, pad1_type, padn_type = {}, nil, nil, nil
+
+-- One option's framing at `pos` (its Type octet) within s[..stop), checked:
+-- its descriptor, type, length (nil for Pad1, which has none), the offset
+-- after it, and what is wrong: `over` (the length runs past `stop`), a
+-- misalignment (only when `base`, the Mobility Header's offset, is known),
+-- a PadN with non-zero octets, and `bad`, any of these or a length not
+-- allowed for the type or an unknown type. Shared by R.option, which shows
+-- the option, and R.scan, which only looks for damage.
+local function option_frame(s, pos, stop, base)
+    local ty = byte(s, pos + 1)
+    local d = opt_by_type[ty] or unknown_opt
+    if ty == pad1_type then
+        return d, ty, nil, pos + 1, false, false, false, false
+    end
+    if pos + 2 > stop then
+        return d, ty, nil, stop, true, false, false, false
+    end
+    local len = byte(s, pos + 2)
+    local dend = pos + 2 + len
+    local over = dend > stop
+    if over then
+        dend = stop
+    end
+    local misaligned = base and d.ax and (pos - base) % d.ax ~= d.ay or false
+    local padn_nonzero = false
+    if ty == padn_type then
+        local at = find(s, "[^%z]", pos + 3)
+        padn_nonzero = at ~= nil and at <= dend
+    end
+    local bad = over or misaligned or padn_nonzero or d == unknown_opt
+        or (d.length and len ~= d.length) or len < d.min
+    return d, ty, len, dend, bad, over, misaligned, padn_nonzero
+end
+
 -- One option at `pos` (its Type octet); returns the offset after it.
 -- ctx.base is the offset of the Mobility Header in `s` when alignment can be
 -- checked (nil when Wireshark's own MIPv6 dissector hands over one option);
 -- ctx.visible asks for summary lines; ctx collects the MN identifier.
+-- Damage sets R.damaged, with a tree or without.
 function R.option(tvb, s, tree, pos, stop, ctx)
-    local C, F, E = R.C, R.F, R.E
-    local ty = byte(s, pos + 1)
-    local d = R.opt_by_type[ty] or R.unknown_opt
-    if ty == C.pad1 then
+    local F, E = R.F, R.E
+    local vis = R.visible
+    local d, ty, len, dend, bad, over, misaligned, padn_nonzero = option_frame(s, pos, stop, ctx.base)
+    if ty == pad1_type then
         if tree then
-            local it = tree:add(R.pad1_opt.field, tvb(pos, 1))
-            it:add(F.opt_type, tvb(pos, 1), ty, R.opt_type_label(ty))
+            if vis then
+                local it = tree_add(tree, d.field, tvb(pos, 1))
+                tree_add(it, F.opt_type, tvb(pos, 1), ty, R.opt_type_label(ty))
+            else
+                tree_add(tree_add(tree, d.field), F.opt_type, ty)
+            end
         end
-        return pos + 1
+        return dend
     end
-    if pos + 2 > stop then
+    if bad then
+        R.damaged = true
+    end
+    if len == nil then
         if tree then
             tree:add_tvb_expert_info(
                 E.opt_no_length,
@@ -425,70 +481,20 @@ function R.option(tvb, s, tree, pos, stop, ctx)
         end
         return stop
     end
-    local len = byte(s, pos + 2)
-    local dend = pos + 2 + len
-    local over = dend > stop
-    if over then
-        dend = stop
-    end
     local it = nil
-    if tree then
-        it = tree:add(d.field, tvb(pos, dend - pos))
-        it:add(F.opt_type, tvb(pos, 1), ty, R.opt_type_label(ty))
-        it:add(F.opt_length, tvb(pos + 1, 1), len)
-        if over then
-            it:add_tvb_expert_info(
-                E.opt_overrun,
-                tvb(pos + 1, 1),
-                format(
-                    "%s option length %d runs past the end of the Mobility Header (%d octets left)",
-                    d.title,
-                    len,
-                    stop - pos - 2
-                )
-            )
-        elseif d.length and len ~= d.length then
-            it:add_tvb_expert_info(
-                E.opt_bad_length,
-                tvb(pos + 1, 1),
-                format("%s option has length %d, must be %d", d.title, len, d.length)
-            )
-        elseif len < d.min then
-            it:add_tvb_expert_info(
-                E.opt_bad_length,
-                tvb(pos + 1, 1),
-                format("%s option has length %d, at least %d needed", d.title, len, d.min)
-            )
-        end
-        if ctx.base and d.ax and (pos - ctx.base) % d.ax ~= d.ay then
-            it:add_tvb_expert_info(
-                E.opt_misaligned,
-                tvb(pos, 1),
-                format(
-                    "%s option starts at offset %d, not aligned %dn+%d",
-                    d.title,
-                    pos - ctx.base,
-                    d.ax,
-                    d.ay
-                )
-            )
-        end
-        if d == R.unknown_opt then
-            it:add_tvb_expert_info(
-                E.opt_unknown,
-                tvb(pos, 1),
-                format("Unknown mobility option type %d, skipped", ty)
-            )
-        end
-        if ty == C.padn and sub(s, pos + 3, dend):find("[^%z]") then
-            it:add_tvb_expert_info(
-                E.padn_nonzero,
-                tvb(pos + 2, dend - pos - 2),
-                "PadN option carries non-zero octets"
-            )
-        end
+    if tree and not vis then
+        it = tree_add(tree, d.field)
+        tree_add(it, F.opt_type, ty)
+        tree_add(it, F.opt_length, len)
+    elseif tree then
+        it = tree_add(tree, d.field, tvb(pos, dend - pos))
+        tree_add(it, F.opt_type, tvb(pos, 1), ty, R.opt_type_label(ty))
+        tree_add(it, F.opt_length, tvb(pos + 1, 1), len)
     end
-    local wanted = d.key == C.mnid_key and ctx.mnid == nil
+    if it and bad then
+        R.option_experts(tvb, s, it, pos, stop, d, ty, len, over, misaligned, padn_nonzero, ctx)
+    end
+    local wanted = d.key == R.C.mnid_key and ctx.mnid == nil
     if it or wanted then
         local v = {}
         d.dissect(tvb, s, it, pos + 2, dend, v)
@@ -505,13 +511,61 @@ function R.option(tvb, s, tree, pos, stop, ctx)
     return dend
 end
 
+-- The expert items of one option (R.option found something wrong).
+function R.option_experts(tvb, s, it, pos, stop, d, ty, len, over, misaligned, padn_nonzero, ctx)
+    local E = R.E
+    if over then
+        it:add_tvb_expert_info(
+            E.opt_overrun,
+            tvb(pos + 1, 1),
+            format(
+                "%s option length %d runs past the end of the Mobility Header (%d octets left)",
+                d.title,
+                len,
+                stop - pos - 2
+            )
+        )
+    elseif d.length and len ~= d.length then
+        it:add_tvb_expert_info(
+            E.opt_bad_length,
+            tvb(pos + 1, 1),
+            format("%s option has length %d, must be %d", d.title, len, d.length)
+        )
+    elseif len < d.min then
+        it:add_tvb_expert_info(
+            E.opt_bad_length,
+            tvb(pos + 1, 1),
+            format("%s option has length %d, at least %d needed", d.title, len, d.min)
+        )
+    end
+    if misaligned then
+        it:add_tvb_expert_info(
+            E.opt_misaligned,
+            tvb(pos, 1),
+            format(
+                "%s option starts at offset %d, not aligned %dn+%d",
+                d.title,
+                pos - ctx.base,
+                d.ax,
+                d.ay
+            )
+        )
+    end
+    if d == R.unknown_opt then
+        it:add_tvb_expert_info(E.opt_unknown, tvb(pos, 1), format("Unknown mobility option type %d, skipped", ty))
+    end
+    if padn_nonzero then
+        local dend = pos + 2 + len
+        if dend > stop then
+            dend = stop
+        end
+        it:add_tvb_expert_info(E.padn_nonzero, tvb(pos + 2, dend - pos - 2), "PadN option carries non-zero octets")
+    end
+end
+
 function R.options(tvb, s, tree, pos, stop, ctx)
     while pos < stop do
         pos = R.option(tvb, s, tree, pos, stop, ctx)
-        if not tree and ctx.mnid then
-            -- Without a tree only the MN identifier is wanted.
-            break
-        end
     end
     return pos
 end
@@ -600,35 +654,51 @@ function R.address_words(text, address)
     return words or nil
 end
 
--- Verify and show.
-function R.verify_checksum(tvb, s, t, pinfo, total, value)
-    local C, F, E = R.C, R.F, R.E
-    local at = C.checksum_offset
+-- Verify the checksum: 1 (good), 0 (bad) or 2 (unverified: not all
+-- captured, or an address not known), and the checksum it should have.
+function R.checksum_status(s, pinfo, total)
+    local C = R.C
     if #s < total then
-        t:add(F.checksum_status, tvb(at, 2), 2):set_generated()
-        return
+        return 2, nil
     end
     -- The pseudo-header's addresses (RFC 6275 6.1.1, after RFC 8200 8.1, and
     -- 6.3): Wireshark's IPv6 dissector leaves in pinfo the innermost header's,
     -- with a Home Address option's as the source and a type 2 routing
     -- header's as the destination.
-    local src_address, dst_address = pinfo.src, pinfo.dst
+    local src_address, dst_address = pinfo_src(pinfo), pinfo_dst(pinfo)
     local src = R.address_words(tostring(src_address), src_address)
     local dst = R.address_words(tostring(dst_address), dst_address)
     if not src or not dst then
-        t:add(F.checksum_status, tvb(at, 2), 2):set_generated()
-        return
+        return 2, nil
     end
-    local want = R.checksum(s, total, at + 1, src, dst, C.next_header)
-    t:add(F.checksum_calculated, tvb(at, 2), want):set_generated()
-    if want == value then
-        t:add(F.checksum_status, tvb(at, 2), 1):set_generated()
-    else
-        local it = t:add(F.checksum_status, tvb(at, 2), 0)
+    local want = R.checksum(s, total, C.checksum_offset + 1, src, dst, C.next_header)
+    return want == R.u16(s, C.checksum_offset) and 1 or 0, want
+end
+
+-- Verify and show: the status and calculated checksum as items when `items`
+-- (a tree is built), and a bad checksum as an expert item on `t` either way
+-- (`t` is then the root that wraps no item: Wireshark still records it).
+function R.verify_checksum(tvb, s, t, pinfo, total, items)
+    local F = R.F
+    local at = R.C.checksum_offset
+    local status, want = R.checksum_status(s, pinfo, total)
+    local it = t
+    if items and R.visible then
+        if want then
+            tree_add(t, F.checksum_calculated, tvb(at, 2), want):set_generated()
+        end
+        it = tree_add(t, F.checksum_status, tvb(at, 2), status)
         it:set_generated()
+    elseif items then
+        if want then
+            tree_add(t, F.checksum_calculated, want)
+        end
+        it = tree_add(t, F.checksum_status, status)
+    end
+    if status == 0 then
         it:add_proto_expert_info(
-            E.checksum_bad,
-            format("Bad checksum 0x%04x, should be 0x%04x", value, want)
+            R.E.checksum_bad,
+            format("Bad checksum 0x%04x, should be 0x%04x", R.u16(s, at), want)
         )
     end
 end
@@ -785,23 +855,28 @@ local function tracked(pinfo, d, seq, status, mnid)
     return num
 end
 
-function R.show_tracking(t, num)
+-- The tracking of frame `num` as items under `t` when `items` (a tree is
+-- built), and its expert items on them or, without, on `t` itself.
+function R.show_tracking(t, num, items)
     local F, E = R.F, R.E
     local now = tr_times[num]
     if now == nil then
         return
     end
     local x = tr_exchange[num]
-    if x and x > 0 then
-        t:add(F.response_in, x):set_generated()
-    elseif x and x < 0 then
-        t:add(F.response_to, -x):set_generated()
-        t:add(F.time, R.delta(now - tr_times[-x])):set_generated()
+    if items and x and x > 0 then
+        tree_add(t, F.response_in, x):set_generated()
+    elseif items and x and x < 0 then
+        tree_add(t, F.response_to, -x):set_generated()
+        tree_add(t, F.time, R.delta(now - tr_times[-x])):set_generated()
     end
     x = tr_retx[num]
     if x then
-        local it = t:add(F.retransmission_of, x)
-        it:set_generated()
+        local it = t
+        if items then
+            it = tree_add(t, F.retransmission_of, x)
+            it:set_generated()
+        end
         it:add_proto_expert_info(E.retransmission, format("Retransmission of frame %d", x))
     end
     local h = tr_handover[num]
@@ -810,15 +885,18 @@ function R.show_tracking(t, num)
     end
     local start = ho_start[h]
     local elapsed = now - tr_times[start]
-    if start ~= num then
-        t:add(F.ho_start, start):set_generated()
-        t:add(F.ho_elapsed, R.delta(elapsed)):set_generated()
+    if items and start ~= num then
+        tree_add(t, F.handover_start, start):set_generated()
+        tree_add(t, F.handover_elapsed, R.delta(elapsed)):set_generated()
     end
     if ho_end[h] == num then
-        local it = t:add(F.ho_duration, R.delta(elapsed))
-        it:set_generated()
+        local it = t
         local ok = ho_success[h]
-        t:add(F.ho_success, ok):set_generated()
+        if items then
+            it = tree_add(t, F.handover_duration, R.delta(elapsed))
+            it:set_generated()
+            tree_add(t, F.handover_success, ok):set_generated()
+        end
         if ok then
             it:add_proto_expert_info(
                 E.ho_completed,
@@ -971,7 +1049,9 @@ function R.decode(d, tvb, s, t, cap, ctx)
         )
     end
     if t then
-        t:set_len(stop)
+        if R.visible then
+            t:set_len(stop)
+        end
         if hv[C.payload_proto] ~= C.no_next_header then
             t:add_tvb_expert_info(
                 E.payload_proto,
@@ -998,20 +1078,56 @@ function R.decode(d, tvb, s, t, cap, ctx)
         end
     end
     local mt = nil
-    if t then
-        mt = t:add(d.field, tvb(pos, fstop - pos))
+    if t and R.visible then
+        mt = tree_add(t, d.field, tvb(pos, fstop - pos))
+    elseif t then
+        mt = tree_add(t, d.field)
     end
     local v = {}
     d.dissect(tvb, s, mt, pos, fstop, v)
     if fixed_end < stop then
         local ot = nil
-        if t then
-            ot = t:add(F.options, tvb(fixed_end, stop - fixed_end))
+        if t and R.visible then
+            ot = tree_add(t, F.options, tvb(fixed_end, stop - fixed_end))
+        elseif t then
+            ot = tree_add(t, F.options)
         end
         ctx.base = 0
         R.options(tvb, s, ot, fixed_end, stop, ctx)
     end
     return hv, v, total
+end
+
+-- Whether message `d` in s (cap octets, all of header and fixed part there:
+-- d.fast said so) has anything an expert item would report, found without a
+-- tree: a Header Len that disagrees with the packet, a Payload Proto other
+-- than 59, or damage in the options (R.option's checks, and the fields of
+-- options of no fixed length). R.decode over a tree says what it is.
+local scan_values = {}
+
+function R.scan(d, s, cap)
+    local C = R.C
+    local total = C.header_size + R.msg_len_of(byte(s, C.header_len_offset + 1))
+    if total ~= cap or byte(s, 1) ~= C.no_next_header then
+        return true
+    end
+    local pos = C.header_size + d.length
+    while pos < total do
+        local od, _, len, dend, bad = option_frame(s, pos, total, 0)
+        if bad then
+            return true
+        end
+        if len and not od.fits then
+            -- Its fields can be short, or leave octets over (d.fits: they cannot).
+            R.damaged = false
+            od.dissect(nil, s, nil, pos + 2, dend, scan_values)
+            if R.damaged then
+                return true
+            end
+        end
+        pos = dend
+    end
+    return false
 end
 
 -- Numbers the per-packet paths use, in locals (set by R.apply_prefs).
@@ -1040,6 +1156,29 @@ function R.find_mnid(s, pos, stop)
     return nil
 end
 
+-- The checksum, the Status and the tracking of a message under `t`: as
+-- items and expert items when `items`; else (no tree: `t` is the root, which
+-- wraps no item) only the expert items, which Wireshark records all the
+-- same for `tshark -z expert` and the Expert Information dialog.
+local function conclude(d, tvb, pinfo, t, s, total, num, status, items)
+    if R.verify then
+        R.verify_checksum(tvb, s, t, pinfo, total, items)
+    end
+    if not d.delegated and d.is_response and status and status >= success_below then
+        t:add_proto_expert_info(
+            R.E.status_failure,
+            format("%s status %s: failure", d.name, R.enum(d.status_vs or {}, status))
+        )
+    end
+    R.show_tracking(t, num, items)
+end
+
+-- The length Header Len gives.
+local function mh_total(s)
+    local C = R.C
+    return C.header_size + R.msg_len_of(byte(s, C.header_len_offset + 1))
+end
+
 -- A PBU/PBA (or any message lmaho leaves to Wireshark's MIPv6 dissector):
 -- Wireshark's own tree first, untouched; lmaho adds its tracking only for the
 -- proxy variant, never to plain MIPv6.
@@ -1053,6 +1192,7 @@ local function delegated(d, tvb, pinfo, root, s, cap)
     end
     local num = tracked(pinfo, d, seq, status, mnid)
     if item_text(root) == nil then
+        conclude(d, tvb, pinfo, root, s, mh_total(s), num, status, false)
         return cap
     end
     return R.protected(delegated_tree, d, tvb, pinfo, root, s, cap, num)
@@ -1061,26 +1201,28 @@ end
 -- What lmaho adds to a PBU/PBA's tree: checksum and tracking (and with the
 -- show_pmip preference, its own decoding).
 function delegated_tree(d, tvb, pinfo, root, s, cap, num)
-    local C = R.C
     local t = root:add(R.proto, tvb(0, cap))
-    t:append_text(d.proxy_suffix)
-    local total = C.header_size + R.msg_len_of(byte(s, C.header_len_offset + 1))
+    R.visible = root.visible
+    if R.visible then
+        t:append_text(d.proxy_suffix)
+    end
+    local total = mh_total(s)
+    local status = nil
     if R.show_pmip then
-        R.visible = root.visible
-        R.decode(d, tvb, s, t, cap, { visible = R.visible })
-    else
+        local _, v = R.decode(d, tvb, s, t, cap, { visible = R.visible })
+        status = v and v[R.C.status]
+    elseif R.visible then
         t:set_len(math.min(total, cap))
     end
-    if R.verify then
-        R.verify_checksum(tvb, s, t, pinfo, total, R.u16(s, C.checksum_offset))
-    end
-    R.show_tracking(t, num)
+    conclude(d, tvb, pinfo, t, s, total, num, status, true)
     return cap
 end
 
--- The tree path: every field, the checksum and the tracking shown.
+-- The tree path: every field, the checksum and the tracking shown. Also run
+-- over the root that wraps no item, when there is no tree but the message
+-- is damaged: its expert items are recorded all the same.
 local function dissect_tree(d, tvb, pinfo, root, s, cap)
-    local C, E = R.C, R.E
+    local C = R.C
     local t = root:add(R.proto, tvb(0, cap))
     R.visible = root.visible
     local ctx = { visible = R.visible }
@@ -1093,31 +1235,27 @@ local function dissect_tree(d, tvb, pinfo, root, s, cap)
     local num = tracked(pinfo, d, seq, status, ctx.mnid)
     local mnid_text = ctx.mnid and R.mnid_text(ctx.mnid) or ""
     pinfo.cols.info = info_line(d, seq, R.status_text(d, status), mnid_text, num)
-    t:append_text(d.name_suffix)
-    if R.verify then
-        R.verify_checksum(tvb, s, t, pinfo, total, hv[C.checksum])
+    if R.visible then
+        t:append_text(d.name_suffix)
     end
-    if d.is_response and status and status >= C.success_below then
-        t:add_proto_expert_info(
-            E.status_failure,
-            format("%s status %s: failure", d.name, R.enum(d.status_vs or {}, status))
-        )
-    end
-    R.show_tracking(t, num)
+    conclude(d, tvb, pinfo, t, s, total, num, status, true)
     return cap
 end
 
--- The dissector. Without a tree (tshark printing summaries only) `root`
--- wraps no item, and only the columns and the tracking are worked out: that
--- path must cost little, so it makes no tree items, reads only what it needs
--- and builds the Info column in one concatenation. It also runs outside
--- pcall (R.protected), which cost about 0.4 us a packet, a sixth of what
--- lmaho adds there: the code it runs (the generated d.fast readers,
--- R.find_mnid, track, R.mnid_text) only indexes the string within the bounds
--- it has checked and does arithmetic on what it read, so malformed input
--- cannot make it fail (tests/test_dissector_malformed.py reads the damaged
--- captures without a tree too). Everything that builds a tree, and the
--- hand-off to Wireshark's MIPv6 dissector, runs protected.
+-- The dissector. Without a tree (tshark printing summaries only, Wireshark's
+-- first pass) `root` wraps no item, and only the columns, the tracking and
+-- the expert items are worked out: that path must cost little, so it makes
+-- no tree items, reads only what it needs and builds the Info column in one
+-- concatenation; a damaged message (d.fast or R.scan say so, rare) goes the
+-- tree path over `root`, whose items cost nothing but whose expert items
+-- Wireshark records. It also runs outside pcall (R.protected), which cost
+-- about 0.4 us a packet, a sixth of what lmaho adds there: the code it runs
+-- (the generated d.fast readers, R.find_mnid, R.scan, track, R.mnid_text,
+-- the checksum) only indexes the string within the bounds it has checked
+-- and does arithmetic on what it read, so malformed input cannot make it
+-- fail (tests/test_dissector_malformed.py reads the damaged captures without
+-- a tree too). Everything that builds a tree, and the hand-off to
+-- Wireshark's MIPv6 dissector, runs protected.
 function R.dissect(tvb, pinfo, root)
     if pinfo_number == nil then
         bind_api(pinfo, root)
@@ -1140,9 +1278,8 @@ function R.dissect(tvb, pinfo, root)
         return R.protected(dissect_tree, d, tvb, pinfo, root, s, cap)
     end
     local ok, seq, status, _, mnid = d.fast(s, cap)
-    if not ok then
-        cols.info = d.malformed_info
-        return cap
+    if not ok or R.scan(d, s, cap) then
+        return R.protected(dissect_tree, d, tvb, pinfo, root, s, cap)
     end
     local num = tracked(pinfo, d, seq, status, mnid)
     local status_text = ""
@@ -1154,6 +1291,7 @@ function R.dissect(tvb, pinfo, root)
         mnid_text = mnid_texts[mnid] or R.mnid_text(mnid) or ""
     end
     cols.info = info_line(d, seq, status_text, mnid_text, num)
+    conclude(d, tvb, pinfo, root, s, cap, num, status, false)
     return cap
 end
 
@@ -1259,6 +1397,9 @@ function R.apply_prefs(prefs)
         if d.type == R.C.pad1 then
             R.pad1_opt = d
         end
+        if d.type == R.C.padn then
+            padn_type = t
+        end
         if d.key == R.C.mnid_key then
             R.mnid_type = t
         end
@@ -1266,6 +1407,7 @@ function R.apply_prefs(prefs)
         opt_names[t] = d.title
     end
     R.opt_by_type, R.opt_names = opt_by, opt_names
+    opt_by_type, unknown_opt, pad1_type = opt_by, R.unknown_opt, R.C.pad1
     local C = R.C
     type_pos, pad1, mnid_type, msg_by_type = C.type_offset + 1, C.pad1, R.mnid_type, R.msg_by_type
     seq_span, success_below = C.seq_span + 1, C.success_below
@@ -1277,187 +1419,327 @@ end
 
 local byte, sub, format, concat = string.byte, string.sub, string.format, table.concat
 local find_mnid = R.find_mnid
+local add = TreeItem.add
 
--- Value strings, one per distinct enumeration of the schema.
+-- Value strings, one per distinct enumeration of the schema, named after the
+-- first field that uses it.
 local VS = {}
-VS[1] = { [0] = "BRR", [1] = "HoTI", [2] = "CoTI", [3] = "HoT", [4] = "CoT", [5] = "BU", [6] = "BA", [7] = "BE", [8] = "FBU", [9] = "FBack", [10] = "FNA", [11] = "Experimental", [12] = "HAS", [13] = "Heartbeat", [14] = "HI", [15] = "HAck", [16] = "BRI", [17] = "LRI", [18] = "LRA", [19] = "UPN", [20] = "UPA", [21] = "Flow_Binding", [22] = "Subscription_Query", [23] = "Subscription_Response", [200] = "LMA_HO_Req", [201] = "LMA_HO_Resp", [202] = "LMA_HO_Init", [203] = "LMA_HAck", [204] = "Update", [205] = "Update_Ack" }
-VS[2] = { [0] = "ACCEPTED", [1] = "ACCEPTED_PREFIX_DISCOVERY_NECESSARY", [128] = "REASON_UNSPECIFIED", [129] = "ADMINISTRATIVELY_PROHIBITED", [130] = "INSUFFICIENT_RESOURCES", [131] = "HOME_REGISTRATION_NOT_SUPPORTED", [132] = "NOT_HOME_SUBNET", [133] = "NOT_HOME_AGENT_FOR_THIS_MOBILE_NODE", [134] = "DUPLICATE_ADDRESS_DETECTION_FAILED", [135] = "SEQUENCE_NUMBER_OUT_OF_WINDOW", [136] = "EXPIRED_HOME_NONCE_INDEX", [137] = "EXPIRED_CARE_OF_NONCE_INDEX", [138] = "EXPIRED_NONCES", [139] = "REGISTRATION_TYPE_CHANGE_DISALLOWED", [151] = "SERVICE_AUTHORIZATION_FAILED", [152] = "PROXY_REG_NOT_ENABLED", [153] = "NOT_LMA_FOR_THIS_MOBILE_NODE", [154] = "MAG_NOT_AUTHORIZED_FOR_PROXY_REG", [155] = "NOT_AUTHORIZED_FOR_HOME_NETWORK_PREFIX", [156] = "TIMESTAMP_MISMATCH", [157] = "TIMESTAMP_LOWER_THAN_PREV_ACCEPTED", [158] = "MISSING_HOME_NETWORK_PREFIX_OPTION", [159] = "BCE_PBU_PREFIX_SET_DO_NOT_MATCH", [160] = "MISSING_MN_IDENTIFIER_OPTION", [161] = "MISSING_HANDOFF_INDICATOR_OPTION", [162] = "MISSING_ACCESS_TECH_TYPE_OPTION", [163] = "GRE_KEY_OPTION_REQUIRED" }
-VS[3] = { [0] = "ACCEPTED", [128] = "REASON_UNSPECIFIED", [129] = "ADMINISTRATIVELY_PROHIBITED", [130] = "INSUFFICIENT_RESOURCES", [131] = "UNKNOWN_MOBILE_NODE", [132] = "NO_NLMA_AVAILABLE", [133] = "CONTEXT_INCOMPLETE", [134] = "TUNNEL_SETUP_FAILED", [135] = "NLMA_REJECTED_HANDOVER", [136] = "POLICY_UPDATE_FAILED", [137] = "HANDOVER_IN_PROGRESS" }
-VS[4] = { [1] = "NAI", [2] = "IPV6_ADDRESS", [3] = "IMSI", [4] = "P_TMSI", [5] = "EUI48", [6] = "EUI64", [7] = "GUTI", [8] = "DUID" }
-VS[5] = { [1] = "NEW_INTERFACE", [2] = "HANDOFF_BETWEEN_INTERFACES", [3] = "HANDOFF_BETWEEN_MAGS", [4] = "UNKNOWN", [5] = "NOT_CHANGED" }
-VS[6] = { [1] = "VIRTUAL", [2] = "PPP", [3] = "IEEE_802_3", [4] = "IEEE_802_11", [5] = "IEEE_802_16E", [6] = "GERAN", [7] = "UTRAN", [8] = "E_UTRAN", [9] = "EHRPD", [10] = "HRPD", [11] = "1XRTT", [12] = "UMB", [13] = "NB_IOT" }
-VS[7] = { [1] = "IPV6", [2] = "IPV4" }
-VS[8] = { [1] = "BSSID", [2] = "EUI64", [3] = "NAME", [4] = "CELL_ID" }
+VS.mh_type = { [0] = "BRR", [1] = "HoTI", [2] = "CoTI", [3] = "HoT", [4] = "CoT", [5] = "BU", [6] = "BA", [7] = "BE", [8] = "FBU", [9] = "FBack", [10] = "FNA", [11] = "Experimental", [12] = "HAS", [13] = "Heartbeat", [14] = "HI", [15] = "HAck", [16] = "BRI", [17] = "LRI", [18] = "LRA", [19] = "UPN", [20] = "UPA", [21] = "Flow_Binding", [22] = "Subscription_Query", [23] = "Subscription_Response", [200] = "LMA_HO_Req", [201] = "LMA_HO_Resp", [202] = "LMA_HO_Init", [203] = "LMA_HAck", [204] = "Update", [205] = "Update_Ack" }
+VS.binding_ack_status = { [0] = "ACCEPTED", [1] = "ACCEPTED_PREFIX_DISCOVERY_NECESSARY", [128] = "REASON_UNSPECIFIED", [129] = "ADMINISTRATIVELY_PROHIBITED", [130] = "INSUFFICIENT_RESOURCES", [131] = "HOME_REGISTRATION_NOT_SUPPORTED", [132] = "NOT_HOME_SUBNET", [133] = "NOT_HOME_AGENT_FOR_THIS_MOBILE_NODE", [134] = "DUPLICATE_ADDRESS_DETECTION_FAILED", [135] = "SEQUENCE_NUMBER_OUT_OF_WINDOW", [136] = "EXPIRED_HOME_NONCE_INDEX", [137] = "EXPIRED_CARE_OF_NONCE_INDEX", [138] = "EXPIRED_NONCES", [139] = "REGISTRATION_TYPE_CHANGE_DISALLOWED", [151] = "SERVICE_AUTHORIZATION_FAILED", [152] = "PROXY_REG_NOT_ENABLED", [153] = "NOT_LMA_FOR_THIS_MOBILE_NODE", [154] = "MAG_NOT_AUTHORIZED_FOR_PROXY_REG", [155] = "NOT_AUTHORIZED_FOR_HOME_NETWORK_PREFIX", [156] = "TIMESTAMP_MISMATCH", [157] = "TIMESTAMP_LOWER_THAN_PREV_ACCEPTED", [158] = "MISSING_HOME_NETWORK_PREFIX_OPTION", [159] = "BCE_PBU_PREFIX_SET_DO_NOT_MATCH", [160] = "MISSING_MN_IDENTIFIER_OPTION", [161] = "MISSING_HANDOFF_INDICATOR_OPTION", [162] = "MISSING_ACCESS_TECH_TYPE_OPTION", [163] = "GRE_KEY_OPTION_REQUIRED" }
+VS.lma_ho_resp_status = { [0] = "ACCEPTED", [128] = "REASON_UNSPECIFIED", [129] = "ADMINISTRATIVELY_PROHIBITED", [130] = "INSUFFICIENT_RESOURCES", [131] = "UNKNOWN_MOBILE_NODE", [132] = "NO_NLMA_AVAILABLE", [133] = "CONTEXT_INCOMPLETE", [134] = "TUNNEL_SETUP_FAILED", [135] = "NLMA_REJECTED_HANDOVER", [136] = "POLICY_UPDATE_FAILED", [137] = "HANDOVER_IN_PROGRESS" }
+VS.opt_mn_identifier_subtype = { [1] = "NAI", [2] = "IPV6_ADDRESS", [3] = "IMSI", [4] = "P_TMSI", [5] = "EUI48", [6] = "EUI64", [7] = "GUTI", [8] = "DUID" }
+VS.opt_handoff_indicator_indicator = { [1] = "NEW_INTERFACE", [2] = "HANDOFF_BETWEEN_INTERFACES", [3] = "HANDOFF_BETWEEN_MAGS", [4] = "UNKNOWN", [5] = "NOT_CHANGED" }
+VS.opt_access_technology_type_technology = { [1] = "VIRTUAL", [2] = "PPP", [3] = "IEEE_802_3", [4] = "IEEE_802_11", [5] = "IEEE_802_16E", [6] = "GERAN", [7] = "UTRAN", [8] = "E_UTRAN", [9] = "EHRPD", [10] = "HRPD", [11] = "1XRTT", [12] = "UMB", [13] = "NB_IOT" }
+VS.opt_lma_address_option_code = { [1] = "IPV6", [2] = "IPV4" }
+VS.opt_new_ap_id_id_type = { [1] = "BSSID", [2] = "EUI64", [3] = "NAME", [4] = "CELL_ID" }
 
 -- Flag lists of the Flags fields: {mask, letter} each.
 local FL = {}
-FL[1] = {{0x8000, "A"}, {0x4000, "H"}, {0x2000, "L"}, {0x1000, "K"}, {0x800, "M"}, {0x400, "R"}, {0x200, "P"}, {0x100, "F"}, {0x80, "T"}, {0x40, "B"}, {0x20, "S"}, {0x10, "D"}}
-FL[2] = {{0x80, "K"}, {0x40, "R"}, {0x20, "P"}, {0x10, "T"}, {0x8, "B"}, {0x4, "S"}, {0x2, "D"}}
-FL[3] = {}
-FL[4] = {{0x8000, "T"}}
-FL[5] = {{0x80, "T"}}
+FL.binding_update_flags = {{0x8000, "A"}, {0x4000, "H"}, {0x2000, "L"}, {0x1000, "K"}, {0x800, "M"}, {0x400, "R"}, {0x200, "P"}, {0x100, "F"}, {0x80, "T"}, {0x40, "B"}, {0x20, "S"}, {0x10, "D"}}
+FL.binding_ack_flags = {{0x80, "K"}, {0x40, "R"}, {0x20, "P"}, {0x10, "T"}, {0x8, "B"}, {0x4, "S"}, {0x2, "D"}}
+FL.lma_ho_req_flags = {}
+FL.lma_ho_resp_flags = {}
+FL.lma_ho_init_flags = {{0x8000, "T"}}
+FL.lma_hack_flags = {{0x80, "T"}}
+FL.update_flags = {}
+FL.update_ack_flags = {}
 
--- Fields: one per schema field, then the dissector's own.
+-- Fields: one per schema field, then the dissector's own (R.F is this table).
 local F = {}
-F[1] = ProtoField.uint8("lmaho.payload_proto", "Payload Proto", base.DEC, nil, nil, "Payload Proto: the header after this one, 59 (none)")
-F[2] = ProtoField.uint8("lmaho.header_len", "Header Len", base.DEC, nil, nil, "Header Len: length in 8-octet units, not counting the first 8")
-F[3] = ProtoField.uint8("lmaho.mh_type", "MH Type", base.DEC, VS[1], nil, "Mobility Header type (RFC 6275 6.1.1)")
-F[4] = ProtoField.uint8("lmaho.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
-F[5] = ProtoField.uint16("lmaho.checksum", "Checksum", base.HEX, nil, nil, "Mobility Header checksum (RFC 6275 6.1.1)")
-F[6] = ProtoField.none("lmaho.options", "Mobility Options", "The mobility options")
-F[7] = ProtoField.uint8("lmaho.opt.type", "Type", base.DEC, nil, nil, "Option type")
-F[8] = ProtoField.uint8("lmaho.opt.length", "Length", base.DEC, nil, nil, "Octets of option data after the Length octet")
-F[9] = ProtoField.uint8("lmaho.checksum.status", "Checksum Status", base.DEC, {[0] = "Bad", [1] = "Good", [2] = "Unverified"}, nil, "Result of verifying the Mobility Header checksum (RFC 6275 6.1.1)")
-F[10] = ProtoField.uint16("lmaho.checksum.calculated", "Calculated Checksum", base.HEX, nil, nil, "Checksum over the IPv6 pseudo-header and the Mobility Header")
-F[11] = ProtoField.framenum("lmaho.response_in", "Response In", base.NONE, frametype.RESPONSE, nil, "The response to this request is in this frame")
-F[12] = ProtoField.framenum("lmaho.response_to", "Response To", base.NONE, frametype.REQUEST, nil, "This is a response to the request in this frame")
-F[13] = ProtoField.relative_time("lmaho.time", "Time", "Time between request and response")
-F[14] = ProtoField.framenum("lmaho.retransmission_of", "Retransmission Of", base.NONE, frametype.DUP_ACK, nil, "This message repeats the one in this frame")
-F[15] = ProtoField.framenum("lmaho.handover.start", "Handover Started In", base.NONE, frametype.REQUEST, nil, "The LMA_HO_Req that opened this handover")
-F[16] = ProtoField.relative_time("lmaho.handover.elapsed", "Time Since Handover Start", "Time since the LMA_HO_Req that opened the handover")
-F[17] = ProtoField.relative_time("lmaho.handover.duration", "Handover Duration", "From the LMA_HO_Req to the message completing the handover")
-F[18] = ProtoField.bool("lmaho.handover.success", "Handover Succeeded", base.NONE, nil, nil, "Whether the handover completed successfully")
-F[19] = ProtoField.none("lmaho.binding_update", "Binding Update", "Binding Update (RFC 6275 6.1.7, RFC 5213 8.1)")
-F[20] = ProtoField.uint16("lmaho.binding_update.sequence", "Sequence", base.DEC, nil, nil, "Sequence Number: pairs a response with its request")
-F[21] = ProtoField.uint16("lmaho.binding_update.flags", "Flags", base.HEX, nil, nil, "Flag bits of the message")
-F[22] = ProtoField.bool("lmaho.binding_update.flags.a", "A flag", 16, nil, 0x8000, "Flag bits of the message")
-F[23] = ProtoField.bool("lmaho.binding_update.flags.h", "H flag", 16, nil, 0x4000, "Flag bits of the message")
-F[24] = ProtoField.bool("lmaho.binding_update.flags.l", "L flag", 16, nil, 0x2000, "Flag bits of the message")
-F[25] = ProtoField.bool("lmaho.binding_update.flags.k", "K flag", 16, nil, 0x1000, "Flag bits of the message")
-F[26] = ProtoField.bool("lmaho.binding_update.flags.m", "M flag", 16, nil, 0x800, "Flag bits of the message")
-F[27] = ProtoField.bool("lmaho.binding_update.flags.r", "R flag", 16, nil, 0x400, "Flag bits of the message")
-F[28] = ProtoField.bool("lmaho.binding_update.flags.p", "P flag", 16, nil, 0x200, "Flag bits of the message")
-F[29] = ProtoField.bool("lmaho.binding_update.flags.f", "F flag", 16, nil, 0x100, "Flag bits of the message")
-F[30] = ProtoField.bool("lmaho.binding_update.flags.t", "T flag", 16, nil, 0x80, "Flag bits of the message")
-F[31] = ProtoField.bool("lmaho.binding_update.flags.b", "B flag", 16, nil, 0x40, "Flag bits of the message")
-F[32] = ProtoField.bool("lmaho.binding_update.flags.s", "S flag", 16, nil, 0x20, "Flag bits of the message")
-F[33] = ProtoField.bool("lmaho.binding_update.flags.d", "D flag", 16, nil, 0x10, "Flag bits of the message")
-F[34] = ProtoField.uint16("lmaho.binding_update.lifetime", "Lifetime", base.DEC, nil, nil, "Lifetime requested for the binding; in units of 4 s")
-F[35] = ProtoField.none("lmaho.binding_ack", "Binding Acknowledgement", "Binding Acknowledgement (RFC 6275 6.1.8, RFC 5213 8.2)")
-F[36] = ProtoField.uint8("lmaho.binding_ack.status", "Status", base.DEC, VS[2], nil, "Status: below 128 accepts the request, 128 and above refuses it")
-F[37] = ProtoField.uint8("lmaho.binding_ack.flags", "Flags", base.HEX, nil, nil, "Flag bits of the message")
-F[38] = ProtoField.bool("lmaho.binding_ack.flags.k", "K flag", 8, nil, 0x80, "Flag bits of the message")
-F[39] = ProtoField.bool("lmaho.binding_ack.flags.r", "R flag", 8, nil, 0x40, "Flag bits of the message")
-F[40] = ProtoField.bool("lmaho.binding_ack.flags.p", "P flag", 8, nil, 0x20, "Flag bits of the message")
-F[41] = ProtoField.bool("lmaho.binding_ack.flags.t", "T flag", 8, nil, 0x10, "Flag bits of the message")
-F[42] = ProtoField.bool("lmaho.binding_ack.flags.b", "B flag", 8, nil, 0x8, "Flag bits of the message")
-F[43] = ProtoField.bool("lmaho.binding_ack.flags.s", "S flag", 8, nil, 0x4, "Flag bits of the message")
-F[44] = ProtoField.bool("lmaho.binding_ack.flags.d", "D flag", 8, nil, 0x2, "Flag bits of the message")
-F[45] = ProtoField.uint16("lmaho.binding_ack.sequence", "Sequence", base.DEC, nil, nil, "Sequence Number: pairs a response with its request")
-F[46] = ProtoField.uint16("lmaho.binding_ack.lifetime", "Lifetime", base.DEC, nil, nil, "Lifetime granted for the binding; in units of 4 s")
-F[47] = ProtoField.none("lmaho.lma_ho_req", "LMA Handover Request", "LMA Handover Request (draft-lim-netext-lma-handover 4.2; docs/wire-format.md)")
-F[48] = ProtoField.uint16("lmaho.lma_ho_req.sequence", "Sequence", base.DEC, nil, nil, "Sequence Number: pairs a response with its request")
-F[49] = ProtoField.uint16("lmaho.lma_ho_req.flags", "Flags", base.HEX, nil, nil, "Flag bits of the message")
-F[50] = ProtoField.uint16("lmaho.lma_ho_req.lifetime", "Lifetime", base.DEC, nil, nil, "Lifetime requested for the binding; in units of 4 s")
-F[51] = ProtoField.none("lmaho.lma_ho_resp", "LMA Handover Response", "LMA Handover Response (draft-lim-netext-lma-handover 4.2; docs/wire-format.md)")
-F[52] = ProtoField.uint8("lmaho.lma_ho_resp.status", "Status", base.DEC, VS[3], nil, "Status: below 128 accepts the request, 128 and above refuses it")
-F[53] = ProtoField.uint8("lmaho.lma_ho_resp.flags", "Flags", base.HEX, nil, nil, "Flag bits of the message")
-F[54] = ProtoField.uint16("lmaho.lma_ho_resp.sequence", "Sequence", base.DEC, nil, nil, "Sequence Number: pairs a response with its request")
-F[55] = ProtoField.uint16("lmaho.lma_ho_resp.lifetime", "Lifetime", base.DEC, nil, nil, "Lifetime granted for the binding; in units of 4 s")
-F[56] = ProtoField.none("lmaho.lma_ho_init", "LMA Handover Initiate", "LMA Handover Initiate (draft-lim-netext-lma-handover 4.2; docs/wire-format.md)")
-F[57] = ProtoField.uint16("lmaho.lma_ho_init.sequence", "Sequence", base.DEC, nil, nil, "Sequence Number: pairs a response with its request")
-F[58] = ProtoField.uint16("lmaho.lma_ho_init.flags", "Flags", base.HEX, nil, nil, "Flag bits of the message")
-F[59] = ProtoField.bool("lmaho.lma_ho_init.flags.t", "T flag", 16, nil, 0x8000, "Flag bits of the message")
-F[60] = ProtoField.uint16("lmaho.lma_ho_init.lifetime", "Lifetime", base.DEC, nil, nil, "Lifetime requested for the binding; in units of 4 s")
-F[61] = ProtoField.none("lmaho.lma_hack", "LMA Handover Acknowledge", "LMA Handover Acknowledge (draft-lim-netext-lma-handover 4.2; docs/wire-format.md)")
-F[62] = ProtoField.uint8("lmaho.lma_hack.status", "Status", base.DEC, VS[3], nil, "Status: below 128 accepts the request, 128 and above refuses it")
-F[63] = ProtoField.uint8("lmaho.lma_hack.flags", "Flags", base.HEX, nil, nil, "Flag bits of the message")
-F[64] = ProtoField.bool("lmaho.lma_hack.flags.t", "T flag", 8, nil, 0x80, "Flag bits of the message")
-F[65] = ProtoField.uint16("lmaho.lma_hack.sequence", "Sequence", base.DEC, nil, nil, "Sequence Number: pairs a response with its request")
-F[66] = ProtoField.uint16("lmaho.lma_hack.lifetime", "Lifetime", base.DEC, nil, nil, "Lifetime granted for the binding; in units of 4 s")
-F[67] = ProtoField.none("lmaho.update", "Policy Profile Update", "Policy Profile Update (draft-lim-netext-lma-handover 4.2; docs/wire-format.md)")
-F[68] = ProtoField.uint16("lmaho.update.sequence", "Sequence", base.DEC, nil, nil, "Sequence Number: pairs a response with its request")
-F[69] = ProtoField.uint16("lmaho.update.flags", "Flags", base.HEX, nil, nil, "Flag bits of the message")
-F[70] = ProtoField.uint16("lmaho.update.lifetime", "Lifetime", base.DEC, nil, nil, "Lifetime requested for the binding; in units of 4 s")
-F[71] = ProtoField.none("lmaho.update_ack", "Policy Profile Update Acknowledge", "Policy Profile Update Acknowledge (draft-lim-netext-lma-handover 4.2; docs/wire-format.md)")
-F[72] = ProtoField.uint8("lmaho.update_ack.status", "Status", base.DEC, VS[3], nil, "Status: below 128 accepts the request, 128 and above refuses it")
-F[73] = ProtoField.uint8("lmaho.update_ack.flags", "Flags", base.HEX, nil, nil, "Flag bits of the message")
-F[74] = ProtoField.uint16("lmaho.update_ack.sequence", "Sequence", base.DEC, nil, nil, "Sequence Number: pairs a response with its request")
-F[75] = ProtoField.uint16("lmaho.update_ack.lifetime", "Lifetime", base.DEC, nil, nil, "Lifetime granted for the binding; in units of 4 s")
-F[76] = ProtoField.none("lmaho.opt.pad1", "Pad1", "Pad1 option (RFC 6275 6.2.2)")
-F[77] = ProtoField.none("lmaho.opt.padn", "PadN", "PadN option (RFC 6275 6.2.3)")
-F[78] = ProtoField.bytes("lmaho.opt.padn.padding", "Padding", base.COLON, "Padding octets, zero when sent")
-F[79] = ProtoField.none("lmaho.opt.binding_refresh_advice", "Binding Refresh Advice", "Binding Refresh Advice option (RFC 6275 6.2.4)")
-F[80] = ProtoField.uint16("lmaho.opt.binding_refresh_advice.refresh_interval", "Refresh Interval", base.DEC, nil, nil, "Interval after which the mobile node should refresh its binding; in units of 4 s")
-F[81] = ProtoField.none("lmaho.opt.alternate_care_of_address", "Alternate Care-of Address", "Alternate Care-of Address option (RFC 6275 6.2.5)")
-F[82] = ProtoField.ipv6("lmaho.opt.alternate_care_of_address.address", "Address", "The care-of address to register")
-F[83] = ProtoField.none("lmaho.opt.nonce_indices", "Nonce Indices", "Nonce Indices option (RFC 6275 6.2.6)")
-F[84] = ProtoField.uint16("lmaho.opt.nonce_indices.home_nonce_index", "Home Nonce Index", base.DEC, nil, nil, "Index of the home nonce used")
-F[85] = ProtoField.uint16("lmaho.opt.nonce_indices.care_of_nonce_index", "Care Of Nonce Index", base.DEC, nil, nil, "Index of the care-of nonce used")
-F[86] = ProtoField.none("lmaho.opt.binding_authorization_data", "Binding Authorization Data", "Binding Authorization Data option (RFC 6275 6.2.7)")
-F[87] = ProtoField.bytes("lmaho.opt.binding_authorization_data.authenticator", "Authenticator", base.COLON, "Authenticator of the binding")
-F[88] = ProtoField.none("lmaho.opt.mn_identifier", "Mobile Node Identifier", "Mobile Node Identifier option (RFC 4283, RFC 8371)")
-F[89] = ProtoField.uint8("lmaho.opt.mn_identifier.subtype", "Subtype", base.DEC, VS[4], nil, "Kind of identifier")
-F[90] = ProtoField.string("lmaho.opt.mn_identifier.identifier.nai", "Identifier", base.UNICODE, "The mobile node's identifier")
-F[91] = ProtoField.ipv6("lmaho.opt.mn_identifier.identifier.ipv6_address", "Identifier", "The mobile node's identifier")
-F[92] = ProtoField.bytes("lmaho.opt.mn_identifier.identifier", "Identifier", base.COLON, "The mobile node's identifier")
-F[93] = ProtoField.none("lmaho.opt.experimental", "Experimental", "Experimental option (RFC 5096)")
-F[94] = ProtoField.bytes("lmaho.opt.experimental.data", "Data", base.COLON, "Experimental data")
-F[95] = ProtoField.none("lmaho.opt.vendor_specific", "Vendor-Specific", "Vendor-Specific option (RFC 5094)")
-F[96] = ProtoField.uint32("lmaho.opt.vendor_specific.vendor_id", "Vendor ID", base.DEC, nil, nil, "IANA enterprise number of the vendor")
-F[97] = ProtoField.uint8("lmaho.opt.vendor_specific.subtype", "Subtype", base.DEC, nil, nil, "Vendor-defined kind of data")
-F[98] = ProtoField.bytes("lmaho.opt.vendor_specific.data", "Data", base.COLON, "Vendor-specific data")
-F[99] = ProtoField.none("lmaho.opt.home_network_prefix", "Home Network Prefix", "Home Network Prefix option (RFC 5213 8.3)")
-F[100] = ProtoField.uint8("lmaho.opt.home_network_prefix.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
-F[101] = ProtoField.uint8("lmaho.opt.home_network_prefix.prefix_length", "Prefix Length", base.DEC, nil, nil, "Length of the home network prefix in bits")
-F[102] = ProtoField.ipv6("lmaho.opt.home_network_prefix.prefix", "Prefix", "The mobile node's home network prefix")
-F[103] = ProtoField.none("lmaho.opt.handoff_indicator", "Handoff Indicator", "Handoff Indicator option (RFC 5213 8.4)")
-F[104] = ProtoField.uint8("lmaho.opt.handoff_indicator.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
-F[105] = ProtoField.uint8("lmaho.opt.handoff_indicator.indicator", "Indicator", base.DEC, VS[5], nil, "Kind of handoff")
-F[106] = ProtoField.none("lmaho.opt.access_technology_type", "Access Technology Type", "Access Technology Type option (RFC 5213 8.5)")
-F[107] = ProtoField.uint8("lmaho.opt.access_technology_type.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
-F[108] = ProtoField.uint8("lmaho.opt.access_technology_type.technology", "Technology", base.DEC, VS[6], nil, "Access technology the mobile node attaches by")
-F[109] = ProtoField.none("lmaho.opt.mn_link_layer_identifier", "Mobile Node Link-layer Identifier", "Mobile Node Link-layer Identifier option (RFC 5213 8.6)")
-F[110] = ProtoField.uint16("lmaho.opt.mn_link_layer_identifier.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
-F[111] = ProtoField.bytes("lmaho.opt.mn_link_layer_identifier.identifier", "Identifier", base.COLON, "Link-layer identifier of the mobile node")
-F[112] = ProtoField.none("lmaho.opt.link_local_address", "Link-local Address", "Link-local Address option (RFC 5213 8.7)")
-F[113] = ProtoField.ipv6("lmaho.opt.link_local_address.address", "Address", "Link-local address of the access link")
-F[114] = ProtoField.none("lmaho.opt.timestamp", "Timestamp", "Timestamp option (RFC 5213 8.8)")
-F[115] = ProtoField.absolute_time("lmaho.opt.timestamp.timestamp", "Timestamp", base.UTC, "Time the message was sent")
-F[116] = ProtoField.uint64("lmaho.opt.timestamp.timestamp.seconds", "Seconds", base.DEC, nil, nil, "Seconds since 1970-01-01 UTC")
-F[117] = ProtoField.uint16("lmaho.opt.timestamp.timestamp.fraction", "Fraction", base.DEC, nil, nil, "Fraction of a second in 1/65536 units")
-F[118] = ProtoField.none("lmaho.opt.context_request", "Context Request", "Context Request option (RFC 5949 6.2.3)")
-F[119] = ProtoField.uint16("lmaho.opt.context_request.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
-F[120] = ProtoField.none("lmaho.opt.context_request.requests", "Requests", "The context requests")
-F[121] = ProtoField.uint8("lmaho.opt.context_request.requests.request_type", "Request Type", base.DEC, nil, nil, "Mobility option type of the context requested")
-F[122] = ProtoField.uint8("lmaho.opt.context_request.requests.request_length", "Request Length", base.DEC, nil, nil, "Octets of request data")
-F[123] = ProtoField.bytes("lmaho.opt.context_request.requests.data", "Data", base.COLON, "Request data")
-F[124] = ProtoField.none("lmaho.opt.lma_address", "LMA Address", "LMA Address option (RFC 5949 6.2.4)")
-F[125] = ProtoField.uint8("lmaho.opt.lma_address.option_code", "Option Code", base.DEC, VS[7], nil, "Address family of the address")
-F[126] = ProtoField.uint8("lmaho.opt.lma_address.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
-F[127] = ProtoField.ipv6("lmaho.opt.lma_address.address.ipv6", "Address", "The LMA address")
-F[128] = ProtoField.ipv4("lmaho.opt.lma_address.address.ipv4", "Address", "The LMA address")
-F[129] = ProtoField.bytes("lmaho.opt.lma_address.address", "Address", base.COLON, "The LMA address")
-F[130] = ProtoField.none("lmaho.opt.mag_ipv6_address", "MAG IPv6 Address", "MAG IPv6 Address option (RFC 6705 6.2)")
-F[131] = ProtoField.uint8("lmaho.opt.mag_ipv6_address.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
-F[132] = ProtoField.uint8("lmaho.opt.mag_ipv6_address.address_length", "Address Length", base.DEC, nil, nil, "Length of the MAG address in bits")
-F[133] = ProtoField.ipv6("lmaho.opt.mag_ipv6_address.address", "Address", "IPv6 address of the MAG")
-F[134] = ProtoField.none("lmaho.opt.new_ap_id", "New AP Identifier", "New AP Identifier option (draft-lim-netext-lma-handover 4.2 (a))")
-F[135] = ProtoField.uint8("lmaho.opt.new_ap_id.id_type", "ID Type", base.DEC, VS[8], nil, "Kind of access point identifier")
-F[136] = ProtoField.string("lmaho.opt.new_ap_id.identifier.name", "Identifier", base.UNICODE, "Identifier of the access point the mobile node moves to")
-F[137] = ProtoField.bytes("lmaho.opt.new_ap_id.identifier", "Identifier", base.COLON, "Identifier of the access point the mobile node moves to")
-F[138] = ProtoField.none("lmaho.opt.previous_lma_address", "Previous LMA Address", "Previous LMA Address option (draft-lim-netext-lma-handover 4.1)")
-F[139] = ProtoField.uint8("lmaho.opt.previous_lma_address.option_code", "Option Code", base.DEC, VS[7], nil, "Address family of the address")
-F[140] = ProtoField.uint8("lmaho.opt.previous_lma_address.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
-F[141] = ProtoField.ipv6("lmaho.opt.previous_lma_address.address.ipv6", "Address", "The LMA address")
-F[142] = ProtoField.ipv4("lmaho.opt.previous_lma_address.address.ipv4", "Address", "The LMA address")
-F[143] = ProtoField.bytes("lmaho.opt.previous_lma_address.address", "Address", base.COLON, "The LMA address")
-F[144] = ProtoField.none("lmaho.opt.unknown", "Unknown option", "Unknown option option (RFC 6275 6.2.1)")
-F[145] = ProtoField.bytes("lmaho.opt.unknown.data", "Data", base.COLON, "Option data")
-lmaho.fields = F
-R.F.options = F[6]
-R.F.opt_type = F[7]
-R.F.opt_length = F[8]
-R.F.checksum_status = F[9]
-R.F.checksum_calculated = F[10]
-R.F.response_in = F[11]
-R.F.response_to = F[12]
-R.F.time = F[13]
-R.F.retransmission_of = F[14]
-R.F.ho_start = F[15]
-R.F.ho_elapsed = F[16]
-R.F.ho_duration = F[17]
-R.F.ho_success = F[18]
+F.payload_proto = ProtoField.uint8("lmaho.payload_proto", "Payload Proto", base.DEC, nil, nil, "Payload Proto: the header after this one, 59 (none)")
+F.header_len = ProtoField.uint8("lmaho.header_len", "Header Len", base.DEC, nil, nil, "Header Len: length in 8-octet units, not counting the first 8")
+F.mh_type = ProtoField.uint8("lmaho.mh_type", "MH Type", base.DEC, VS.mh_type, nil, "Mobility Header type (RFC 6275 6.1.1)")
+F.reserved = ProtoField.uint8("lmaho.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
+F.checksum = ProtoField.uint16("lmaho.checksum", "Checksum", base.HEX, nil, nil, "Mobility Header checksum (RFC 6275 6.1.1)")
+F.options = ProtoField.none("lmaho.options", "Mobility Options", "The mobility options")
+F.opt_type = ProtoField.uint8("lmaho.opt.type", "Type", base.DEC, nil, nil, "Option type")
+F.opt_length = ProtoField.uint8("lmaho.opt.length", "Length", base.DEC, nil, nil, "Octets of option data after the Length octet")
+F.checksum_status = ProtoField.uint8("lmaho.checksum.status", "Checksum Status", base.DEC, {[0] = "Bad", [1] = "Good", [2] = "Unverified"}, nil, "Result of verifying the Mobility Header checksum (RFC 6275 6.1.1)")
+F.checksum_calculated = ProtoField.uint16("lmaho.checksum.calculated", "Calculated Checksum", base.HEX, nil, nil, "Checksum over the IPv6 pseudo-header and the Mobility Header")
+F.response_in = ProtoField.framenum("lmaho.response_in", "Response In", base.NONE, frametype.RESPONSE, nil, "The response to this request is in this frame")
+F.response_to = ProtoField.framenum("lmaho.response_to", "Response To", base.NONE, frametype.REQUEST, nil, "This is a response to the request in this frame")
+F.time = ProtoField.relative_time("lmaho.time", "Time", "Time between request and response")
+F.retransmission_of = ProtoField.framenum("lmaho.retransmission_of", "Retransmission Of", base.NONE, frametype.DUP_ACK, nil, "This message repeats the one in this frame")
+F.handover_start = ProtoField.framenum("lmaho.handover.start", "Handover Started In", base.NONE, frametype.REQUEST, nil, "The LMA_HO_Req that opened this handover")
+F.handover_elapsed = ProtoField.relative_time("lmaho.handover.elapsed", "Time Since Handover Start", "Time since the LMA_HO_Req that opened the handover")
+F.handover_duration = ProtoField.relative_time("lmaho.handover.duration", "Handover Duration", "From the LMA_HO_Req to the message completing the handover")
+F.handover_success = ProtoField.bool("lmaho.handover.success", "Handover Succeeded", base.NONE, nil, nil, "Whether the handover completed successfully")
+F.binding_update = ProtoField.none("lmaho.binding_update", "Binding Update", "Binding Update (RFC 6275 6.1.7, RFC 5213 8.1)")
+F.binding_update_sequence = ProtoField.uint16("lmaho.binding_update.sequence", "Sequence", base.DEC, nil, nil, "Sequence Number: pairs a response with its request")
+F.binding_update_flags = ProtoField.uint16("lmaho.binding_update.flags", "Flags", base.HEX, nil, nil, "Flag bits of the message")
+F.binding_update_flags_a = ProtoField.bool("lmaho.binding_update.flags.a", "A flag", 16, nil, 0x8000, "A flag, bit 0x8000 of Flags (Flag bits of the message)")
+F.binding_update_flags_h = ProtoField.bool("lmaho.binding_update.flags.h", "H flag", 16, nil, 0x4000, "H flag, bit 0x4000 of Flags (Flag bits of the message)")
+F.binding_update_flags_l = ProtoField.bool("lmaho.binding_update.flags.l", "L flag", 16, nil, 0x2000, "L flag, bit 0x2000 of Flags (Flag bits of the message)")
+F.binding_update_flags_k = ProtoField.bool("lmaho.binding_update.flags.k", "K flag", 16, nil, 0x1000, "K flag, bit 0x1000 of Flags (Flag bits of the message)")
+F.binding_update_flags_m = ProtoField.bool("lmaho.binding_update.flags.m", "M flag", 16, nil, 0x800, "M flag, bit 0x800 of Flags (Flag bits of the message)")
+F.binding_update_flags_r = ProtoField.bool("lmaho.binding_update.flags.r", "R flag", 16, nil, 0x400, "R flag, bit 0x400 of Flags (Flag bits of the message)")
+F.binding_update_flags_p = ProtoField.bool("lmaho.binding_update.flags.p", "P flag", 16, nil, 0x200, "P flag, bit 0x200 of Flags (Flag bits of the message)")
+F.binding_update_flags_f = ProtoField.bool("lmaho.binding_update.flags.f", "F flag", 16, nil, 0x100, "F flag, bit 0x100 of Flags (Flag bits of the message)")
+F.binding_update_flags_t = ProtoField.bool("lmaho.binding_update.flags.t", "T flag", 16, nil, 0x80, "T flag, bit 0x80 of Flags (Flag bits of the message)")
+F.binding_update_flags_b = ProtoField.bool("lmaho.binding_update.flags.b", "B flag", 16, nil, 0x40, "B flag, bit 0x40 of Flags (Flag bits of the message)")
+F.binding_update_flags_s = ProtoField.bool("lmaho.binding_update.flags.s", "S flag", 16, nil, 0x20, "S flag, bit 0x20 of Flags (Flag bits of the message)")
+F.binding_update_flags_d = ProtoField.bool("lmaho.binding_update.flags.d", "D flag", 16, nil, 0x10, "D flag, bit 0x10 of Flags (Flag bits of the message)")
+F.binding_update_lifetime = ProtoField.uint16("lmaho.binding_update.lifetime", "Lifetime", base.DEC, nil, nil, "Lifetime requested for the binding; in units of 4 s")
+F.binding_ack = ProtoField.none("lmaho.binding_ack", "Binding Acknowledgement", "Binding Acknowledgement (RFC 6275 6.1.8, RFC 5213 8.2)")
+F.binding_ack_status = ProtoField.uint8("lmaho.binding_ack.status", "Status", base.DEC, VS.binding_ack_status, nil, "Status: below 128 accepts the request, 128 and above refuses it")
+F.binding_ack_flags = ProtoField.uint8("lmaho.binding_ack.flags", "Flags", base.HEX, nil, nil, "Flag bits of the message")
+F.binding_ack_flags_k = ProtoField.bool("lmaho.binding_ack.flags.k", "K flag", 8, nil, 0x80, "K flag, bit 0x80 of Flags (Flag bits of the message)")
+F.binding_ack_flags_r = ProtoField.bool("lmaho.binding_ack.flags.r", "R flag", 8, nil, 0x40, "R flag, bit 0x40 of Flags (Flag bits of the message)")
+F.binding_ack_flags_p = ProtoField.bool("lmaho.binding_ack.flags.p", "P flag", 8, nil, 0x20, "P flag, bit 0x20 of Flags (Flag bits of the message)")
+F.binding_ack_flags_t = ProtoField.bool("lmaho.binding_ack.flags.t", "T flag", 8, nil, 0x10, "T flag, bit 0x10 of Flags (Flag bits of the message)")
+F.binding_ack_flags_b = ProtoField.bool("lmaho.binding_ack.flags.b", "B flag", 8, nil, 0x8, "B flag, bit 0x8 of Flags (Flag bits of the message)")
+F.binding_ack_flags_s = ProtoField.bool("lmaho.binding_ack.flags.s", "S flag", 8, nil, 0x4, "S flag, bit 0x4 of Flags (Flag bits of the message)")
+F.binding_ack_flags_d = ProtoField.bool("lmaho.binding_ack.flags.d", "D flag", 8, nil, 0x2, "D flag, bit 0x2 of Flags (Flag bits of the message)")
+F.binding_ack_sequence = ProtoField.uint16("lmaho.binding_ack.sequence", "Sequence", base.DEC, nil, nil, "Sequence Number: pairs a response with its request")
+F.binding_ack_lifetime = ProtoField.uint16("lmaho.binding_ack.lifetime", "Lifetime", base.DEC, nil, nil, "Lifetime granted for the binding; in units of 4 s")
+F.lma_ho_req = ProtoField.none("lmaho.lma_ho_req", "LMA Handover Request", "LMA Handover Request (draft-lim-netext-lma-handover 4.2; docs/wire-format.md)")
+F.lma_ho_req_sequence = ProtoField.uint16("lmaho.lma_ho_req.sequence", "Sequence", base.DEC, nil, nil, "Sequence Number: pairs a response with its request")
+F.lma_ho_req_flags = ProtoField.uint16("lmaho.lma_ho_req.flags", "Flags", base.HEX, nil, nil, "Flag bits of the message")
+F.lma_ho_req_lifetime = ProtoField.uint16("lmaho.lma_ho_req.lifetime", "Lifetime", base.DEC, nil, nil, "Lifetime requested for the binding; in units of 4 s")
+F.lma_ho_resp = ProtoField.none("lmaho.lma_ho_resp", "LMA Handover Response", "LMA Handover Response (draft-lim-netext-lma-handover 4.2; docs/wire-format.md)")
+F.lma_ho_resp_status = ProtoField.uint8("lmaho.lma_ho_resp.status", "Status", base.DEC, VS.lma_ho_resp_status, nil, "Status: below 128 accepts the request, 128 and above refuses it")
+F.lma_ho_resp_flags = ProtoField.uint8("lmaho.lma_ho_resp.flags", "Flags", base.HEX, nil, nil, "Flag bits of the message")
+F.lma_ho_resp_sequence = ProtoField.uint16("lmaho.lma_ho_resp.sequence", "Sequence", base.DEC, nil, nil, "Sequence Number: pairs a response with its request")
+F.lma_ho_resp_lifetime = ProtoField.uint16("lmaho.lma_ho_resp.lifetime", "Lifetime", base.DEC, nil, nil, "Lifetime granted for the binding; in units of 4 s")
+F.lma_ho_init = ProtoField.none("lmaho.lma_ho_init", "LMA Handover Initiate", "LMA Handover Initiate (draft-lim-netext-lma-handover 4.2; docs/wire-format.md)")
+F.lma_ho_init_sequence = ProtoField.uint16("lmaho.lma_ho_init.sequence", "Sequence", base.DEC, nil, nil, "Sequence Number: pairs a response with its request")
+F.lma_ho_init_flags = ProtoField.uint16("lmaho.lma_ho_init.flags", "Flags", base.HEX, nil, nil, "Flag bits of the message")
+F.lma_ho_init_flags_t = ProtoField.bool("lmaho.lma_ho_init.flags.t", "T flag", 16, nil, 0x8000, "T flag, bit 0x8000 of Flags (Flag bits of the message)")
+F.lma_ho_init_lifetime = ProtoField.uint16("lmaho.lma_ho_init.lifetime", "Lifetime", base.DEC, nil, nil, "Lifetime requested for the binding; in units of 4 s")
+F.lma_hack = ProtoField.none("lmaho.lma_hack", "LMA Handover Acknowledge", "LMA Handover Acknowledge (draft-lim-netext-lma-handover 4.2; docs/wire-format.md)")
+F.lma_hack_status = ProtoField.uint8("lmaho.lma_hack.status", "Status", base.DEC, VS.lma_ho_resp_status, nil, "Status: below 128 accepts the request, 128 and above refuses it")
+F.lma_hack_flags = ProtoField.uint8("lmaho.lma_hack.flags", "Flags", base.HEX, nil, nil, "Flag bits of the message")
+F.lma_hack_flags_t = ProtoField.bool("lmaho.lma_hack.flags.t", "T flag", 8, nil, 0x80, "T flag, bit 0x80 of Flags (Flag bits of the message)")
+F.lma_hack_sequence = ProtoField.uint16("lmaho.lma_hack.sequence", "Sequence", base.DEC, nil, nil, "Sequence Number: pairs a response with its request")
+F.lma_hack_lifetime = ProtoField.uint16("lmaho.lma_hack.lifetime", "Lifetime", base.DEC, nil, nil, "Lifetime granted for the binding; in units of 4 s")
+F.update = ProtoField.none("lmaho.update", "Policy Profile Update", "Policy Profile Update (draft-lim-netext-lma-handover 4.2; docs/wire-format.md)")
+F.update_sequence = ProtoField.uint16("lmaho.update.sequence", "Sequence", base.DEC, nil, nil, "Sequence Number: pairs a response with its request")
+F.update_flags = ProtoField.uint16("lmaho.update.flags", "Flags", base.HEX, nil, nil, "Flag bits of the message")
+F.update_lifetime = ProtoField.uint16("lmaho.update.lifetime", "Lifetime", base.DEC, nil, nil, "Lifetime requested for the binding; in units of 4 s")
+F.update_ack = ProtoField.none("lmaho.update_ack", "Policy Profile Update Acknowledge", "Policy Profile Update Acknowledge (draft-lim-netext-lma-handover 4.2; docs/wire-format.md)")
+F.update_ack_status = ProtoField.uint8("lmaho.update_ack.status", "Status", base.DEC, VS.lma_ho_resp_status, nil, "Status: below 128 accepts the request, 128 and above refuses it")
+F.update_ack_flags = ProtoField.uint8("lmaho.update_ack.flags", "Flags", base.HEX, nil, nil, "Flag bits of the message")
+F.update_ack_sequence = ProtoField.uint16("lmaho.update_ack.sequence", "Sequence", base.DEC, nil, nil, "Sequence Number: pairs a response with its request")
+F.update_ack_lifetime = ProtoField.uint16("lmaho.update_ack.lifetime", "Lifetime", base.DEC, nil, nil, "Lifetime granted for the binding; in units of 4 s")
+F.opt_pad1 = ProtoField.none("lmaho.opt.pad1", "Pad1", "Pad1 option (RFC 6275 6.2.2)")
+F.opt_padn = ProtoField.none("lmaho.opt.padn", "PadN", "PadN option (RFC 6275 6.2.3)")
+F.opt_padn_padding = ProtoField.bytes("lmaho.opt.padn.padding", "Padding", base.COLON, "Padding octets, zero when sent")
+F.opt_binding_refresh_advice = ProtoField.none("lmaho.opt.binding_refresh_advice", "Binding Refresh Advice", "Binding Refresh Advice option (RFC 6275 6.2.4)")
+F.opt_binding_refresh_advice_refresh_interval = ProtoField.uint16("lmaho.opt.binding_refresh_advice.refresh_interval", "Refresh Interval", base.DEC, nil, nil, "Interval after which the mobile node should refresh its binding; in units of 4 s")
+F.opt_alternate_care_of_address = ProtoField.none("lmaho.opt.alternate_care_of_address", "Alternate Care-of Address", "Alternate Care-of Address option (RFC 6275 6.2.5)")
+F.opt_alternate_care_of_address_address = ProtoField.ipv6("lmaho.opt.alternate_care_of_address.address", "Address", "The care-of address to register")
+F.opt_nonce_indices = ProtoField.none("lmaho.opt.nonce_indices", "Nonce Indices", "Nonce Indices option (RFC 6275 6.2.6)")
+F.opt_nonce_indices_home_nonce_index = ProtoField.uint16("lmaho.opt.nonce_indices.home_nonce_index", "Home Nonce Index", base.DEC, nil, nil, "Index of the home nonce used")
+F.opt_nonce_indices_care_of_nonce_index = ProtoField.uint16("lmaho.opt.nonce_indices.care_of_nonce_index", "Care Of Nonce Index", base.DEC, nil, nil, "Index of the care-of nonce used")
+F.opt_binding_authorization_data = ProtoField.none("lmaho.opt.binding_authorization_data", "Binding Authorization Data", "Binding Authorization Data option (RFC 6275 6.2.7)")
+F.opt_binding_authorization_data_authenticator = ProtoField.bytes("lmaho.opt.binding_authorization_data.authenticator", "Authenticator", base.COLON, "Authenticator of the binding")
+F.opt_mn_identifier = ProtoField.none("lmaho.opt.mn_identifier", "Mobile Node Identifier", "Mobile Node Identifier option (RFC 4283, RFC 8371)")
+F.opt_mn_identifier_subtype = ProtoField.uint8("lmaho.opt.mn_identifier.subtype", "Subtype", base.DEC, VS.opt_mn_identifier_subtype, nil, "Kind of identifier")
+F.opt_mn_identifier_identifier_nai = ProtoField.string("lmaho.opt.mn_identifier.identifier.nai", "Identifier", base.UNICODE, "The mobile node's identifier")
+F.opt_mn_identifier_identifier_ipv6_address = ProtoField.ipv6("lmaho.opt.mn_identifier.identifier.ipv6_address", "Identifier", "The mobile node's identifier")
+F.opt_mn_identifier_identifier = ProtoField.bytes("lmaho.opt.mn_identifier.identifier", "Identifier", base.COLON, "The mobile node's identifier")
+F.opt_experimental = ProtoField.none("lmaho.opt.experimental", "Experimental", "Experimental option (RFC 5096)")
+F.opt_experimental_data = ProtoField.bytes("lmaho.opt.experimental.data", "Data", base.COLON, "Experimental data")
+F.opt_vendor_specific = ProtoField.none("lmaho.opt.vendor_specific", "Vendor-Specific", "Vendor-Specific option (RFC 5094)")
+F.opt_vendor_specific_vendor_id = ProtoField.uint32("lmaho.opt.vendor_specific.vendor_id", "Vendor ID", base.DEC, nil, nil, "IANA enterprise number of the vendor")
+F.opt_vendor_specific_subtype = ProtoField.uint8("lmaho.opt.vendor_specific.subtype", "Subtype", base.DEC, nil, nil, "Vendor-defined kind of data")
+F.opt_vendor_specific_data = ProtoField.bytes("lmaho.opt.vendor_specific.data", "Data", base.COLON, "Vendor-specific data")
+F.opt_home_network_prefix = ProtoField.none("lmaho.opt.home_network_prefix", "Home Network Prefix", "Home Network Prefix option (RFC 5213 8.3)")
+F.opt_home_network_prefix_reserved = ProtoField.uint8("lmaho.opt.home_network_prefix.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
+F.opt_home_network_prefix_prefix_length = ProtoField.uint8("lmaho.opt.home_network_prefix.prefix_length", "Prefix Length", base.DEC, nil, nil, "Length of the home network prefix in bits")
+F.opt_home_network_prefix_prefix = ProtoField.ipv6("lmaho.opt.home_network_prefix.prefix", "Prefix", "The mobile node's home network prefix")
+F.opt_handoff_indicator = ProtoField.none("lmaho.opt.handoff_indicator", "Handoff Indicator", "Handoff Indicator option (RFC 5213 8.4)")
+F.opt_handoff_indicator_reserved = ProtoField.uint8("lmaho.opt.handoff_indicator.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
+F.opt_handoff_indicator_indicator = ProtoField.uint8("lmaho.opt.handoff_indicator.indicator", "Indicator", base.DEC, VS.opt_handoff_indicator_indicator, nil, "Kind of handoff")
+F.opt_access_technology_type = ProtoField.none("lmaho.opt.access_technology_type", "Access Technology Type", "Access Technology Type option (RFC 5213 8.5)")
+F.opt_access_technology_type_reserved = ProtoField.uint8("lmaho.opt.access_technology_type.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
+F.opt_access_technology_type_technology = ProtoField.uint8("lmaho.opt.access_technology_type.technology", "Technology", base.DEC, VS.opt_access_technology_type_technology, nil, "Access technology the mobile node attaches by")
+F.opt_mn_link_layer_identifier = ProtoField.none("lmaho.opt.mn_link_layer_identifier", "Mobile Node Link-layer Identifier", "Mobile Node Link-layer Identifier option (RFC 5213 8.6)")
+F.opt_mn_link_layer_identifier_reserved = ProtoField.uint16("lmaho.opt.mn_link_layer_identifier.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
+F.opt_mn_link_layer_identifier_identifier = ProtoField.bytes("lmaho.opt.mn_link_layer_identifier.identifier", "Identifier", base.COLON, "Link-layer identifier of the mobile node")
+F.opt_link_local_address = ProtoField.none("lmaho.opt.link_local_address", "Link-local Address", "Link-local Address option (RFC 5213 8.7)")
+F.opt_link_local_address_address = ProtoField.ipv6("lmaho.opt.link_local_address.address", "Address", "Link-local address of the access link")
+F.opt_timestamp = ProtoField.none("lmaho.opt.timestamp", "Timestamp", "Timestamp option (RFC 5213 8.8)")
+F.opt_timestamp_timestamp = ProtoField.absolute_time("lmaho.opt.timestamp.timestamp", "Timestamp", base.UTC, "Time the message was sent")
+F.opt_timestamp_timestamp_seconds = ProtoField.uint64("lmaho.opt.timestamp.timestamp.seconds", "Seconds", base.DEC, nil, nil, "Seconds since 1970-01-01 UTC")
+F.opt_timestamp_timestamp_fraction = ProtoField.uint16("lmaho.opt.timestamp.timestamp.fraction", "Fraction", base.DEC, nil, nil, "Fraction of a second in 1/65536 units")
+F.opt_context_request = ProtoField.none("lmaho.opt.context_request", "Context Request", "Context Request option (RFC 5949 6.2.3)")
+F.opt_context_request_reserved = ProtoField.uint16("lmaho.opt.context_request.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
+F.opt_context_request_requests = ProtoField.none("lmaho.opt.context_request.requests", "Requests", "The context requests")
+F.opt_context_request_requests_request_type = ProtoField.uint8("lmaho.opt.context_request.requests.request_type", "Request Type", base.DEC, nil, nil, "Mobility option type of the context requested")
+F.opt_context_request_requests_request_length = ProtoField.uint8("lmaho.opt.context_request.requests.request_length", "Request Length", base.DEC, nil, nil, "Octets of request data")
+F.opt_context_request_requests_data = ProtoField.bytes("lmaho.opt.context_request.requests.data", "Data", base.COLON, "Request data")
+F.opt_lma_address = ProtoField.none("lmaho.opt.lma_address", "LMA Address", "LMA Address option (RFC 5949 6.2.4)")
+F.opt_lma_address_option_code = ProtoField.uint8("lmaho.opt.lma_address.option_code", "Option Code", base.DEC, VS.opt_lma_address_option_code, nil, "Address family of the address")
+F.opt_lma_address_reserved = ProtoField.uint8("lmaho.opt.lma_address.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
+F.opt_lma_address_address_ipv6 = ProtoField.ipv6("lmaho.opt.lma_address.address.ipv6", "Address", "The LMA address")
+F.opt_lma_address_address_ipv4 = ProtoField.ipv4("lmaho.opt.lma_address.address.ipv4", "Address", "The LMA address")
+F.opt_lma_address_address = ProtoField.bytes("lmaho.opt.lma_address.address", "Address", base.COLON, "The LMA address")
+F.opt_mag_ipv6_address = ProtoField.none("lmaho.opt.mag_ipv6_address", "MAG IPv6 Address", "MAG IPv6 Address option (RFC 6705 6.2)")
+F.opt_mag_ipv6_address_reserved = ProtoField.uint8("lmaho.opt.mag_ipv6_address.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
+F.opt_mag_ipv6_address_address_length = ProtoField.uint8("lmaho.opt.mag_ipv6_address.address_length", "Address Length", base.DEC, nil, nil, "Length of the MAG address in bits")
+F.opt_mag_ipv6_address_address = ProtoField.ipv6("lmaho.opt.mag_ipv6_address.address", "Address", "IPv6 address of the MAG")
+F.opt_new_ap_id = ProtoField.none("lmaho.opt.new_ap_id", "New AP Identifier", "New AP Identifier option (draft-lim-netext-lma-handover 4.2 (a))")
+F.opt_new_ap_id_id_type = ProtoField.uint8("lmaho.opt.new_ap_id.id_type", "ID Type", base.DEC, VS.opt_new_ap_id_id_type, nil, "Kind of access point identifier")
+F.opt_new_ap_id_identifier_name = ProtoField.string("lmaho.opt.new_ap_id.identifier.name", "Identifier", base.UNICODE, "Identifier of the access point the mobile node moves to")
+F.opt_new_ap_id_identifier = ProtoField.bytes("lmaho.opt.new_ap_id.identifier", "Identifier", base.COLON, "Identifier of the access point the mobile node moves to")
+F.opt_previous_lma_address = ProtoField.none("lmaho.opt.previous_lma_address", "Previous LMA Address", "Previous LMA Address option (draft-lim-netext-lma-handover 4.1)")
+F.opt_previous_lma_address_option_code = ProtoField.uint8("lmaho.opt.previous_lma_address.option_code", "Option Code", base.DEC, VS.opt_lma_address_option_code, nil, "Address family of the address")
+F.opt_previous_lma_address_reserved = ProtoField.uint8("lmaho.opt.previous_lma_address.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
+F.opt_previous_lma_address_address_ipv6 = ProtoField.ipv6("lmaho.opt.previous_lma_address.address.ipv6", "Address", "The LMA address")
+F.opt_previous_lma_address_address_ipv4 = ProtoField.ipv4("lmaho.opt.previous_lma_address.address.ipv4", "Address", "The LMA address")
+F.opt_previous_lma_address_address = ProtoField.bytes("lmaho.opt.previous_lma_address.address", "Address", base.COLON, "The LMA address")
+F.opt_unknown = ProtoField.none("lmaho.opt.unknown", "Unknown option", "Unknown option option (RFC 6275 6.2.1)")
+F.opt_unknown_data = ProtoField.bytes("lmaho.opt.unknown.data", "Data", base.COLON, "Option data")
+-- Registered in this order (a table's own order is not fixed).
+lmaho.fields = {
+    F.payload_proto,
+    F.header_len,
+    F.mh_type,
+    F.reserved,
+    F.checksum,
+    F.options,
+    F.opt_type,
+    F.opt_length,
+    F.checksum_status,
+    F.checksum_calculated,
+    F.response_in,
+    F.response_to,
+    F.time,
+    F.retransmission_of,
+    F.handover_start,
+    F.handover_elapsed,
+    F.handover_duration,
+    F.handover_success,
+    F.binding_update,
+    F.binding_update_sequence,
+    F.binding_update_flags,
+    F.binding_update_flags_a,
+    F.binding_update_flags_h,
+    F.binding_update_flags_l,
+    F.binding_update_flags_k,
+    F.binding_update_flags_m,
+    F.binding_update_flags_r,
+    F.binding_update_flags_p,
+    F.binding_update_flags_f,
+    F.binding_update_flags_t,
+    F.binding_update_flags_b,
+    F.binding_update_flags_s,
+    F.binding_update_flags_d,
+    F.binding_update_lifetime,
+    F.binding_ack,
+    F.binding_ack_status,
+    F.binding_ack_flags,
+    F.binding_ack_flags_k,
+    F.binding_ack_flags_r,
+    F.binding_ack_flags_p,
+    F.binding_ack_flags_t,
+    F.binding_ack_flags_b,
+    F.binding_ack_flags_s,
+    F.binding_ack_flags_d,
+    F.binding_ack_sequence,
+    F.binding_ack_lifetime,
+    F.lma_ho_req,
+    F.lma_ho_req_sequence,
+    F.lma_ho_req_flags,
+    F.lma_ho_req_lifetime,
+    F.lma_ho_resp,
+    F.lma_ho_resp_status,
+    F.lma_ho_resp_flags,
+    F.lma_ho_resp_sequence,
+    F.lma_ho_resp_lifetime,
+    F.lma_ho_init,
+    F.lma_ho_init_sequence,
+    F.lma_ho_init_flags,
+    F.lma_ho_init_flags_t,
+    F.lma_ho_init_lifetime,
+    F.lma_hack,
+    F.lma_hack_status,
+    F.lma_hack_flags,
+    F.lma_hack_flags_t,
+    F.lma_hack_sequence,
+    F.lma_hack_lifetime,
+    F.update,
+    F.update_sequence,
+    F.update_flags,
+    F.update_lifetime,
+    F.update_ack,
+    F.update_ack_status,
+    F.update_ack_flags,
+    F.update_ack_sequence,
+    F.update_ack_lifetime,
+    F.opt_pad1,
+    F.opt_padn,
+    F.opt_padn_padding,
+    F.opt_binding_refresh_advice,
+    F.opt_binding_refresh_advice_refresh_interval,
+    F.opt_alternate_care_of_address,
+    F.opt_alternate_care_of_address_address,
+    F.opt_nonce_indices,
+    F.opt_nonce_indices_home_nonce_index,
+    F.opt_nonce_indices_care_of_nonce_index,
+    F.opt_binding_authorization_data,
+    F.opt_binding_authorization_data_authenticator,
+    F.opt_mn_identifier,
+    F.opt_mn_identifier_subtype,
+    F.opt_mn_identifier_identifier_nai,
+    F.opt_mn_identifier_identifier_ipv6_address,
+    F.opt_mn_identifier_identifier,
+    F.opt_experimental,
+    F.opt_experimental_data,
+    F.opt_vendor_specific,
+    F.opt_vendor_specific_vendor_id,
+    F.opt_vendor_specific_subtype,
+    F.opt_vendor_specific_data,
+    F.opt_home_network_prefix,
+    F.opt_home_network_prefix_reserved,
+    F.opt_home_network_prefix_prefix_length,
+    F.opt_home_network_prefix_prefix,
+    F.opt_handoff_indicator,
+    F.opt_handoff_indicator_reserved,
+    F.opt_handoff_indicator_indicator,
+    F.opt_access_technology_type,
+    F.opt_access_technology_type_reserved,
+    F.opt_access_technology_type_technology,
+    F.opt_mn_link_layer_identifier,
+    F.opt_mn_link_layer_identifier_reserved,
+    F.opt_mn_link_layer_identifier_identifier,
+    F.opt_link_local_address,
+    F.opt_link_local_address_address,
+    F.opt_timestamp,
+    F.opt_timestamp_timestamp,
+    F.opt_timestamp_timestamp_seconds,
+    F.opt_timestamp_timestamp_fraction,
+    F.opt_context_request,
+    F.opt_context_request_reserved,
+    F.opt_context_request_requests,
+    F.opt_context_request_requests_request_type,
+    F.opt_context_request_requests_request_length,
+    F.opt_context_request_requests_data,
+    F.opt_lma_address,
+    F.opt_lma_address_option_code,
+    F.opt_lma_address_reserved,
+    F.opt_lma_address_address_ipv6,
+    F.opt_lma_address_address_ipv4,
+    F.opt_lma_address_address,
+    F.opt_mag_ipv6_address,
+    F.opt_mag_ipv6_address_reserved,
+    F.opt_mag_ipv6_address_address_length,
+    F.opt_mag_ipv6_address_address,
+    F.opt_new_ap_id,
+    F.opt_new_ap_id_id_type,
+    F.opt_new_ap_id_identifier_name,
+    F.opt_new_ap_id_identifier,
+    F.opt_previous_lma_address,
+    F.opt_previous_lma_address_option_code,
+    F.opt_previous_lma_address_reserved,
+    F.opt_previous_lma_address_address_ipv6,
+    F.opt_previous_lma_address_address_ipv4,
+    F.opt_previous_lma_address_address,
+    F.opt_unknown,
+    F.opt_unknown_data,
+}
+R.F = F
 
 -- Experts: every malformed case is filterable.
 local E = {}
@@ -1486,35 +1768,51 @@ R.E = E
 -- One function per structure: S.x(tvb, s, t, pos, stop, v) reads the fields at
 -- pos into v and, when t is a tree, shows them; it returns the offset reached.
 local S = {}
-S.m_binding_update = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.binding_update = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Sequence", 2)
     end
     x = R.u16(s, pos)
     v.sequence = x
-    if t then t:add(F[20], tvb(pos, 2), x) end
+    if t then
+        if vis then add(t, F.binding_update_sequence, tvb(pos, 2), x) else add(t, F.binding_update_sequence, x) end
+    end
     pos = pos + 2
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Flags", 2)
     end
     x = R.u16(s, pos)
     v.flags = x
-    if t then
+    if t and vis then
         local r = tvb(pos, 2)
-        local ft = t:add(F[21], r, x, R.flags_label("Flags", x, 16, FL[1]))
-        ft:add(F[22], r)
-        ft:add(F[23], r)
-        ft:add(F[24], r)
-        ft:add(F[25], r)
-        ft:add(F[26], r)
-        ft:add(F[27], r)
-        ft:add(F[28], r)
-        ft:add(F[29], r)
-        ft:add(F[30], r)
-        ft:add(F[31], r)
-        ft:add(F[32], r)
-        ft:add(F[33], r)
+        local ft = add(t, F.binding_update_flags, r, x, R.flags_label("Flags", x, 16, FL.binding_update_flags))
+        add(ft, F.binding_update_flags_a, r)
+        add(ft, F.binding_update_flags_h, r)
+        add(ft, F.binding_update_flags_l, r)
+        add(ft, F.binding_update_flags_k, r)
+        add(ft, F.binding_update_flags_m, r)
+        add(ft, F.binding_update_flags_r, r)
+        add(ft, F.binding_update_flags_p, r)
+        add(ft, F.binding_update_flags_f, r)
+        add(ft, F.binding_update_flags_t, r)
+        add(ft, F.binding_update_flags_b, r)
+        add(ft, F.binding_update_flags_s, r)
+        add(ft, F.binding_update_flags_d, r)
+    elseif t then
+        local ft = add(t, F.binding_update_flags, x)
+        add(ft, F.binding_update_flags_a, x)
+        add(ft, F.binding_update_flags_h, x)
+        add(ft, F.binding_update_flags_l, x)
+        add(ft, F.binding_update_flags_k, x)
+        add(ft, F.binding_update_flags_m, x)
+        add(ft, F.binding_update_flags_r, x)
+        add(ft, F.binding_update_flags_p, x)
+        add(ft, F.binding_update_flags_f, x)
+        add(ft, F.binding_update_flags_t, x)
+        add(ft, F.binding_update_flags_b, x)
+        add(ft, F.binding_update_flags_s, x)
+        add(ft, F.binding_update_flags_d, x)
     end
     pos = pos + 2
     if pos + 2 > stop then
@@ -1522,34 +1820,47 @@ S.m_binding_update = function(tvb, s, t, pos, stop, v)
     end
     x = R.u16(s, pos)
     v.lifetime = x
-    if t then t:add(F[34], tvb(pos, 2), x, R.scaled_label("Lifetime", x, 4, "s")) end
+    if t then
+        if vis then add(t, F.binding_update_lifetime, tvb(pos, 2), x, R.scaled_label("Lifetime", x, 4, "s")) else add(t, F.binding_update_lifetime, x) end
+    end
     pos = pos + 2
     return pos
 end
-S.m_binding_ack = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.binding_ack = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Status", 1)
     end
     x = R.u8(s, pos)
     v.status = x
-    if t then t:add(F[36], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.binding_ack_status, tvb(pos, 1), x) else add(t, F.binding_ack_status, x) end
+    end
     pos = pos + 1
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Flags", 1)
     end
     x = R.u8(s, pos)
     v.flags = x
-    if t then
+    if t and vis then
         local r = tvb(pos, 1)
-        local ft = t:add(F[37], r, x, R.flags_label("Flags", x, 8, FL[2]))
-        ft:add(F[38], r)
-        ft:add(F[39], r)
-        ft:add(F[40], r)
-        ft:add(F[41], r)
-        ft:add(F[42], r)
-        ft:add(F[43], r)
-        ft:add(F[44], r)
+        local ft = add(t, F.binding_ack_flags, r, x, R.flags_label("Flags", x, 8, FL.binding_ack_flags))
+        add(ft, F.binding_ack_flags_k, r)
+        add(ft, F.binding_ack_flags_r, r)
+        add(ft, F.binding_ack_flags_p, r)
+        add(ft, F.binding_ack_flags_t, r)
+        add(ft, F.binding_ack_flags_b, r)
+        add(ft, F.binding_ack_flags_s, r)
+        add(ft, F.binding_ack_flags_d, r)
+    elseif t then
+        local ft = add(t, F.binding_ack_flags, x)
+        add(ft, F.binding_ack_flags_k, x)
+        add(ft, F.binding_ack_flags_r, x)
+        add(ft, F.binding_ack_flags_p, x)
+        add(ft, F.binding_ack_flags_t, x)
+        add(ft, F.binding_ack_flags_b, x)
+        add(ft, F.binding_ack_flags_s, x)
+        add(ft, F.binding_ack_flags_d, x)
     end
     pos = pos + 1
     if pos + 2 > stop then
@@ -1557,34 +1868,42 @@ S.m_binding_ack = function(tvb, s, t, pos, stop, v)
     end
     x = R.u16(s, pos)
     v.sequence = x
-    if t then t:add(F[45], tvb(pos, 2), x) end
+    if t then
+        if vis then add(t, F.binding_ack_sequence, tvb(pos, 2), x) else add(t, F.binding_ack_sequence, x) end
+    end
     pos = pos + 2
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Lifetime", 2)
     end
     x = R.u16(s, pos)
     v.lifetime = x
-    if t then t:add(F[46], tvb(pos, 2), x, R.scaled_label("Lifetime", x, 4, "s")) end
+    if t then
+        if vis then add(t, F.binding_ack_lifetime, tvb(pos, 2), x, R.scaled_label("Lifetime", x, 4, "s")) else add(t, F.binding_ack_lifetime, x) end
+    end
     pos = pos + 2
     return pos
 end
-S.m_lma_ho_req = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.lma_ho_req = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Sequence", 2)
     end
     x = R.u16(s, pos)
     v.sequence = x
-    if t then t:add(F[48], tvb(pos, 2), x) end
+    if t then
+        if vis then add(t, F.lma_ho_req_sequence, tvb(pos, 2), x) else add(t, F.lma_ho_req_sequence, x) end
+    end
     pos = pos + 2
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Flags", 2)
     end
     x = R.u16(s, pos)
     v.flags = x
-    if t then
+    if t and vis then
         local r = tvb(pos, 2)
-        local ft = t:add(F[49], r, x, R.flags_label("Flags", x, 16, FL[3]))
+        local ft = add(t, F.lma_ho_req_flags, r, x, R.flags_label("Flags", x, 16, FL.lma_ho_req_flags))
+    elseif t then
+        local ft = add(t, F.lma_ho_req_flags, x)
     end
     pos = pos + 2
     if pos + 2 > stop then
@@ -1592,27 +1911,33 @@ S.m_lma_ho_req = function(tvb, s, t, pos, stop, v)
     end
     x = R.u16(s, pos)
     v.lifetime = x
-    if t then t:add(F[50], tvb(pos, 2), x, R.scaled_label("Lifetime", x, 4, "s")) end
+    if t then
+        if vis then add(t, F.lma_ho_req_lifetime, tvb(pos, 2), x, R.scaled_label("Lifetime", x, 4, "s")) else add(t, F.lma_ho_req_lifetime, x) end
+    end
     pos = pos + 2
     return pos
 end
-S.m_lma_ho_resp = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.lma_ho_resp = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Status", 1)
     end
     x = R.u8(s, pos)
     v.status = x
-    if t then t:add(F[52], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.lma_ho_resp_status, tvb(pos, 1), x) else add(t, F.lma_ho_resp_status, x) end
+    end
     pos = pos + 1
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Flags", 1)
     end
     x = R.u8(s, pos)
     v.flags = x
-    if t then
+    if t and vis then
         local r = tvb(pos, 1)
-        local ft = t:add(F[53], r, x, R.flags_label("Flags", x, 8, FL[3]))
+        local ft = add(t, F.lma_ho_resp_flags, r, x, R.flags_label("Flags", x, 8, FL.lma_ho_resp_flags))
+    elseif t then
+        local ft = add(t, F.lma_ho_resp_flags, x)
     end
     pos = pos + 1
     if pos + 2 > stop then
@@ -1620,35 +1945,44 @@ S.m_lma_ho_resp = function(tvb, s, t, pos, stop, v)
     end
     x = R.u16(s, pos)
     v.sequence = x
-    if t then t:add(F[54], tvb(pos, 2), x) end
+    if t then
+        if vis then add(t, F.lma_ho_resp_sequence, tvb(pos, 2), x) else add(t, F.lma_ho_resp_sequence, x) end
+    end
     pos = pos + 2
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Lifetime", 2)
     end
     x = R.u16(s, pos)
     v.lifetime = x
-    if t then t:add(F[55], tvb(pos, 2), x, R.scaled_label("Lifetime", x, 4, "s")) end
+    if t then
+        if vis then add(t, F.lma_ho_resp_lifetime, tvb(pos, 2), x, R.scaled_label("Lifetime", x, 4, "s")) else add(t, F.lma_ho_resp_lifetime, x) end
+    end
     pos = pos + 2
     return pos
 end
-S.m_lma_ho_init = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.lma_ho_init = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Sequence", 2)
     end
     x = R.u16(s, pos)
     v.sequence = x
-    if t then t:add(F[57], tvb(pos, 2), x) end
+    if t then
+        if vis then add(t, F.lma_ho_init_sequence, tvb(pos, 2), x) else add(t, F.lma_ho_init_sequence, x) end
+    end
     pos = pos + 2
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Flags", 2)
     end
     x = R.u16(s, pos)
     v.flags = x
-    if t then
+    if t and vis then
         local r = tvb(pos, 2)
-        local ft = t:add(F[58], r, x, R.flags_label("Flags", x, 16, FL[4]))
-        ft:add(F[59], r)
+        local ft = add(t, F.lma_ho_init_flags, r, x, R.flags_label("Flags", x, 16, FL.lma_ho_init_flags))
+        add(ft, F.lma_ho_init_flags_t, r)
+    elseif t then
+        local ft = add(t, F.lma_ho_init_flags, x)
+        add(ft, F.lma_ho_init_flags_t, x)
     end
     pos = pos + 2
     if pos + 2 > stop then
@@ -1656,28 +1990,35 @@ S.m_lma_ho_init = function(tvb, s, t, pos, stop, v)
     end
     x = R.u16(s, pos)
     v.lifetime = x
-    if t then t:add(F[60], tvb(pos, 2), x, R.scaled_label("Lifetime", x, 4, "s")) end
+    if t then
+        if vis then add(t, F.lma_ho_init_lifetime, tvb(pos, 2), x, R.scaled_label("Lifetime", x, 4, "s")) else add(t, F.lma_ho_init_lifetime, x) end
+    end
     pos = pos + 2
     return pos
 end
-S.m_lma_hack = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.lma_hack = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Status", 1)
     end
     x = R.u8(s, pos)
     v.status = x
-    if t then t:add(F[62], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.lma_hack_status, tvb(pos, 1), x) else add(t, F.lma_hack_status, x) end
+    end
     pos = pos + 1
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Flags", 1)
     end
     x = R.u8(s, pos)
     v.flags = x
-    if t then
+    if t and vis then
         local r = tvb(pos, 1)
-        local ft = t:add(F[63], r, x, R.flags_label("Flags", x, 8, FL[5]))
-        ft:add(F[64], r)
+        local ft = add(t, F.lma_hack_flags, r, x, R.flags_label("Flags", x, 8, FL.lma_hack_flags))
+        add(ft, F.lma_hack_flags_t, r)
+    elseif t then
+        local ft = add(t, F.lma_hack_flags, x)
+        add(ft, F.lma_hack_flags_t, x)
     end
     pos = pos + 1
     if pos + 2 > stop then
@@ -1685,34 +2026,42 @@ S.m_lma_hack = function(tvb, s, t, pos, stop, v)
     end
     x = R.u16(s, pos)
     v.sequence = x
-    if t then t:add(F[65], tvb(pos, 2), x) end
+    if t then
+        if vis then add(t, F.lma_hack_sequence, tvb(pos, 2), x) else add(t, F.lma_hack_sequence, x) end
+    end
     pos = pos + 2
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Lifetime", 2)
     end
     x = R.u16(s, pos)
     v.lifetime = x
-    if t then t:add(F[66], tvb(pos, 2), x, R.scaled_label("Lifetime", x, 4, "s")) end
+    if t then
+        if vis then add(t, F.lma_hack_lifetime, tvb(pos, 2), x, R.scaled_label("Lifetime", x, 4, "s")) else add(t, F.lma_hack_lifetime, x) end
+    end
     pos = pos + 2
     return pos
 end
-S.m_update = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.update = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Sequence", 2)
     end
     x = R.u16(s, pos)
     v.sequence = x
-    if t then t:add(F[68], tvb(pos, 2), x) end
+    if t then
+        if vis then add(t, F.update_sequence, tvb(pos, 2), x) else add(t, F.update_sequence, x) end
+    end
     pos = pos + 2
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Flags", 2)
     end
     x = R.u16(s, pos)
     v.flags = x
-    if t then
+    if t and vis then
         local r = tvb(pos, 2)
-        local ft = t:add(F[69], r, x, R.flags_label("Flags", x, 16, FL[3]))
+        local ft = add(t, F.update_flags, r, x, R.flags_label("Flags", x, 16, FL.update_flags))
+    elseif t then
+        local ft = add(t, F.update_flags, x)
     end
     pos = pos + 2
     if pos + 2 > stop then
@@ -1720,27 +2069,33 @@ S.m_update = function(tvb, s, t, pos, stop, v)
     end
     x = R.u16(s, pos)
     v.lifetime = x
-    if t then t:add(F[70], tvb(pos, 2), x, R.scaled_label("Lifetime", x, 4, "s")) end
+    if t then
+        if vis then add(t, F.update_lifetime, tvb(pos, 2), x, R.scaled_label("Lifetime", x, 4, "s")) else add(t, F.update_lifetime, x) end
+    end
     pos = pos + 2
     return pos
 end
-S.m_update_ack = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.update_ack = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Status", 1)
     end
     x = R.u8(s, pos)
     v.status = x
-    if t then t:add(F[72], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.update_ack_status, tvb(pos, 1), x) else add(t, F.update_ack_status, x) end
+    end
     pos = pos + 1
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Flags", 1)
     end
     x = R.u8(s, pos)
     v.flags = x
-    if t then
+    if t and vis then
         local r = tvb(pos, 1)
-        local ft = t:add(F[73], r, x, R.flags_label("Flags", x, 8, FL[3]))
+        local ft = add(t, F.update_ack_flags, r, x, R.flags_label("Flags", x, 8, FL.update_ack_flags))
+    elseif t then
+        local ft = add(t, F.update_ack_flags, x)
     end
     pos = pos + 1
     if pos + 2 > stop then
@@ -1748,242 +2103,274 @@ S.m_update_ack = function(tvb, s, t, pos, stop, v)
     end
     x = R.u16(s, pos)
     v.sequence = x
-    if t then t:add(F[74], tvb(pos, 2), x) end
+    if t then
+        if vis then add(t, F.update_ack_sequence, tvb(pos, 2), x) else add(t, F.update_ack_sequence, x) end
+    end
     pos = pos + 2
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Lifetime", 2)
     end
     x = R.u16(s, pos)
     v.lifetime = x
-    if t then t:add(F[75], tvb(pos, 2), x, R.scaled_label("Lifetime", x, 4, "s")) end
+    if t then
+        if vis then add(t, F.update_ack_lifetime, tvb(pos, 2), x, R.scaled_label("Lifetime", x, 4, "s")) else add(t, F.update_ack_lifetime, x) end
+    end
     pos = pos + 2
     return pos
 end
-S.o_pad1 = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_pad1 = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     return pos
 end
-S.o_padn = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_padn = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     n = stop - pos
     v.padding = sub(s, pos + 1, pos + n)
-    if t then R.add_bytes(t, F[78], tvb, pos, n, "Padding") end
+    if t then R.add_bytes(t, F.opt_padn_padding, tvb, pos, n, "Padding") end
     pos = pos + n
     return pos
 end
-S.o_binding_refresh_advice = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_binding_refresh_advice = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Refresh Interval", 2)
     end
     x = R.u16(s, pos)
     v.refresh_interval = x
-    if t then t:add(F[80], tvb(pos, 2), x, R.scaled_label("Refresh Interval", x, 4, "s")) end
+    if t then
+        if vis then add(t, F.opt_binding_refresh_advice_refresh_interval, tvb(pos, 2), x, R.scaled_label("Refresh Interval", x, 4, "s")) else add(t, F.opt_binding_refresh_advice_refresh_interval, x) end
+    end
     pos = pos + 2
     return pos
 end
-S.o_alternate_care_of_address = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_alternate_care_of_address = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 16 > stop then
         return R.short(tvb, t, pos, stop, "Address", 16)
     end
     v.address = sub(s, pos + 1, pos + 16)
-    if t then t:add(F[82], tvb(pos, 16)) end
+    if t then add(t, F.opt_alternate_care_of_address_address, tvb(pos, 16)) end
     pos = pos + 16
     return pos
 end
-S.o_nonce_indices = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_nonce_indices = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Home Nonce Index", 2)
     end
     x = R.u16(s, pos)
     v.home_nonce_index = x
-    if t then t:add(F[84], tvb(pos, 2), x) end
+    if t then
+        if vis then add(t, F.opt_nonce_indices_home_nonce_index, tvb(pos, 2), x) else add(t, F.opt_nonce_indices_home_nonce_index, x) end
+    end
     pos = pos + 2
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Care Of Nonce Index", 2)
     end
     x = R.u16(s, pos)
     v.care_of_nonce_index = x
-    if t then t:add(F[85], tvb(pos, 2), x) end
+    if t then
+        if vis then add(t, F.opt_nonce_indices_care_of_nonce_index, tvb(pos, 2), x) else add(t, F.opt_nonce_indices_care_of_nonce_index, x) end
+    end
     pos = pos + 2
     return pos
 end
-S.o_binding_authorization_data = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_binding_authorization_data = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     n = stop - pos
     v.authenticator = sub(s, pos + 1, pos + n)
-    if t then R.add_bytes(t, F[87], tvb, pos, n, "Authenticator") end
+    if t then R.add_bytes(t, F.opt_binding_authorization_data_authenticator, tvb, pos, n, "Authenticator") end
     pos = pos + n
     return pos
 end
-S.o_mn_identifier = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_mn_identifier = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Subtype", 1)
     end
     x = R.u8(s, pos)
     v.subtype = x
-    if t then t:add(F[89], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.opt_mn_identifier_subtype, tvb(pos, 1), x) else add(t, F.opt_mn_identifier_subtype, x) end
+    end
     pos = pos + 1
     local k_identifier = v.subtype
     if k_identifier == 1 then
         n = stop - pos
         v.identifier = sub(s, pos + 1, pos + n)
-        if t then R.add_text(t, F[90], tvb, pos, n, "Identifier") end
+        if t then R.add_text(t, F.opt_mn_identifier_identifier_nai, tvb, pos, n, "Identifier") end
         pos = pos + n
     elseif k_identifier == 2 then
         if pos + 16 > stop then
             return R.short(tvb, t, pos, stop, "Identifier", 16)
         end
         v.identifier = sub(s, pos + 1, pos + 16)
-        if t then t:add(F[91], tvb(pos, 16)) end
+        if t then add(t, F.opt_mn_identifier_identifier_ipv6_address, tvb(pos, 16)) end
         pos = pos + 16
     else
         n = stop - pos
         v.identifier = sub(s, pos + 1, pos + n)
-        if t then R.add_bytes(t, F[92], tvb, pos, n, "Identifier") end
+        if t then R.add_bytes(t, F.opt_mn_identifier_identifier, tvb, pos, n, "Identifier") end
         pos = pos + n
     end
     if pos < stop then pos = R.trailing(tvb, t, pos, stop) end
     return pos
 end
-S.o_experimental = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_experimental = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     n = stop - pos
     v.data = sub(s, pos + 1, pos + n)
-    if t then R.add_bytes(t, F[94], tvb, pos, n, "Data") end
+    if t then R.add_bytes(t, F.opt_experimental_data, tvb, pos, n, "Data") end
     pos = pos + n
     return pos
 end
-S.o_vendor_specific = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_vendor_specific = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 4 > stop then
         return R.short(tvb, t, pos, stop, "Vendor ID", 4)
     end
     x = R.u32(s, pos)
     v.vendor_id = x
-    if t then t:add(F[96], tvb(pos, 4), x) end
+    if t then
+        if vis then add(t, F.opt_vendor_specific_vendor_id, tvb(pos, 4), x) else add(t, F.opt_vendor_specific_vendor_id, x) end
+    end
     pos = pos + 4
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Subtype", 1)
     end
     x = R.u8(s, pos)
     v.subtype = x
-    if t then t:add(F[97], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.opt_vendor_specific_subtype, tvb(pos, 1), x) else add(t, F.opt_vendor_specific_subtype, x) end
+    end
     pos = pos + 1
     n = stop - pos
     v.data = sub(s, pos + 1, pos + n)
-    if t then R.add_bytes(t, F[98], tvb, pos, n, "Data") end
+    if t then R.add_bytes(t, F.opt_vendor_specific_data, tvb, pos, n, "Data") end
     pos = pos + n
     return pos
 end
-S.o_home_network_prefix = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_home_network_prefix = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Reserved", 1)
     end
     x = R.u8(s, pos)
     v.reserved = x
-    if t then t:add(F[100], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.opt_home_network_prefix_reserved, tvb(pos, 1), x) else add(t, F.opt_home_network_prefix_reserved, x) end
+    end
     pos = pos + 1
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Prefix Length", 1)
     end
     x = R.u8(s, pos)
     v.prefix_length = x
-    if t then t:add(F[101], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.opt_home_network_prefix_prefix_length, tvb(pos, 1), x) else add(t, F.opt_home_network_prefix_prefix_length, x) end
+    end
     pos = pos + 1
     if pos + 16 > stop then
         return R.short(tvb, t, pos, stop, "Prefix", 16)
     end
     v.prefix = sub(s, pos + 1, pos + 16)
-    if t then t:add(F[102], tvb(pos, 16)) end
+    if t then add(t, F.opt_home_network_prefix_prefix, tvb(pos, 16)) end
     pos = pos + 16
     return pos
 end
-S.o_handoff_indicator = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_handoff_indicator = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Reserved", 1)
     end
     x = R.u8(s, pos)
     v.reserved = x
-    if t then t:add(F[104], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.opt_handoff_indicator_reserved, tvb(pos, 1), x) else add(t, F.opt_handoff_indicator_reserved, x) end
+    end
     pos = pos + 1
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Indicator", 1)
     end
     x = R.u8(s, pos)
     v.indicator = x
-    if t then t:add(F[105], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.opt_handoff_indicator_indicator, tvb(pos, 1), x) else add(t, F.opt_handoff_indicator_indicator, x) end
+    end
     pos = pos + 1
     return pos
 end
-S.o_access_technology_type = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_access_technology_type = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Reserved", 1)
     end
     x = R.u8(s, pos)
     v.reserved = x
-    if t then t:add(F[107], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.opt_access_technology_type_reserved, tvb(pos, 1), x) else add(t, F.opt_access_technology_type_reserved, x) end
+    end
     pos = pos + 1
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Technology", 1)
     end
     x = R.u8(s, pos)
     v.technology = x
-    if t then t:add(F[108], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.opt_access_technology_type_technology, tvb(pos, 1), x) else add(t, F.opt_access_technology_type_technology, x) end
+    end
     pos = pos + 1
     return pos
 end
-S.o_mn_link_layer_identifier = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_mn_link_layer_identifier = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Reserved", 2)
     end
     x = R.u16(s, pos)
     v.reserved = x
-    if t then t:add(F[110], tvb(pos, 2), x) end
+    if t then
+        if vis then add(t, F.opt_mn_link_layer_identifier_reserved, tvb(pos, 2), x) else add(t, F.opt_mn_link_layer_identifier_reserved, x) end
+    end
     pos = pos + 2
     n = stop - pos
     v.identifier = sub(s, pos + 1, pos + n)
-    if t then R.add_bytes(t, F[111], tvb, pos, n, "Identifier") end
+    if t then R.add_bytes(t, F.opt_mn_link_layer_identifier_identifier, tvb, pos, n, "Identifier") end
     pos = pos + n
     return pos
 end
-S.o_link_local_address = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_link_local_address = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 16 > stop then
         return R.short(tvb, t, pos, stop, "Address", 16)
     end
     v.address = sub(s, pos + 1, pos + 16)
-    if t then t:add(F[113], tvb(pos, 16)) end
+    if t then add(t, F.opt_link_local_address_address, tvb(pos, 16)) end
     pos = pos + 16
     return pos
 end
 S.opt_timestamp_timestamp = function(tvb, s, t, pos, stop, v)
-    local x, n
+    local x, n, vis = nil, nil, R.visible
     if pos + 6 > stop then
         return R.short(tvb, t, pos, stop, "Seconds", 6)
     end
     x = R.uint(s, pos, 6)
     v.seconds = x
-    if t then t:add(F[116], tvb(pos, 6)) end
+    if t then add(t, F.opt_timestamp_timestamp_seconds, tvb(pos, 6)) end
     pos = pos + 6
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Fraction", 2)
     end
     x = R.u16(s, pos)
     v.fraction = x
-    if t then t:add(F[117], tvb(pos, 2), x) end
+    if t then
+        if vis then add(t, F.opt_timestamp_timestamp_fraction, tvb(pos, 2), x) else add(t, F.opt_timestamp_timestamp_fraction, x) end
+    end
     pos = pos + 2
     return pos
 end
-S.o_timestamp = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_timestamp = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 8 > stop then
         return R.short(tvb, t, pos, stop, "Timestamp", 8)
     end
@@ -1991,45 +2378,51 @@ S.o_timestamp = function(tvb, s, t, pos, stop, v)
         local w, it = {}, nil
         v.timestamp = w
         if t then
-            it = t:add(F[115], tvb(pos, 8), R.nstime(R.uint(s, pos, 6), R.uint(s, pos + 6, 2), 65536))
+            if vis then it = add(t, F.opt_timestamp_timestamp, tvb(pos, 8), R.nstime(R.uint(s, pos, 6), R.uint(s, pos + 6, 2), 65536)) else it = add(t, F.opt_timestamp_timestamp, R.nstime(R.uint(s, pos, 6), R.uint(s, pos + 6, 2), 65536)) end
         end
         pos = S.opt_timestamp_timestamp(tvb, s, it, pos, stop, w)
     end
     return pos
 end
 S.opt_context_request_requests = function(tvb, s, t, pos, stop, v)
-    local x, n
+    local x, n, vis = nil, nil, R.visible
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Request Type", 1)
     end
     x = R.u8(s, pos)
     v.request_type = x
-    if t then t:add(F[121], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.opt_context_request_requests_request_type, tvb(pos, 1), x) else add(t, F.opt_context_request_requests_request_type, x) end
+    end
     pos = pos + 1
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Request Length", 1)
     end
     x = R.u8(s, pos)
     v.request_length = x
-    if t then t:add(F[122], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.opt_context_request_requests_request_length, tvb(pos, 1), x) else add(t, F.opt_context_request_requests_request_length, x) end
+    end
     pos = pos + 1
     n = (v.request_length or 0)
     if pos + n > stop then
         return R.short(tvb, t, pos, stop, "Data", n)
     end
     v.data = sub(s, pos + 1, pos + n)
-    if t then R.add_bytes(t, F[123], tvb, pos, n, "Data") end
+    if t then R.add_bytes(t, F.opt_context_request_requests_data, tvb, pos, n, "Data") end
     pos = pos + n
     return pos
 end
-S.o_context_request = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_context_request = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Reserved", 2)
     end
     x = R.u16(s, pos)
     v.reserved = x
-    if t then t:add(F[119], tvb(pos, 2), x) end
+    if t then
+        if vis then add(t, F.opt_context_request_reserved, tvb(pos, 2), x) else add(t, F.opt_context_request_reserved, x) end
+    end
     pos = pos + 2
     do
         local list, i = {}, 0
@@ -2037,9 +2430,11 @@ S.o_context_request = function(tvb, s, t, pos, stop, v)
         while pos < stop do
             i = i + 1
             local w, it = {}, nil
-            if t then it = t:add(F[120], tvb(pos, stop - pos)) end
+            if t then
+                if vis then it = add(t, F.opt_context_request_requests, tvb(pos, stop - pos)) else it = add(t, F.opt_context_request_requests) end
+            end
             local after = S.opt_context_request_requests(tvb, s, it, pos, stop, w)
-            if it then it:set_len(after - pos); it:append_text(format(" #%d", i)) end
+            if it and vis then it:set_len(after - pos); it:append_text(format(" #%d", i)) end
             list[i] = w
             if after <= pos then break end
             pos = after
@@ -2048,21 +2443,25 @@ S.o_context_request = function(tvb, s, t, pos, stop, v)
     if pos < stop then pos = R.trailing(tvb, t, pos, stop) end
     return pos
 end
-S.o_lma_address = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_lma_address = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Option Code", 1)
     end
     x = R.u8(s, pos)
     v.option_code = x
-    if t then t:add(F[125], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.opt_lma_address_option_code, tvb(pos, 1), x) else add(t, F.opt_lma_address_option_code, x) end
+    end
     pos = pos + 1
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Reserved", 1)
     end
     x = R.u8(s, pos)
     v.reserved = x
-    if t then t:add(F[126], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.opt_lma_address_reserved, tvb(pos, 1), x) else add(t, F.opt_lma_address_reserved, x) end
+    end
     pos = pos + 1
     local k_address = v.option_code
     if k_address == 1 then
@@ -2070,87 +2469,97 @@ S.o_lma_address = function(tvb, s, t, pos, stop, v)
             return R.short(tvb, t, pos, stop, "Address", 16)
         end
         v.address = sub(s, pos + 1, pos + 16)
-        if t then t:add(F[127], tvb(pos, 16)) end
+        if t then add(t, F.opt_lma_address_address_ipv6, tvb(pos, 16)) end
         pos = pos + 16
     elseif k_address == 2 then
         if pos + 4 > stop then
             return R.short(tvb, t, pos, stop, "Address", 4)
         end
         v.address = sub(s, pos + 1, pos + 4)
-        if t then t:add(F[128], tvb(pos, 4)) end
+        if t then add(t, F.opt_lma_address_address_ipv4, tvb(pos, 4)) end
         pos = pos + 4
     else
         n = stop - pos
         v.address = sub(s, pos + 1, pos + n)
-        if t then R.add_bytes(t, F[129], tvb, pos, n, "Address") end
+        if t then R.add_bytes(t, F.opt_lma_address_address, tvb, pos, n, "Address") end
         pos = pos + n
     end
     if pos < stop then pos = R.trailing(tvb, t, pos, stop) end
     return pos
 end
-S.o_mag_ipv6_address = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_mag_ipv6_address = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Reserved", 1)
     end
     x = R.u8(s, pos)
     v.reserved = x
-    if t then t:add(F[131], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.opt_mag_ipv6_address_reserved, tvb(pos, 1), x) else add(t, F.opt_mag_ipv6_address_reserved, x) end
+    end
     pos = pos + 1
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Address Length", 1)
     end
     x = R.u8(s, pos)
     v.address_length = x
-    if t then t:add(F[132], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.opt_mag_ipv6_address_address_length, tvb(pos, 1), x) else add(t, F.opt_mag_ipv6_address_address_length, x) end
+    end
     pos = pos + 1
     if pos + 16 > stop then
         return R.short(tvb, t, pos, stop, "Address", 16)
     end
     v.address = sub(s, pos + 1, pos + 16)
-    if t then t:add(F[133], tvb(pos, 16)) end
+    if t then add(t, F.opt_mag_ipv6_address_address, tvb(pos, 16)) end
     pos = pos + 16
     return pos
 end
-S.o_new_ap_id = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_new_ap_id = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "ID Type", 1)
     end
     x = R.u8(s, pos)
     v.id_type = x
-    if t then t:add(F[135], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.opt_new_ap_id_id_type, tvb(pos, 1), x) else add(t, F.opt_new_ap_id_id_type, x) end
+    end
     pos = pos + 1
     local k_identifier = v.id_type
     if k_identifier == 3 then
         n = stop - pos
         v.identifier = sub(s, pos + 1, pos + n)
-        if t then R.add_text(t, F[136], tvb, pos, n, "Identifier") end
+        if t then R.add_text(t, F.opt_new_ap_id_identifier_name, tvb, pos, n, "Identifier") end
         pos = pos + n
     else
         n = stop - pos
         v.identifier = sub(s, pos + 1, pos + n)
-        if t then R.add_bytes(t, F[137], tvb, pos, n, "Identifier") end
+        if t then R.add_bytes(t, F.opt_new_ap_id_identifier, tvb, pos, n, "Identifier") end
         pos = pos + n
     end
     if pos < stop then pos = R.trailing(tvb, t, pos, stop) end
     return pos
 end
-S.o_previous_lma_address = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_previous_lma_address = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Option Code", 1)
     end
     x = R.u8(s, pos)
     v.option_code = x
-    if t then t:add(F[139], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.opt_previous_lma_address_option_code, tvb(pos, 1), x) else add(t, F.opt_previous_lma_address_option_code, x) end
+    end
     pos = pos + 1
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Reserved", 1)
     end
     x = R.u8(s, pos)
     v.reserved = x
-    if t then t:add(F[140], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.opt_previous_lma_address_reserved, tvb(pos, 1), x) else add(t, F.opt_previous_lma_address_reserved, x) end
+    end
     pos = pos + 1
     local k_address = v.option_code
     if k_address == 1 then
@@ -2158,68 +2567,78 @@ S.o_previous_lma_address = function(tvb, s, t, pos, stop, v)
             return R.short(tvb, t, pos, stop, "Address", 16)
         end
         v.address = sub(s, pos + 1, pos + 16)
-        if t then t:add(F[141], tvb(pos, 16)) end
+        if t then add(t, F.opt_previous_lma_address_address_ipv6, tvb(pos, 16)) end
         pos = pos + 16
     elseif k_address == 2 then
         if pos + 4 > stop then
             return R.short(tvb, t, pos, stop, "Address", 4)
         end
         v.address = sub(s, pos + 1, pos + 4)
-        if t then t:add(F[142], tvb(pos, 4)) end
+        if t then add(t, F.opt_previous_lma_address_address_ipv4, tvb(pos, 4)) end
         pos = pos + 4
     else
         n = stop - pos
         v.address = sub(s, pos + 1, pos + n)
-        if t then R.add_bytes(t, F[143], tvb, pos, n, "Address") end
+        if t then R.add_bytes(t, F.opt_previous_lma_address_address, tvb, pos, n, "Address") end
         pos = pos + n
     end
     if pos < stop then pos = R.trailing(tvb, t, pos, stop) end
     return pos
 end
-S.o_unknown = function(tvb, s, t, pos, stop, v)
-    local x, n
+S.opt_unknown = function(tvb, s, t, pos, stop, v)
+    local x, n, vis = nil, nil, R.visible
     n = stop - pos
     v.data = sub(s, pos + 1, pos + n)
-    if t then R.add_bytes(t, F[145], tvb, pos, n, "Data") end
+    if t then R.add_bytes(t, F.opt_unknown_data, tvb, pos, n, "Data") end
     pos = pos + n
     return pos
 end
 S.header = function(tvb, s, t, pos, stop, v)
-    local x, n
+    local x, n, vis = nil, nil, R.visible
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Payload Proto", 1)
     end
     x = R.u8(s, pos)
     v.payload_proto = x
-    if t then t:add(F[1], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.payload_proto, tvb(pos, 1), x) else add(t, F.payload_proto, x) end
+    end
     pos = pos + 1
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Header Len", 1)
     end
     x = R.u8(s, pos)
     v.header_len = x
-    if t then t:add(F[2], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.header_len, tvb(pos, 1), x) else add(t, F.header_len, x) end
+    end
     pos = pos + 1
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "MH Type", 1)
     end
     x = R.u8(s, pos)
     v.mh_type = x
-    if t then t:add(F[3], tvb(pos, 1), x, R.mh_type_label("MH Type", x)) end
+    if t then
+        if vis then add(t, F.mh_type, tvb(pos, 1), x, R.mh_type_label("MH Type", x)) else add(t, F.mh_type, x) end
+    end
     pos = pos + 1
     if pos + 1 > stop then
         return R.short(tvb, t, pos, stop, "Reserved", 1)
     end
     x = R.u8(s, pos)
     v.reserved = x
-    if t then t:add(F[4], tvb(pos, 1), x) end
+    if t then
+        if vis then add(t, F.reserved, tvb(pos, 1), x) else add(t, F.reserved, x) end
+    end
     pos = pos + 1
     if pos + 2 > stop then
         return R.short(tvb, t, pos, stop, "Checksum", 2)
     end
     x = R.u16(s, pos)
     v.checksum = x
-    if t then t:add(F[5], tvb(pos, 2), x) end
+    if t then
+        if vis then add(t, F.checksum, tvb(pos, 2), x) else add(t, F.checksum, x) end
+    end
     pos = pos + 2
     return pos
 end
@@ -2234,7 +2653,7 @@ R.MSG[#R.MSG + 1] = {
     title = "Binding Update",
     role = "request",
     pair = "binding_update",
-    field = F[19],
+    field = F.binding_update,
     length = 6,
     fast = function(s, cap)
         if cap < 12 then return false end
@@ -2247,7 +2666,7 @@ R.MSG[#R.MSG + 1] = {
         end
         return true, (b7) * 256 + b8, nil, (b9) * 256 + b10, find_mnid(s, 12, stop)
     end,
-    dissect = S.m_binding_update,
+    dissect = S.binding_update,
     type = 5,
     delegated = true,
     proxy_field = "flags",
@@ -2260,7 +2679,7 @@ R.MSG[#R.MSG + 1] = {
     title = "Binding Acknowledgement",
     role = "response",
     pair = "binding_update",
-    field = F[35],
+    field = F.binding_ack,
     length = 6,
     fast = function(s, cap)
         if cap < 12 then return false end
@@ -2273,10 +2692,10 @@ R.MSG[#R.MSG + 1] = {
         end
         return true, (b9) * 256 + b10, b7, b8, find_mnid(s, 12, stop)
     end,
-    dissect = S.m_binding_ack,
+    dissect = S.binding_ack,
     type = 6,
     delegated = true,
-    status_vs = VS[2],
+    status_vs = VS.binding_ack_status,
     proxy_field = "flags",
     proxy_mask = 32,
     proxy_name = "PBA",
@@ -2287,7 +2706,7 @@ R.MSG[#R.MSG + 1] = {
     title = "LMA Handover Request",
     role = "request",
     pair = "lma_ho_req",
-    field = F[47],
+    field = F.lma_ho_req,
     length = 6,
     fast = function(s, cap)
         if cap < 12 then return false end
@@ -2300,7 +2719,7 @@ R.MSG[#R.MSG + 1] = {
         end
         return true, (b7) * 256 + b8, nil, nil, find_mnid(s, 12, stop)
     end,
-    dissect = S.m_lma_ho_req,
+    dissect = S.lma_ho_req,
     type = 200,
     delegated = false,
     pref = "mh_type_lma_ho_req",
@@ -2311,7 +2730,7 @@ R.MSG[#R.MSG + 1] = {
     title = "LMA Handover Response",
     role = "response",
     pair = "lma_ho_req",
-    field = F[51],
+    field = F.lma_ho_resp,
     length = 6,
     fast = function(s, cap)
         if cap < 12 then return false end
@@ -2324,11 +2743,11 @@ R.MSG[#R.MSG + 1] = {
         end
         return true, (b9) * 256 + b10, b7, nil, find_mnid(s, 12, stop)
     end,
-    dissect = S.m_lma_ho_resp,
+    dissect = S.lma_ho_resp,
     type = 201,
     delegated = false,
     pref = "mh_type_lma_ho_resp",
-    status_vs = VS[3],
+    status_vs = VS.lma_ho_resp_status,
 }
 R.MSG[#R.MSG + 1] = {
     key = "lma_ho_init",
@@ -2336,7 +2755,7 @@ R.MSG[#R.MSG + 1] = {
     title = "LMA Handover Initiate",
     role = "request",
     pair = "lma_ho_init",
-    field = F[56],
+    field = F.lma_ho_init,
     length = 6,
     fast = function(s, cap)
         if cap < 12 then return false end
@@ -2349,7 +2768,7 @@ R.MSG[#R.MSG + 1] = {
         end
         return true, (b7) * 256 + b8, nil, nil, find_mnid(s, 12, stop)
     end,
-    dissect = S.m_lma_ho_init,
+    dissect = S.lma_ho_init,
     type = 202,
     delegated = false,
     pref = "mh_type_lma_ho_init",
@@ -2360,7 +2779,7 @@ R.MSG[#R.MSG + 1] = {
     title = "LMA Handover Acknowledge",
     role = "response",
     pair = "lma_ho_init",
-    field = F[61],
+    field = F.lma_hack,
     length = 6,
     fast = function(s, cap)
         if cap < 12 then return false end
@@ -2373,11 +2792,11 @@ R.MSG[#R.MSG + 1] = {
         end
         return true, (b9) * 256 + b10, b7, nil, find_mnid(s, 12, stop)
     end,
-    dissect = S.m_lma_hack,
+    dissect = S.lma_hack,
     type = 203,
     delegated = false,
     pref = "mh_type_lma_hack",
-    status_vs = VS[3],
+    status_vs = VS.lma_ho_resp_status,
 }
 R.MSG[#R.MSG + 1] = {
     key = "update",
@@ -2385,7 +2804,7 @@ R.MSG[#R.MSG + 1] = {
     title = "Policy Profile Update",
     role = "request",
     pair = "update",
-    field = F[67],
+    field = F.update,
     length = 6,
     fast = function(s, cap)
         if cap < 12 then return false end
@@ -2398,7 +2817,7 @@ R.MSG[#R.MSG + 1] = {
         end
         return true, (b7) * 256 + b8, nil, nil, find_mnid(s, 12, stop)
     end,
-    dissect = S.m_update,
+    dissect = S.update,
     type = 204,
     delegated = false,
     pref = "mh_type_update",
@@ -2409,7 +2828,7 @@ R.MSG[#R.MSG + 1] = {
     title = "Policy Profile Update Acknowledge",
     role = "response",
     pair = "update",
-    field = F[71],
+    field = F.update_ack,
     length = 6,
     fast = function(s, cap)
         if cap < 12 then return false end
@@ -2422,35 +2841,36 @@ R.MSG[#R.MSG + 1] = {
         end
         return true, (b9) * 256 + b10, b7, nil, find_mnid(s, 12, stop)
     end,
-    dissect = S.m_update_ack,
+    dissect = S.update_ack,
     type = 205,
     delegated = false,
     pref = "mh_type_update_ack",
-    status_vs = VS[3],
+    status_vs = VS.lma_ho_resp_status,
 }
 
 -- Mobility options, by option type.
 R.OPT[#R.OPT + 1] = {
     key = "pad1",
     title = "Pad1",
-    field = F[76],
+    field = F.opt_pad1,
     length = 0,
     min = 0,
-    dissect = S.o_pad1,
+    dissect = S.opt_pad1,
     summary = function(v)
         local p, x = {}, nil
         return concat(p, ", ")
     end,
     info = function(v) return nil end,
+    fits = true,
     type = 0,
 }
 R.OPT[#R.OPT + 1] = {
     key = "padn",
     title = "PadN",
-    field = F[77],
+    field = F.opt_padn,
     length = nil,
     min = 0,
-    dissect = S.o_padn,
+    dissect = S.opt_padn,
     summary = function(v)
         local p, x = {}, nil
         if v.padding ~= nil then
@@ -2465,15 +2885,16 @@ R.OPT[#R.OPT + 1] = {
         x = R.hex(v.padding)
         return x
     end,
+    fits = true,
     type = 1,
 }
 R.OPT[#R.OPT + 1] = {
     key = "binding_refresh_advice",
     title = "Binding Refresh Advice",
-    field = F[79],
+    field = F.opt_binding_refresh_advice,
     length = 2,
     min = 2,
-    dissect = S.o_binding_refresh_advice,
+    dissect = S.opt_binding_refresh_advice,
     summary = function(v)
         local p, x = {}, nil
         if v.refresh_interval ~= nil then
@@ -2488,6 +2909,7 @@ R.OPT[#R.OPT + 1] = {
         x = format("%d s", v.refresh_interval * 4)
         return x
     end,
+    fits = false,
     ax = 2,
     ay = 0,
     type = 2,
@@ -2495,10 +2917,10 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "alternate_care_of_address",
     title = "Alternate Care-of Address",
-    field = F[81],
+    field = F.opt_alternate_care_of_address,
     length = 16,
     min = 16,
-    dissect = S.o_alternate_care_of_address,
+    dissect = S.opt_alternate_care_of_address,
     summary = function(v)
         local p, x = {}, nil
         if v.address ~= nil then
@@ -2513,6 +2935,7 @@ R.OPT[#R.OPT + 1] = {
         x = R.ipv6(v.address)
         return x
     end,
+    fits = false,
     ax = 8,
     ay = 6,
     type = 3,
@@ -2520,10 +2943,10 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "nonce_indices",
     title = "Nonce Indices",
-    field = F[83],
+    field = F.opt_nonce_indices,
     length = 4,
     min = 4,
-    dissect = S.o_nonce_indices,
+    dissect = S.opt_nonce_indices,
     summary = function(v)
         local p, x = {}, nil
         if v.home_nonce_index ~= nil then
@@ -2542,6 +2965,7 @@ R.OPT[#R.OPT + 1] = {
         x = format("%d", v.care_of_nonce_index)
         return x
     end,
+    fits = false,
     ax = 2,
     ay = 0,
     type = 4,
@@ -2549,10 +2973,10 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "binding_authorization_data",
     title = "Binding Authorization Data",
-    field = F[86],
+    field = F.opt_binding_authorization_data,
     length = nil,
     min = 0,
-    dissect = S.o_binding_authorization_data,
+    dissect = S.opt_binding_authorization_data,
     summary = function(v)
         local p, x = {}, nil
         if v.authenticator ~= nil then
@@ -2567,6 +2991,7 @@ R.OPT[#R.OPT + 1] = {
         x = R.hex(v.authenticator)
         return x
     end,
+    fits = true,
     ax = 8,
     ay = 2,
     type = 5,
@@ -2574,14 +2999,14 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "mn_identifier",
     title = "Mobile Node Identifier",
-    field = F[88],
+    field = F.opt_mn_identifier,
     length = nil,
     min = 1,
-    dissect = S.o_mn_identifier,
+    dissect = S.opt_mn_identifier,
     summary = function(v)
         local p, x = {}, nil
         if v.subtype ~= nil then
-            x = R.enum(VS[4], v.subtype)
+            x = R.enum(VS.opt_mn_identifier_subtype, v.subtype)
             if x ~= "" then p[#p + 1] = "Subtype " .. x end
         end
         if v.identifier ~= nil then
@@ -2608,15 +3033,16 @@ R.OPT[#R.OPT + 1] = {
         end
         return x
     end,
+    fits = false,
     type = 8,
 }
 R.OPT[#R.OPT + 1] = {
     key = "experimental",
     title = "Experimental",
-    field = F[93],
+    field = F.opt_experimental,
     length = nil,
     min = 0,
-    dissect = S.o_experimental,
+    dissect = S.opt_experimental,
     summary = function(v)
         local p, x = {}, nil
         if v.data ~= nil then
@@ -2631,15 +3057,16 @@ R.OPT[#R.OPT + 1] = {
         x = R.hex(v.data)
         return x
     end,
+    fits = true,
     type = 18,
 }
 R.OPT[#R.OPT + 1] = {
     key = "vendor_specific",
     title = "Vendor-Specific",
-    field = F[95],
+    field = F.opt_vendor_specific,
     length = nil,
     min = 5,
-    dissect = S.o_vendor_specific,
+    dissect = S.opt_vendor_specific,
     summary = function(v)
         local p, x = {}, nil
         if v.vendor_id ~= nil then
@@ -2662,6 +3089,7 @@ R.OPT[#R.OPT + 1] = {
         x = R.hex(v.data)
         return x
     end,
+    fits = true,
     ax = 4,
     ay = 2,
     type = 19,
@@ -2669,10 +3097,10 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "home_network_prefix",
     title = "Home Network Prefix",
-    field = F[99],
+    field = F.opt_home_network_prefix,
     length = 18,
     min = 18,
-    dissect = S.o_home_network_prefix,
+    dissect = S.opt_home_network_prefix,
     summary = function(v)
         local p, x = {}, nil
         if v.prefix_length ~= nil then
@@ -2691,6 +3119,7 @@ R.OPT[#R.OPT + 1] = {
         x = R.ipv6(v.prefix)
         return x
     end,
+    fits = false,
     ax = 8,
     ay = 4,
     type = 22,
@@ -2698,14 +3127,14 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "handoff_indicator",
     title = "Handoff Indicator",
-    field = F[103],
+    field = F.opt_handoff_indicator,
     length = 2,
     min = 2,
-    dissect = S.o_handoff_indicator,
+    dissect = S.opt_handoff_indicator,
     summary = function(v)
         local p, x = {}, nil
         if v.indicator ~= nil then
-            x = R.enum(VS[5], v.indicator)
+            x = R.enum(VS.opt_handoff_indicator_indicator, v.indicator)
             if x ~= "" then p[#p + 1] = "Indicator " .. x end
         end
         return concat(p, ", ")
@@ -2713,22 +3142,23 @@ R.OPT[#R.OPT + 1] = {
     info = function(v)
         local x = nil
         if v.indicator == nil then return nil end
-        x = R.enum(VS[5], v.indicator)
+        x = R.enum(VS.opt_handoff_indicator_indicator, v.indicator)
         return x
     end,
+    fits = false,
     type = 23,
 }
 R.OPT[#R.OPT + 1] = {
     key = "access_technology_type",
     title = "Access Technology Type",
-    field = F[106],
+    field = F.opt_access_technology_type,
     length = 2,
     min = 2,
-    dissect = S.o_access_technology_type,
+    dissect = S.opt_access_technology_type,
     summary = function(v)
         local p, x = {}, nil
         if v.technology ~= nil then
-            x = R.enum(VS[6], v.technology)
+            x = R.enum(VS.opt_access_technology_type_technology, v.technology)
             if x ~= "" then p[#p + 1] = "Technology " .. x end
         end
         return concat(p, ", ")
@@ -2736,18 +3166,19 @@ R.OPT[#R.OPT + 1] = {
     info = function(v)
         local x = nil
         if v.technology == nil then return nil end
-        x = R.enum(VS[6], v.technology)
+        x = R.enum(VS.opt_access_technology_type_technology, v.technology)
         return x
     end,
+    fits = false,
     type = 24,
 }
 R.OPT[#R.OPT + 1] = {
     key = "mn_link_layer_identifier",
     title = "Mobile Node Link-layer Identifier",
-    field = F[109],
+    field = F.opt_mn_link_layer_identifier,
     length = nil,
     min = 2,
-    dissect = S.o_mn_link_layer_identifier,
+    dissect = S.opt_mn_link_layer_identifier,
     summary = function(v)
         local p, x = {}, nil
         if v.identifier ~= nil then
@@ -2762,6 +3193,7 @@ R.OPT[#R.OPT + 1] = {
         x = R.hex(v.identifier)
         return x
     end,
+    fits = true,
     ax = 8,
     ay = 2,
     type = 25,
@@ -2769,10 +3201,10 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "link_local_address",
     title = "Link-local Address",
-    field = F[112],
+    field = F.opt_link_local_address,
     length = 16,
     min = 16,
-    dissect = S.o_link_local_address,
+    dissect = S.opt_link_local_address,
     summary = function(v)
         local p, x = {}, nil
         if v.address ~= nil then
@@ -2787,6 +3219,7 @@ R.OPT[#R.OPT + 1] = {
         x = R.ipv6(v.address)
         return x
     end,
+    fits = false,
     ax = 8,
     ay = 6,
     type = 26,
@@ -2794,10 +3227,10 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "timestamp",
     title = "Timestamp",
-    field = F[114],
+    field = F.opt_timestamp,
     length = 8,
     min = 8,
-    dissect = S.o_timestamp,
+    dissect = S.opt_timestamp,
     summary = function(v)
         local p, x = {}, nil
         if v.timestamp ~= nil then
@@ -2812,6 +3245,7 @@ R.OPT[#R.OPT + 1] = {
         x = R.utc(v.timestamp.seconds, v.timestamp.fraction, 65536)
         return x
     end,
+    fits = false,
     ax = 8,
     ay = 2,
     type = 27,
@@ -2819,10 +3253,10 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "context_request",
     title = "Context Request",
-    field = F[118],
+    field = F.opt_context_request,
     length = nil,
     min = 2,
-    dissect = S.o_context_request,
+    dissect = S.opt_context_request,
     summary = function(v)
         local p, x = {}, nil
         if v.requests ~= nil then
@@ -2837,19 +3271,20 @@ R.OPT[#R.OPT + 1] = {
         x = format("%d item(s)", #v.requests)
         return x
     end,
+    fits = false,
     type = 40,
 }
 R.OPT[#R.OPT + 1] = {
     key = "lma_address",
     title = "LMA Address",
-    field = F[124],
+    field = F.opt_lma_address,
     length = nil,
     min = 2,
-    dissect = S.o_lma_address,
+    dissect = S.opt_lma_address,
     summary = function(v)
         local p, x = {}, nil
         if v.option_code ~= nil then
-            x = R.enum(VS[7], v.option_code)
+            x = R.enum(VS.opt_lma_address_option_code, v.option_code)
             if x ~= "" then p[#p + 1] = "Option Code " .. x end
         end
         if v.address ~= nil then
@@ -2876,15 +3311,16 @@ R.OPT[#R.OPT + 1] = {
         end
         return x
     end,
+    fits = false,
     type = 41,
 }
 R.OPT[#R.OPT + 1] = {
     key = "mag_ipv6_address",
     title = "MAG IPv6 Address",
-    field = F[130],
+    field = F.opt_mag_ipv6_address,
     length = 18,
     min = 18,
-    dissect = S.o_mag_ipv6_address,
+    dissect = S.opt_mag_ipv6_address,
     summary = function(v)
         local p, x = {}, nil
         if v.address_length ~= nil then
@@ -2903,6 +3339,7 @@ R.OPT[#R.OPT + 1] = {
         x = R.ipv6(v.address)
         return x
     end,
+    fits = false,
     ax = 8,
     ay = 4,
     type = 51,
@@ -2910,14 +3347,14 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "new_ap_id",
     title = "New AP Identifier",
-    field = F[134],
+    field = F.opt_new_ap_id,
     length = nil,
     min = 2,
-    dissect = S.o_new_ap_id,
+    dissect = S.opt_new_ap_id,
     summary = function(v)
         local p, x = {}, nil
         if v.id_type ~= nil then
-            x = R.enum(VS[8], v.id_type)
+            x = R.enum(VS.opt_new_ap_id_id_type, v.id_type)
             if x ~= "" then p[#p + 1] = "ID Type " .. x end
         end
         if v.identifier ~= nil then
@@ -2940,20 +3377,21 @@ R.OPT[#R.OPT + 1] = {
         end
         return x
     end,
+    fits = false,
     type = 200,
     pref = "opt_type_new_ap_id",
 }
 R.OPT[#R.OPT + 1] = {
     key = "previous_lma_address",
     title = "Previous LMA Address",
-    field = F[138],
+    field = F.opt_previous_lma_address,
     length = nil,
     min = 2,
-    dissect = S.o_previous_lma_address,
+    dissect = S.opt_previous_lma_address,
     summary = function(v)
         local p, x = {}, nil
         if v.option_code ~= nil then
-            x = R.enum(VS[7], v.option_code)
+            x = R.enum(VS.opt_lma_address_option_code, v.option_code)
             if x ~= "" then p[#p + 1] = "Option Code " .. x end
         end
         if v.address ~= nil then
@@ -2980,16 +3418,17 @@ R.OPT[#R.OPT + 1] = {
         end
         return x
     end,
+    fits = false,
     type = 201,
     pref = "opt_type_previous_lma_address",
 }
 R.unknown_opt = {
     key = "unknown",
     title = "Unknown option",
-    field = F[144],
+    field = F.opt_unknown,
     length = nil,
     min = 0,
-    dissect = S.o_unknown,
+    dissect = S.opt_unknown,
     summary = function(v)
         local p, x = {}, nil
         if v.data ~= nil then
@@ -3004,6 +3443,7 @@ R.unknown_opt = {
         x = R.hex(v.data)
         return x
     end,
+    fits = true,
 }
 
 R.C = {

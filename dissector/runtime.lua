@@ -25,6 +25,9 @@ local floor = math.floor
 -- first packet's objects; plain indexing if a Wireshark keeps them elsewhere).
 -- All are bound on the first packet, by R.dissect, the only entry point.
 local tvb_raw, dissector_call, pinfo_number, pinfo_rel_ts, pinfo_cols, item_text
+local pinfo_src, pinfo_dst
+-- TreeItem.add, as the generated code calls it (nil outside Wireshark).
+local tree_add = TreeItem and TreeItem.add
 
 local function getter(object, name)
     local mt = getmetatable(object)
@@ -42,6 +45,7 @@ local function bind_api(pinfo, root)
     tvb_raw, dissector_call = Tvb.raw, Dissector.call
     pinfo_number, pinfo_rel_ts = getter(pinfo, "number"), getter(pinfo, "rel_ts")
     pinfo_cols, item_text = getter(pinfo, "cols"), getter(root, "text")
+    pinfo_src, pinfo_dst = getter(pinfo, "src"), getter(pinfo, "dst")
 end
 
 R.F, R.E, R.C = {}, {}, {}
@@ -325,9 +329,15 @@ end
 
 -- --- tree helpers --------------------------------------------------------------
 
+-- Damage found without a tree (t nil): the tree-less path reads a message
+-- with t nil first and, when this is set, again over the tree that wraps no
+-- item, so that the expert items say what is wrong (R.dissect).
+R.damaged = false
+
 -- A field that needs `need` octets where fewer are left: flag it on the
 -- bytes that are there and tell the caller to stop at `stop`.
 function R.short(tvb, t, pos, stop, what, need)
+    R.damaged = true
     if t then
         local left = stop - pos
         if left < 0 then
@@ -343,6 +353,7 @@ function R.short(tvb, t, pos, stop, what, need)
 end
 
 function R.trailing(tvb, t, pos, stop)
+    R.damaged = true
     if t and stop > pos then
         t:add_tvb_expert_info(
             R.E.field_trailing,
@@ -381,22 +392,67 @@ function R.opt_type_label(ty)
     return label
 end
 
+-- The option tables in force, in locals for the per-packet paths (set by
+-- R.apply_prefs).
+local opt_by_type, unknown_opt, pad1_type, padn_type = {}, nil, nil, nil
+
+-- One option's framing at `pos` (its Type octet) within s[..stop), checked:
+-- its descriptor, type, length (nil for Pad1, which has none), the offset
+-- after it, and what is wrong: `over` (the length runs past `stop`), a
+-- misalignment (only when `base`, the Mobility Header's offset, is known),
+-- a PadN with non-zero octets, and `bad`, any of these or a length not
+-- allowed for the type or an unknown type. Shared by R.option, which shows
+-- the option, and R.scan, which only looks for damage.
+local function option_frame(s, pos, stop, base)
+    local ty = byte(s, pos + 1)
+    local d = opt_by_type[ty] or unknown_opt
+    if ty == pad1_type then
+        return d, ty, nil, pos + 1, false, false, false, false
+    end
+    if pos + 2 > stop then
+        return d, ty, nil, stop, true, false, false, false
+    end
+    local len = byte(s, pos + 2)
+    local dend = pos + 2 + len
+    local over = dend > stop
+    if over then
+        dend = stop
+    end
+    local misaligned = base and d.ax and (pos - base) % d.ax ~= d.ay or false
+    local padn_nonzero = false
+    if ty == padn_type then
+        local at = find(s, "[^%z]", pos + 3)
+        padn_nonzero = at ~= nil and at <= dend
+    end
+    local bad = over or misaligned or padn_nonzero or d == unknown_opt
+        or (d.length and len ~= d.length) or len < d.min
+    return d, ty, len, dend, bad, over, misaligned, padn_nonzero
+end
+
 -- One option at `pos` (its Type octet); returns the offset after it.
 -- ctx.base is the offset of the Mobility Header in `s` when alignment can be
 -- checked (nil when Wireshark's own MIPv6 dissector hands over one option);
 -- ctx.visible asks for summary lines; ctx collects the MN identifier.
+-- Damage sets R.damaged, with a tree or without.
 function R.option(tvb, s, tree, pos, stop, ctx)
-    local C, F, E = R.C, R.F, R.E
-    local ty = byte(s, pos + 1)
-    local d = R.opt_by_type[ty] or R.unknown_opt
-    if ty == C.pad1 then
+    local F, E = R.F, R.E
+    local vis = R.visible
+    local d, ty, len, dend, bad, over, misaligned, padn_nonzero = option_frame(s, pos, stop, ctx.base)
+    if ty == pad1_type then
         if tree then
-            local it = tree:add(R.pad1_opt.field, tvb(pos, 1))
-            it:add(F.opt_type, tvb(pos, 1), ty, R.opt_type_label(ty))
+            if vis then
+                local it = tree_add(tree, d.field, tvb(pos, 1))
+                tree_add(it, F.opt_type, tvb(pos, 1), ty, R.opt_type_label(ty))
+            else
+                tree_add(tree_add(tree, d.field), F.opt_type, ty)
+            end
         end
-        return pos + 1
+        return dend
     end
-    if pos + 2 > stop then
+    if bad then
+        R.damaged = true
+    end
+    if len == nil then
         if tree then
             tree:add_tvb_expert_info(
                 E.opt_no_length,
@@ -406,70 +462,20 @@ function R.option(tvb, s, tree, pos, stop, ctx)
         end
         return stop
     end
-    local len = byte(s, pos + 2)
-    local dend = pos + 2 + len
-    local over = dend > stop
-    if over then
-        dend = stop
-    end
     local it = nil
-    if tree then
-        it = tree:add(d.field, tvb(pos, dend - pos))
-        it:add(F.opt_type, tvb(pos, 1), ty, R.opt_type_label(ty))
-        it:add(F.opt_length, tvb(pos + 1, 1), len)
-        if over then
-            it:add_tvb_expert_info(
-                E.opt_overrun,
-                tvb(pos + 1, 1),
-                format(
-                    "%s option length %d runs past the end of the Mobility Header (%d octets left)",
-                    d.title,
-                    len,
-                    stop - pos - 2
-                )
-            )
-        elseif d.length and len ~= d.length then
-            it:add_tvb_expert_info(
-                E.opt_bad_length,
-                tvb(pos + 1, 1),
-                format("%s option has length %d, must be %d", d.title, len, d.length)
-            )
-        elseif len < d.min then
-            it:add_tvb_expert_info(
-                E.opt_bad_length,
-                tvb(pos + 1, 1),
-                format("%s option has length %d, at least %d needed", d.title, len, d.min)
-            )
-        end
-        if ctx.base and d.ax and (pos - ctx.base) % d.ax ~= d.ay then
-            it:add_tvb_expert_info(
-                E.opt_misaligned,
-                tvb(pos, 1),
-                format(
-                    "%s option starts at offset %d, not aligned %dn+%d",
-                    d.title,
-                    pos - ctx.base,
-                    d.ax,
-                    d.ay
-                )
-            )
-        end
-        if d == R.unknown_opt then
-            it:add_tvb_expert_info(
-                E.opt_unknown,
-                tvb(pos, 1),
-                format("Unknown mobility option type %d, skipped", ty)
-            )
-        end
-        if ty == C.padn and sub(s, pos + 3, dend):find("[^%z]") then
-            it:add_tvb_expert_info(
-                E.padn_nonzero,
-                tvb(pos + 2, dend - pos - 2),
-                "PadN option carries non-zero octets"
-            )
-        end
+    if tree and not vis then
+        it = tree_add(tree, d.field)
+        tree_add(it, F.opt_type, ty)
+        tree_add(it, F.opt_length, len)
+    elseif tree then
+        it = tree_add(tree, d.field, tvb(pos, dend - pos))
+        tree_add(it, F.opt_type, tvb(pos, 1), ty, R.opt_type_label(ty))
+        tree_add(it, F.opt_length, tvb(pos + 1, 1), len)
     end
-    local wanted = d.key == C.mnid_key and ctx.mnid == nil
+    if it and bad then
+        R.option_experts(tvb, s, it, pos, stop, d, ty, len, over, misaligned, padn_nonzero, ctx)
+    end
+    local wanted = d.key == R.C.mnid_key and ctx.mnid == nil
     if it or wanted then
         local v = {}
         d.dissect(tvb, s, it, pos + 2, dend, v)
@@ -486,13 +492,61 @@ function R.option(tvb, s, tree, pos, stop, ctx)
     return dend
 end
 
+-- The expert items of one option (R.option found something wrong).
+function R.option_experts(tvb, s, it, pos, stop, d, ty, len, over, misaligned, padn_nonzero, ctx)
+    local E = R.E
+    if over then
+        it:add_tvb_expert_info(
+            E.opt_overrun,
+            tvb(pos + 1, 1),
+            format(
+                "%s option length %d runs past the end of the Mobility Header (%d octets left)",
+                d.title,
+                len,
+                stop - pos - 2
+            )
+        )
+    elseif d.length and len ~= d.length then
+        it:add_tvb_expert_info(
+            E.opt_bad_length,
+            tvb(pos + 1, 1),
+            format("%s option has length %d, must be %d", d.title, len, d.length)
+        )
+    elseif len < d.min then
+        it:add_tvb_expert_info(
+            E.opt_bad_length,
+            tvb(pos + 1, 1),
+            format("%s option has length %d, at least %d needed", d.title, len, d.min)
+        )
+    end
+    if misaligned then
+        it:add_tvb_expert_info(
+            E.opt_misaligned,
+            tvb(pos, 1),
+            format(
+                "%s option starts at offset %d, not aligned %dn+%d",
+                d.title,
+                pos - ctx.base,
+                d.ax,
+                d.ay
+            )
+        )
+    end
+    if d == R.unknown_opt then
+        it:add_tvb_expert_info(E.opt_unknown, tvb(pos, 1), format("Unknown mobility option type %d, skipped", ty))
+    end
+    if padn_nonzero then
+        local dend = pos + 2 + len
+        if dend > stop then
+            dend = stop
+        end
+        it:add_tvb_expert_info(E.padn_nonzero, tvb(pos + 2, dend - pos - 2), "PadN option carries non-zero octets")
+    end
+end
+
 function R.options(tvb, s, tree, pos, stop, ctx)
     while pos < stop do
         pos = R.option(tvb, s, tree, pos, stop, ctx)
-        if not tree and ctx.mnid then
-            -- Without a tree only the MN identifier is wanted.
-            break
-        end
     end
     return pos
 end
@@ -581,35 +635,51 @@ function R.address_words(text, address)
     return words or nil
 end
 
--- Verify and show.
-function R.verify_checksum(tvb, s, t, pinfo, total, value)
-    local C, F, E = R.C, R.F, R.E
-    local at = C.checksum_offset
+-- Verify the checksum: 1 (good), 0 (bad) or 2 (unverified: not all
+-- captured, or an address not known), and the checksum it should have.
+function R.checksum_status(s, pinfo, total)
+    local C = R.C
     if #s < total then
-        t:add(F.checksum_status, tvb(at, 2), 2):set_generated()
-        return
+        return 2, nil
     end
     -- The pseudo-header's addresses (RFC 6275 6.1.1, after RFC 8200 8.1, and
     -- 6.3): Wireshark's IPv6 dissector leaves in pinfo the innermost header's,
     -- with a Home Address option's as the source and a type 2 routing
     -- header's as the destination.
-    local src_address, dst_address = pinfo.src, pinfo.dst
+    local src_address, dst_address = pinfo_src(pinfo), pinfo_dst(pinfo)
     local src = R.address_words(tostring(src_address), src_address)
     local dst = R.address_words(tostring(dst_address), dst_address)
     if not src or not dst then
-        t:add(F.checksum_status, tvb(at, 2), 2):set_generated()
-        return
+        return 2, nil
     end
-    local want = R.checksum(s, total, at + 1, src, dst, C.next_header)
-    t:add(F.checksum_calculated, tvb(at, 2), want):set_generated()
-    if want == value then
-        t:add(F.checksum_status, tvb(at, 2), 1):set_generated()
-    else
-        local it = t:add(F.checksum_status, tvb(at, 2), 0)
+    local want = R.checksum(s, total, C.checksum_offset + 1, src, dst, C.next_header)
+    return want == R.u16(s, C.checksum_offset) and 1 or 0, want
+end
+
+-- Verify and show: the status and calculated checksum as items when `items`
+-- (a tree is built), and a bad checksum as an expert item on `t` either way
+-- (`t` is then the root that wraps no item: Wireshark still records it).
+function R.verify_checksum(tvb, s, t, pinfo, total, items)
+    local F = R.F
+    local at = R.C.checksum_offset
+    local status, want = R.checksum_status(s, pinfo, total)
+    local it = t
+    if items and R.visible then
+        if want then
+            tree_add(t, F.checksum_calculated, tvb(at, 2), want):set_generated()
+        end
+        it = tree_add(t, F.checksum_status, tvb(at, 2), status)
         it:set_generated()
+    elseif items then
+        if want then
+            tree_add(t, F.checksum_calculated, want)
+        end
+        it = tree_add(t, F.checksum_status, status)
+    end
+    if status == 0 then
         it:add_proto_expert_info(
-            E.checksum_bad,
-            format("Bad checksum 0x%04x, should be 0x%04x", value, want)
+            R.E.checksum_bad,
+            format("Bad checksum 0x%04x, should be 0x%04x", R.u16(s, at), want)
         )
     end
 end
@@ -766,23 +836,28 @@ local function tracked(pinfo, d, seq, status, mnid)
     return num
 end
 
-function R.show_tracking(t, num)
+-- The tracking of frame `num` as items under `t` when `items` (a tree is
+-- built), and its expert items on them or, without, on `t` itself.
+function R.show_tracking(t, num, items)
     local F, E = R.F, R.E
     local now = tr_times[num]
     if now == nil then
         return
     end
     local x = tr_exchange[num]
-    if x and x > 0 then
-        t:add(F.response_in, x):set_generated()
-    elseif x and x < 0 then
-        t:add(F.response_to, -x):set_generated()
-        t:add(F.time, R.delta(now - tr_times[-x])):set_generated()
+    if items and x and x > 0 then
+        tree_add(t, F.response_in, x):set_generated()
+    elseif items and x and x < 0 then
+        tree_add(t, F.response_to, -x):set_generated()
+        tree_add(t, F.time, R.delta(now - tr_times[-x])):set_generated()
     end
     x = tr_retx[num]
     if x then
-        local it = t:add(F.retransmission_of, x)
-        it:set_generated()
+        local it = t
+        if items then
+            it = tree_add(t, F.retransmission_of, x)
+            it:set_generated()
+        end
         it:add_proto_expert_info(E.retransmission, format("Retransmission of frame %d", x))
     end
     local h = tr_handover[num]
@@ -791,15 +866,18 @@ function R.show_tracking(t, num)
     end
     local start = ho_start[h]
     local elapsed = now - tr_times[start]
-    if start ~= num then
-        t:add(F.ho_start, start):set_generated()
-        t:add(F.ho_elapsed, R.delta(elapsed)):set_generated()
+    if items and start ~= num then
+        tree_add(t, F.handover_start, start):set_generated()
+        tree_add(t, F.handover_elapsed, R.delta(elapsed)):set_generated()
     end
     if ho_end[h] == num then
-        local it = t:add(F.ho_duration, R.delta(elapsed))
-        it:set_generated()
+        local it = t
         local ok = ho_success[h]
-        t:add(F.ho_success, ok):set_generated()
+        if items then
+            it = tree_add(t, F.handover_duration, R.delta(elapsed))
+            it:set_generated()
+            tree_add(t, F.handover_success, ok):set_generated()
+        end
         if ok then
             it:add_proto_expert_info(
                 E.ho_completed,
@@ -952,7 +1030,9 @@ function R.decode(d, tvb, s, t, cap, ctx)
         )
     end
     if t then
-        t:set_len(stop)
+        if R.visible then
+            t:set_len(stop)
+        end
         if hv[C.payload_proto] ~= C.no_next_header then
             t:add_tvb_expert_info(
                 E.payload_proto,
@@ -979,20 +1059,56 @@ function R.decode(d, tvb, s, t, cap, ctx)
         end
     end
     local mt = nil
-    if t then
-        mt = t:add(d.field, tvb(pos, fstop - pos))
+    if t and R.visible then
+        mt = tree_add(t, d.field, tvb(pos, fstop - pos))
+    elseif t then
+        mt = tree_add(t, d.field)
     end
     local v = {}
     d.dissect(tvb, s, mt, pos, fstop, v)
     if fixed_end < stop then
         local ot = nil
-        if t then
-            ot = t:add(F.options, tvb(fixed_end, stop - fixed_end))
+        if t and R.visible then
+            ot = tree_add(t, F.options, tvb(fixed_end, stop - fixed_end))
+        elseif t then
+            ot = tree_add(t, F.options)
         end
         ctx.base = 0
         R.options(tvb, s, ot, fixed_end, stop, ctx)
     end
     return hv, v, total
+end
+
+-- Whether message `d` in s (cap octets, all of header and fixed part there:
+-- d.fast said so) has anything an expert item would report, found without a
+-- tree: a Header Len that disagrees with the packet, a Payload Proto other
+-- than 59, or damage in the options (R.option's checks, and the fields of
+-- options of no fixed length). R.decode over a tree says what it is.
+local scan_values = {}
+
+function R.scan(d, s, cap)
+    local C = R.C
+    local total = C.header_size + R.msg_len_of(byte(s, C.header_len_offset + 1))
+    if total ~= cap or byte(s, 1) ~= C.no_next_header then
+        return true
+    end
+    local pos = C.header_size + d.length
+    while pos < total do
+        local od, _, len, dend, bad = option_frame(s, pos, total, 0)
+        if bad then
+            return true
+        end
+        if len and not od.fits then
+            -- Its fields can be short, or leave octets over (d.fits: they cannot).
+            R.damaged = false
+            od.dissect(nil, s, nil, pos + 2, dend, scan_values)
+            if R.damaged then
+                return true
+            end
+        end
+        pos = dend
+    end
+    return false
 end
 
 -- Numbers the per-packet paths use, in locals (set by R.apply_prefs).
@@ -1021,6 +1137,29 @@ function R.find_mnid(s, pos, stop)
     return nil
 end
 
+-- The checksum, the Status and the tracking of a message under `t`: as
+-- items and expert items when `items`; else (no tree: `t` is the root, which
+-- wraps no item) only the expert items, which Wireshark records all the
+-- same for `tshark -z expert` and the Expert Information dialog.
+local function conclude(d, tvb, pinfo, t, s, total, num, status, items)
+    if R.verify then
+        R.verify_checksum(tvb, s, t, pinfo, total, items)
+    end
+    if not d.delegated and d.is_response and status and status >= success_below then
+        t:add_proto_expert_info(
+            R.E.status_failure,
+            format("%s status %s: failure", d.name, R.enum(d.status_vs or {}, status))
+        )
+    end
+    R.show_tracking(t, num, items)
+end
+
+-- The length Header Len gives.
+local function mh_total(s)
+    local C = R.C
+    return C.header_size + R.msg_len_of(byte(s, C.header_len_offset + 1))
+end
+
 -- A PBU/PBA (or any message lmaho leaves to Wireshark's MIPv6 dissector):
 -- Wireshark's own tree first, untouched; lmaho adds its tracking only for the
 -- proxy variant, never to plain MIPv6.
@@ -1034,6 +1173,7 @@ local function delegated(d, tvb, pinfo, root, s, cap)
     end
     local num = tracked(pinfo, d, seq, status, mnid)
     if item_text(root) == nil then
+        conclude(d, tvb, pinfo, root, s, mh_total(s), num, status, false)
         return cap
     end
     return R.protected(delegated_tree, d, tvb, pinfo, root, s, cap, num)
@@ -1042,26 +1182,28 @@ end
 -- What lmaho adds to a PBU/PBA's tree: checksum and tracking (and with the
 -- show_pmip preference, its own decoding).
 function delegated_tree(d, tvb, pinfo, root, s, cap, num)
-    local C = R.C
     local t = root:add(R.proto, tvb(0, cap))
-    t:append_text(d.proxy_suffix)
-    local total = C.header_size + R.msg_len_of(byte(s, C.header_len_offset + 1))
+    R.visible = root.visible
+    if R.visible then
+        t:append_text(d.proxy_suffix)
+    end
+    local total = mh_total(s)
+    local status = nil
     if R.show_pmip then
-        R.visible = root.visible
-        R.decode(d, tvb, s, t, cap, { visible = R.visible })
-    else
+        local _, v = R.decode(d, tvb, s, t, cap, { visible = R.visible })
+        status = v and v[R.C.status]
+    elseif R.visible then
         t:set_len(math.min(total, cap))
     end
-    if R.verify then
-        R.verify_checksum(tvb, s, t, pinfo, total, R.u16(s, C.checksum_offset))
-    end
-    R.show_tracking(t, num)
+    conclude(d, tvb, pinfo, t, s, total, num, status, true)
     return cap
 end
 
--- The tree path: every field, the checksum and the tracking shown.
+-- The tree path: every field, the checksum and the tracking shown. Also run
+-- over the root that wraps no item, when there is no tree but the message
+-- is damaged: its expert items are recorded all the same.
 local function dissect_tree(d, tvb, pinfo, root, s, cap)
-    local C, E = R.C, R.E
+    local C = R.C
     local t = root:add(R.proto, tvb(0, cap))
     R.visible = root.visible
     local ctx = { visible = R.visible }
@@ -1074,31 +1216,27 @@ local function dissect_tree(d, tvb, pinfo, root, s, cap)
     local num = tracked(pinfo, d, seq, status, ctx.mnid)
     local mnid_text = ctx.mnid and R.mnid_text(ctx.mnid) or ""
     pinfo.cols.info = info_line(d, seq, R.status_text(d, status), mnid_text, num)
-    t:append_text(d.name_suffix)
-    if R.verify then
-        R.verify_checksum(tvb, s, t, pinfo, total, hv[C.checksum])
+    if R.visible then
+        t:append_text(d.name_suffix)
     end
-    if d.is_response and status and status >= C.success_below then
-        t:add_proto_expert_info(
-            E.status_failure,
-            format("%s status %s: failure", d.name, R.enum(d.status_vs or {}, status))
-        )
-    end
-    R.show_tracking(t, num)
+    conclude(d, tvb, pinfo, t, s, total, num, status, true)
     return cap
 end
 
--- The dissector. Without a tree (tshark printing summaries only) `root`
--- wraps no item, and only the columns and the tracking are worked out: that
--- path must cost little, so it makes no tree items, reads only what it needs
--- and builds the Info column in one concatenation. It also runs outside
--- pcall (R.protected), which cost about 0.4 us a packet, a sixth of what
--- lmaho adds there: the code it runs (the generated d.fast readers,
--- R.find_mnid, track, R.mnid_text) only indexes the string within the bounds
--- it has checked and does arithmetic on what it read, so malformed input
--- cannot make it fail (tests/test_dissector_malformed.py reads the damaged
--- captures without a tree too). Everything that builds a tree, and the
--- hand-off to Wireshark's MIPv6 dissector, runs protected.
+-- The dissector. Without a tree (tshark printing summaries only, Wireshark's
+-- first pass) `root` wraps no item, and only the columns, the tracking and
+-- the expert items are worked out: that path must cost little, so it makes
+-- no tree items, reads only what it needs and builds the Info column in one
+-- concatenation; a damaged message (d.fast or R.scan say so, rare) goes the
+-- tree path over `root`, whose items cost nothing but whose expert items
+-- Wireshark records. It also runs outside pcall (R.protected), which cost
+-- about 0.4 us a packet, a sixth of what lmaho adds there: the code it runs
+-- (the generated d.fast readers, R.find_mnid, R.scan, track, R.mnid_text,
+-- the checksum) only indexes the string within the bounds it has checked
+-- and does arithmetic on what it read, so malformed input cannot make it
+-- fail (tests/test_dissector_malformed.py reads the damaged captures without
+-- a tree too). Everything that builds a tree, and the hand-off to
+-- Wireshark's MIPv6 dissector, runs protected.
 function R.dissect(tvb, pinfo, root)
     if pinfo_number == nil then
         bind_api(pinfo, root)
@@ -1121,9 +1259,8 @@ function R.dissect(tvb, pinfo, root)
         return R.protected(dissect_tree, d, tvb, pinfo, root, s, cap)
     end
     local ok, seq, status, _, mnid = d.fast(s, cap)
-    if not ok then
-        cols.info = d.malformed_info
-        return cap
+    if not ok or R.scan(d, s, cap) then
+        return R.protected(dissect_tree, d, tvb, pinfo, root, s, cap)
     end
     local num = tracked(pinfo, d, seq, status, mnid)
     local status_text = ""
@@ -1135,6 +1272,7 @@ function R.dissect(tvb, pinfo, root)
         mnid_text = mnid_texts[mnid] or R.mnid_text(mnid) or ""
     end
     cols.info = info_line(d, seq, status_text, mnid_text, num)
+    conclude(d, tvb, pinfo, root, s, cap, num, status, false)
     return cap
 end
 
@@ -1240,6 +1378,9 @@ function R.apply_prefs(prefs)
         if d.type == R.C.pad1 then
             R.pad1_opt = d
         end
+        if d.type == R.C.padn then
+            padn_type = t
+        end
         if d.key == R.C.mnid_key then
             R.mnid_type = t
         end
@@ -1247,6 +1388,7 @@ function R.apply_prefs(prefs)
         opt_names[t] = d.title
     end
     R.opt_by_type, R.opt_names = opt_by, opt_names
+    opt_by_type, unknown_opt, pad1_type = opt_by, R.unknown_opt, R.C.pad1
     local C = R.C
     type_pos, pad1, mnid_type, msg_by_type = C.type_offset + 1, C.pad1, R.mnid_type, R.msg_by_type
     seq_span, success_below = C.seq_span + 1, C.success_below

@@ -1,0 +1,114 @@
+"""lmaho's expert items without a tree: `tshark -q -z expert` lists what `-V` shows.
+
+Wireshark records an expert item whether or not it builds a tree (its
+Expert Information dialog and ``-z expert`` read them from the first pass,
+which has none). tshark builds no tree for ``-q -z expert`` without a
+display filter, so the dissector's tree-less path must report the damage,
+the checksum verdict and the tracking's findings itself.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from lmaho_dissector._samples import BMAG, PLMA, Packet, frame, write_capture
+from support.paths import ROOT
+from support.tshark import lua_errors
+from support.tshark import tshark_run as run
+from test_dissector_malformed import corpus
+
+# "[Expert Info (Error/Malformed): Truncated Mobility Header: ...]" as -V shows it.
+VERBOSE_EXPERT = re.compile(r"^\s*\[Expert Info \(([^/]+)/([^)]+)\): (.*)\]$")
+# "          13  Malformed              LMAHO  Reserved needs 1 octet(s), 0 left"
+TABLE_ROW = re.compile(r"^\s*(\d+)\s+(.+?)\s{2,}(\S+)\s{2}(.*)$")
+SECTIONS = {"Errors": "Error", "Warns": "Warning", "Notes": "Note", "Chats": "Chat"}
+
+
+def verbose_experts(tshark: str, capture: Path) -> Counter[tuple[str, str]]:
+    """(severity, text) of every lmaho expert item in the -V tree, counted.
+
+    Read from the same tree as PDML (``-T pdml`` shows what ``-V`` does), where
+    each expert item names its ``lmaho.*`` field: Wireshark's own items (a
+    string field's "Trailing stray characters", the MIPv6 dissector's) are
+    not lmaho's and come only with a tree.
+    """
+    result = run(tshark, capture, "-T", "pdml")
+    assert result.returncode == 0 and not lua_errors(result), result.stderr
+    found: Counter[tuple[str, str]] = Counter()
+    for item in ET.fromstring(result.stdout).iter("field"):
+        if item.get("name") != "_ws.expert":
+            continue
+        children = {c.get("name", ""): c for c in item}
+        if not any(name.startswith("lmaho.") for name in children):
+            continue
+        m = VERBOSE_EXPERT.match(f"[{item.get('showname', '')}]")
+        assert m, item.get("showname")
+        found[(m.group(1), m.group(3))] += 1
+    return found
+
+
+def table_experts(tshark: str, capture: Path) -> dict[str, Counter[tuple[str, str]]]:
+    """Per protocol, (severity, summary) of every row of `-q -z expert`, counted."""
+    result = run(tshark, capture, "-q", "-z", "expert")
+    assert result.returncode == 0 and not lua_errors(result), result.stderr
+    found: dict[str, Counter[tuple[str, str]]] = {}
+    severity = ""
+    for line in result.stdout.splitlines():
+        head = line.split(" (", 1)[0]
+        if head in SECTIONS:
+            severity = SECTIONS[head]
+            continue
+        m = TABLE_ROW.match(line)
+        if m and severity:
+            count, _group, protocol, summary = m.groups()
+            found.setdefault(protocol, Counter())[(severity, summary)] += int(count)
+    return found
+
+
+def damaged_capture(tmp_path: Path) -> Path:
+    cases = corpus()
+    packets = [
+        Packet(1.0 + i * 0.001, frame(mh, BMAG, PLMA), mh, "") for i, (mh, _) in enumerate(cases)
+    ]
+    return write_capture(tmp_path / "damaged.pcap", packets)
+
+
+@pytest.mark.parametrize(
+    "sample", ["damaged", "pcaps/handover.pcapng", "pcaps/nlma-refuses.pcapng"]
+)
+def test_expert_table_without_tree_lists_every_verbose_item(
+    tshark: str, tmp_path: Path, sample: str
+) -> None:
+    capture = damaged_capture(tmp_path) if sample == "damaged" else ROOT / sample
+    table = table_experts(tshark, capture)
+    ours = table.get("LMAHO", Counter())
+    # The table names the protocol Wireshark was in when the item was added:
+    # on a PBU/PBA, after Wireshark's MIPv6 dissector ran, that is MIPv6.
+    listed = sum(table.values(), Counter())
+    verbose = verbose_experts(tshark, capture)
+    assert verbose, "the -V run shows no lmaho expert item: the sample tests nothing"
+    missing = verbose - listed
+    extra = ours - verbose
+    assert not missing, sorted(missing.items())[:10]
+    assert not extra, sorted(extra.items())[:10]
+
+
+def test_damage_checksum_and_tracking_are_all_in_the_table(tshark: str, tmp_path: Path) -> None:
+    ours = table_experts(tshark, damaged_capture(tmp_path)).get("LMAHO", Counter())
+    texts = " | ".join(summary for _, summary in ours)
+    for kind in (
+        "Truncated Mobility Header",
+        "says",  # Header Len runs past the packet
+        "after the",  # octets after the Mobility Header
+        "runs past the end of the Mobility Header",
+        "Bad checksum",
+        "Payload Proto is 6",
+        "not aligned",
+        "Retransmission of frame",
+    ):
+        assert kind in texts, kind
