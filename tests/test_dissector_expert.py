@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from lmaho_dissector._samples import BMAG, PLMA, Packet, frame, write_capture
+from support.malformed import damaged_capture
 from support.paths import ROOT
 from support.tshark import lua_errors
 from support.tshark import tshark_run as run
-from test_dissector_malformed import corpus
 
 # "[Expert Info (Error/Malformed): Truncated Mobility Header: ...]" as -V shows it.
 VERBOSE_EXPERT = re.compile(r"^\s*\[Expert Info \(([^/]+)/([^)]+)\): (.*)\]$")
@@ -68,14 +67,6 @@ def table_experts(tshark: str, capture: Path) -> dict[str, Counter[tuple[str, st
             count, _group, protocol, summary = m.groups()
             found.setdefault(protocol, Counter())[(severity, summary)] += int(count)
     return found
-
-
-def damaged_capture(tmp_path: Path) -> Path:
-    cases = corpus()
-    packets = [
-        Packet(1.0 + i * 0.001, frame(mh, BMAG, PLMA), mh, "") for i, (mh, _) in enumerate(cases)
-    ]
-    return write_capture(tmp_path / "damaged.pcap", packets)
 
 
 @pytest.mark.parametrize(

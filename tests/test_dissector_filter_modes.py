@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from lmaho_dissector import generator
+from support.malformed import damaged_capture
 from support.paths import PCAPS, ROOT
 from support.tshark import tshark_run as run
-from test_dissector_expert import damaged_capture
 
 DECLARED = set(
     re.findall(r'Proto(?:Field\.\w+|Expert\.new)\("(lmaho\.[a-z0-9_.]+)"', generator.generate())

@@ -64,3 +64,18 @@ def test_the_procedure_and_the_codec_import_nothing_above_them() -> None:
         for module, names in imported_packages("lmaho_wire").items()
         if names & above
     } == {}
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test helpers live in tests/support, never in a module pytest collects."""
+    tests = ROOT / "tests"
+    offenders = []
+    for path in sorted(tests.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0].startswith("test_")]
+    assert offenders == []
