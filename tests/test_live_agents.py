@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from lmaho_entities import DEFAULT_SCENARIO, PolicyProfile, Variant, mobile_spec
-from lmaho_live.config import configs_for_scenario
+from lmaho_live.config import AgentConfig, configs_for_scenario
 from lmaho_live.policydb import PolicyDatabase
 from support.cli import LMAHO_COMMAND
 from support.livenet import Agent as LiveAgent
@@ -352,18 +352,25 @@ def test_hostile_signalling_is_counted_and_dropped(lab: Lab, tmp_path: Path) -> 
     assert all(agent.process.poll() is None for agent in agents.values())
 
 
-def test_an_agent_without_its_address_exits_2_naming_it(lab: Lab, tmp_path: Path) -> None:
-    lab.add_node("plma")  # no address configured
-    config = configs_for_scenario(SCENARIO, runtime_dir=tmp_path)["plma"]
+def run_plma_agent(
+    lab: Lab, config: AgentConfig, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """The PLMA's agent with ``config``, in the PLMA's namespace, to its exit."""
     path = tmp_path / "plma.toml"
     config.dump(path)
-    run = subprocess.run(
+    return subprocess.run(
         [*LMAHO_COMMAND, "agent", "lma", "--config", str(path)],
         preexec_fn=lab.enter("plma"),
         capture_output=True,
         text=True,
         timeout=30,
     )
+
+
+def test_an_agent_without_its_address_exits_2_naming_it(lab: Lab, tmp_path: Path) -> None:
+    lab.add_node("plma")  # no address configured
+    config = configs_for_scenario(SCENARIO, runtime_dir=tmp_path)["plma"]
+    run = run_plma_agent(lab, config, tmp_path)
     assert run.returncode == 2
     assert run.stderr == (
         f"lmaho: error: agent plma: address {PLMA} is not configured in this network namespace\n"
@@ -379,15 +386,7 @@ def test_kernel_tunnels_asked_of_a_kernel_without_ip6tnl_exit_2(lab: Lab, tmp_pa
     config = dataclasses.replace(
         configs_for_scenario(SCENARIO, runtime_dir=tmp_path)["plma"], tunnels="kernel"
     )
-    path = tmp_path / "plma.toml"
-    config.dump(path)
-    run = subprocess.run(
-        [*LMAHO_COMMAND, "agent", "lma", "--config", str(path)],
-        preexec_fn=lab.enter("plma"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    run = run_plma_agent(lab, config, tmp_path)
     assert (run.returncode, run.stderr) == (
         2,
         "lmaho: error: --tunnels kernel: this kernel makes no ip6tnl interfaces\n",
