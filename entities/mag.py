@@ -15,9 +15,10 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from lmaho_procedure import INITIAL_TIMEOUT, REFRESH_AT
 from lmaho_wire import Option
 
-from .clock import Scheduler
+from .clock import Scheduler, Timer, microseconds
 from .context import (
     MobileContext,
     address_of,
@@ -106,9 +107,13 @@ class RegistrationResult:
 
 @dataclass(slots=True)
 class Registration:
-    """A PBU outside a handover's step (f), until its PBA: the LMA and its copies' numbers."""
+    """A PBU outside a handover's step (f), until its PBA.
+
+    The LMA, the lifetime asked for (0: a de-registration) and its copies' numbers.
+    """
 
     lma: IPv6Address
+    lifetime: int
     sequences: list[int] = field(default_factory=list)
     retransmission: Retransmission | None = None
 
@@ -118,7 +123,8 @@ class AttachedMobile:
     """An MN on the bMAG's access link: its context, where it is, who serves it.
 
     ``serving_lma`` is the LMA it is registered with, or (while ``registration``
-    runs for the first time) the one it is being registered with.
+    runs for the first time) the one it is being registered with. ``refresh``
+    is the timer of its binding's next refresh.
     """
 
     context: MobileContext
@@ -127,6 +133,7 @@ class AttachedMobile:
     serving_lma: IPv6Address
     handover: MagHandover | None = None
     registration: Registration | None = None
+    refresh: Timer | None = None
 
 
 class BoundaryMag(Node):
@@ -193,6 +200,7 @@ class BoundaryMag(Node):
             serving_lma, sequence, lifetime, registered_at
         )
         self._point_route(mobile, self._tunnel(serving_lma))
+        self._schedule_refresh(mobile, registered_at, lifetime)
         return mobile
 
     def register(
@@ -206,8 +214,26 @@ class BoundaryMag(Node):
         when ``max_mobiles`` MNs are attached already.
         """
         mobile = self._add_mobile(context, mac, address, lma)
-        self._update_binding(mobile, lma, self._new_interface, None)
+        self._update_binding(mobile, lma, self._new_interface, None, self.binding_lifetime)
         return mobile
+
+    def deregister(self, mn_id: str) -> bool:
+        """The MN left the access link: de-register it by PBU with lifetime 0 (RFC 5213 6.9.1.2).
+
+        Its uplink stops at once; the bMAG forgets it at the PBA, or when the
+        PBU's retransmissions are spent (``registration_observers`` learn which).
+        False when the MN is unknown or has no binding to end.
+        """
+        mobile = self.mobiles.get(mn_id)
+        entry = self.binding_update_list.get(mn_id)
+        if mobile is None or entry is None:
+            return False
+        self._stop_exchanges(mobile)
+        route = self.policy_routes.pop(mn_id, None)
+        if route is not None:
+            self.data_plane.remove_policy_route(mn_id, route)
+        self._update_binding(mobile, entry.lma, self._not_changed, None, 0)
+        return True
 
     def _add_mobile(
         self, context: MobileContext, mac: bytes, address: IPv6Address, lma: IPv6Address
@@ -228,15 +254,48 @@ class BoundaryMag(Node):
         mobile = self.mobiles.pop(mn_id, None)
         if mobile is None:
             return
-        for pending in (mobile.handover, mobile.registration):
-            if pending is not None and pending.retransmission is not None:
-                pending.retransmission.stop()
+        self._stop_exchanges(mobile)
         for prefix in mobile.context.prefixes:
             self._by_prefix.remove(prefix)
         route = self.policy_routes.pop(mn_id, None)
         if route is not None:
             self.data_plane.remove_policy_route(mn_id, route)
         self.binding_update_list.pop(mn_id, None)
+
+    @staticmethod
+    def _stop_exchanges(mobile: AttachedMobile) -> None:
+        """No more copies of the MN's pending requests, and no refresh of its binding."""
+        for pending in (mobile.handover, mobile.registration):
+            if pending is not None and pending.retransmission is not None:
+                pending.retransmission.stop()
+        if mobile.refresh is not None:
+            mobile.refresh.cancel()
+            mobile.refresh = None
+
+    def _schedule_refresh(self, mobile: AttachedMobile, bound_at: int, lifetime: int) -> None:
+        """Refresh the binding when REFRESH_AT of its lifetime has passed (none for lifetime 0)."""
+        if mobile.refresh is not None:
+            mobile.refresh.cancel()
+        mobile.refresh = None
+        if lifetime > 0:
+            when = max(bound_at + microseconds(lifetime * REFRESH_AT), self.scheduler.now)
+            mobile.refresh = self.scheduler.at(when, self._refresh, mobile)
+
+    def _refresh(self, mobile: AttachedMobile) -> None:
+        """A PBU to the serving LMA renewing the binding (Handoff Indicator 5, RFC 5213 5.4.1).
+
+        A handover or registration under way renews it itself when it succeeds;
+        the refresh waits for it to end.
+        """
+        mobile.refresh = None
+        if mobile.handover is not None or mobile.registration is not None:
+            mobile.refresh = self.scheduler.after(
+                microseconds(INITIAL_TIMEOUT), self._refresh, mobile
+            )
+            return
+        self._update_binding(
+            mobile, mobile.serving_lma, self._not_changed, None, self.binding_lifetime
+        )
 
     def _tunnel(self, lma: IPv6Address) -> TunnelInterface:
         self._tunnel_remotes.add(lma)
@@ -357,21 +416,28 @@ class BoundaryMag(Node):
             lma,
             self._not_changed,
             handover.pbu_sequences,
+            self.binding_lifetime,
             traced(handover.trace, "f"),
             lambda: self._finish(mobile, Outcome.ABANDONED, None, "f"),
         )
 
     def _update_binding(
-        self, mobile: AttachedMobile, lma: IPv6Address, indicator: Option, trace: Trace | None
+        self,
+        mobile: AttachedMobile,
+        lma: IPv6Address,
+        indicator: Option,
+        trace: Trace | None,
+        lifetime: int,
     ) -> None:
         """A PBU of the bMAG's own to ``lma`` (outside step (f)), resent until its PBA."""
-        registration = Registration(lma)
+        registration = Registration(lma, lifetime)
         mobile.registration = registration
         registration.retransmission = self._send_pbu(
             mobile,
             lma,
             indicator,
             registration.sequences,
+            lifetime,
             trace,
             lambda: self._registered(mobile, Outcome.ABANDONED, None, 0),
         )
@@ -382,6 +448,7 @@ class BoundaryMag(Node):
         lma: IPv6Address,
         indicator: Option,
         sequences: list[int],
+        lifetime: int,
         trace: Trace | None,
         give_up: Callable[[], None],
     ) -> Retransmission:
@@ -404,7 +471,7 @@ class BoundaryMag(Node):
                     context.link_layer,
                 ),
                 flags=PBU_FLAGS,
-                lifetime=self.binding_lifetime,
+                lifetime=lifetime,
             )
             self.send(Packet(self.address, lma, pbu, trace=retried(trace, attempt)))
 
@@ -442,6 +509,7 @@ class BoundaryMag(Node):
                 handover.previous_lma,
                 self._not_changed,
                 traced(handover.trace, "", "re-registration"),
+                self.binding_lifetime,
             )
             self._finish(mobile, Outcome.REJECTED, pba.status, "i")
             return
@@ -457,7 +525,8 @@ class BoundaryMag(Node):
         if not pba.accepted:
             self._registered(mobile, Outcome.REJECTED, pba.status, 0)
             return
-        self._bound(mobile, registration.lma, pba)
+        if registration.lifetime > 0:
+            self._bound(mobile, registration.lma, pba)
         self._registered(mobile, Outcome.COMPLETED, pba.status, pba.lifetime)
 
     def _bound(self, mobile: AttachedMobile, lma: IPv6Address, pba: Signal) -> None:
@@ -467,6 +536,7 @@ class BoundaryMag(Node):
         )
         self._point_route(mobile, self._tunnel(lma))
         mobile.serving_lma = lma
+        self._schedule_refresh(mobile, self.scheduler.now, pba.lifetime)
 
     def _registered(
         self, mobile: AttachedMobile, outcome: Outcome, status: int | None, lifetime: int
@@ -477,6 +547,9 @@ class BoundaryMag(Node):
         result = RegistrationResult(
             mobile.context.identifier, registration.lma, outcome, status, lifetime
         )
+        if registration.lifetime == 0:
+            # A de-registration's end, answered or not: the MN is gone.
+            self.forget(result.mn_id)
         for observer in self.registration_observers:
             observer(result)
 

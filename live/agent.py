@@ -423,6 +423,16 @@ class Agent:
             self.data_plane.unroute_on_link(access[1])
         return {}
 
+    def _deregister(self, request: dict[str, Any]) -> dict[str, Any]:
+        bmag = self._entity(BoundaryMag, "deregister")
+        mn_id = _text(request, "mn_id")
+        if not bmag.deregister(mn_id):
+            raise BadRequest(f"deregister: {mn_id} has no binding at {self.config.name}")
+        access = self._access.pop(mn_id, None)
+        if access is not None and self.data_plane is not None:
+            self.data_plane.unroute_on_link(access[1])
+        return {}
+
     def _handover(self, request: dict[str, Any]) -> dict[str, Any]:
         bmag = self._entity(BoundaryMag, "handover")
         mn_id = _text(request, "mn_id")
@@ -460,6 +470,7 @@ class Agent:
         "attach": _attach,
         "register": _register,
         "forget": _forget,
+        "deregister": _deregister,
         "handover": _handover,
         "shutdown": _shutdown,
     }
