@@ -418,7 +418,7 @@ class BoundaryMag(Node):
             handover.pbu_sequences,
             self.binding_lifetime,
             traced(handover.trace, "f"),
-            lambda: self._finish(mobile, Outcome.ABANDONED, None, "f"),
+            lambda: self._fall_back(mobile, handover, Outcome.ABANDONED, None),
         )
 
     def _update_binding(
@@ -501,21 +501,29 @@ class BoundaryMag(Node):
         if handover.retransmission is not None:
             handover.retransmission.stop()
         if not pba.accepted:
-            # The MN stays with the PLMA: its policy route keeps pointing at Tunnel0. The
-            # PLMA tunnels its downlink to the NLMA since (d): re-registering the MN with
-            # the PLMA takes it back (docs/wire-format.md 8, this design's recovery).
-            self._update_binding(
-                mobile,
-                handover.previous_lma,
-                self._not_changed,
-                traced(handover.trace, "", "re-registration"),
-                self.binding_lifetime,
-            )
-            self._finish(mobile, Outcome.REJECTED, pba.status, "i")
+            self._fall_back(mobile, handover, Outcome.REJECTED, pba.status)
             return
         # Appendix A: from now on everything from the MN goes through the NLMA's tunnel.
         self._bound(mobile, handover.new_lma, pba)
         self._finish(mobile, Outcome.COMPLETED, pba.status, "i")
+
+    def _fall_back(
+        self, mobile: AttachedMobile, handover: MagHandover, outcome: Outcome, status: int | None
+    ) -> None:
+        """Step (f) failed, refused or unanswered: the MN stays with the PLMA.
+
+        Its policy route keeps pointing at Tunnel0. The PLMA tunnels its
+        downlink to the NLMA since (d): re-registering the MN with the PLMA
+        takes it back (docs/wire-format.md 8, this design's recovery).
+        """
+        self._update_binding(
+            mobile,
+            handover.previous_lma,
+            self._not_changed,
+            traced(handover.trace, "", "re-registration"),
+            self.binding_lifetime,
+        )
+        self._finish(mobile, outcome, status, "i" if outcome is Outcome.REJECTED else "f")
 
     def _on_registration_pba(
         self, mobile: AttachedMobile, registration: Registration, pba: Signal
