@@ -12,6 +12,7 @@ decapsulated and delivered on the access link (j).
 from __future__ import annotations
 
 import enum
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -124,7 +125,8 @@ class AttachedMobile:
 
     ``serving_lma`` is the LMA it is registered with, or (while ``registration``
     runs for the first time) the one it is being registered with. ``refresh``
-    is the timer of its binding's next refresh.
+    is the timer of its binding's next refresh; ``waiting`` its step (a) report
+    while the bMAG runs as many handovers as it may at once.
     """
 
     context: MobileContext
@@ -134,6 +136,7 @@ class AttachedMobile:
     handover: MagHandover | None = None
     registration: Registration | None = None
     refresh: Timer | None = None
+    waiting: ApReport | None = None
 
 
 class BoundaryMag(Node):
@@ -146,7 +149,10 @@ class BoundaryMag(Node):
     ``binding_lifetime`` is the lifetime (seconds) it asks for in
     LMA_HO_Req and PBU. ``data_plane`` is told of every tunnel and policy
     route (a live runtime makes them real); ``max_mobiles``, when set, is
-    the most MNs :meth:`attach` takes.
+    the most MNs :meth:`attach` takes. ``max_handovers``, when set, is the
+    most handovers it runs at once: further step (a) reports wait their turn
+    in order, so that a burst of them does not outlast the retransmission
+    timers and end in abandoned handovers.
     """
 
     def __init__(
@@ -160,10 +166,14 @@ class BoundaryMag(Node):
         binding_lifetime: int,
         data_plane: DataPlane = NO_DATA_PLANE,
         max_mobiles: int | None = None,
+        max_handovers: int | None = None,
     ) -> None:
         super().__init__(name, address, scheduler, network)
         self.data_plane = data_plane
         self.max_mobiles = max_mobiles
+        self.max_handovers = max_handovers
+        self.handovers_running: set[str] = set()
+        self._waiting: deque[AttachedMobile] = deque()
         self.link_local = link_local
         self.binding_lifetime = binding_lifetime - binding_lifetime % 4
         self.mobiles: dict[str, AttachedMobile] = {}
@@ -262,15 +272,18 @@ class BoundaryMag(Node):
             self.data_plane.remove_policy_route(mn_id, route)
         self.binding_update_list.pop(mn_id, None)
 
-    @staticmethod
-    def _stop_exchanges(mobile: AttachedMobile) -> None:
-        """No more copies of the MN's pending requests, and no refresh of its binding."""
+    def _stop_exchanges(self, mobile: AttachedMobile) -> None:
+        """No more copies of the MN's pending requests, no refresh, no handover waiting."""
         for pending in (mobile.handover, mobile.registration):
             if pending is not None and pending.retransmission is not None:
                 pending.retransmission.stop()
         if mobile.refresh is not None:
             mobile.refresh.cancel()
             mobile.refresh = None
+        mobile.waiting = None  # skipped when its turn comes
+        if mobile.context.identifier in self.handovers_running:
+            self.handovers_running.discard(mobile.context.identifier)
+            self._next_waiting()
 
     def _schedule_refresh(self, mobile: AttachedMobile, bound_at: int, lifetime: int) -> None:
         """Refresh the binding when REFRESH_AT of its lifetime has passed (none for lifetime 0)."""
@@ -315,14 +328,36 @@ class BoundaryMag(Node):
 
     def on_report(self, report: ApReport, link: str) -> None:
         mobile = self.mobiles.get(report.mn_id)
-        if (
-            mobile is None
-            or mobile.handover is not None
-            or mobile.registration is not None
-            or report.mn_id not in self.binding_update_list
-        ):
+        if mobile is None or not self._may_hand_over(mobile):
             return  # not ours, not registered (yet), or busy with a handover or a PBU
+        if self.max_handovers is not None and len(self.handovers_running) >= self.max_handovers:
+            mobile.waiting = report
+            self._waiting.append(mobile)
+            return
         self._request_handover(mobile, report.new_ap, report.handover)
+
+    def _may_hand_over(self, mobile: AttachedMobile) -> bool:
+        return (
+            mobile.handover is None
+            and mobile.waiting is None
+            and mobile.registration is None
+            and mobile.context.identifier in self.binding_update_list
+        )
+
+    def _next_waiting(self) -> None:
+        """A handover ended: start the reports waiting, in order, while there is room."""
+        while self._waiting and (
+            self.max_handovers is None or len(self.handovers_running) < self.max_handovers
+        ):
+            mobile = self._waiting.popleft()
+            report, mobile.waiting = mobile.waiting, None
+            # Forgotten, or de-registered, while it waited: nothing to start.
+            if (
+                report is not None
+                and self.mobiles.get(report.mn_id) is mobile
+                and self._may_hand_over(mobile)
+            ):
+                self._request_handover(mobile, report.new_ap, report.handover)
 
     def _request_handover(self, mobile: AttachedMobile, new_ap: Option, number: int) -> None:
         lma = mobile.serving_lma
@@ -343,6 +378,7 @@ class BoundaryMag(Node):
         trace = Trace("b", context.identifier, number)
         handover = MagHandover(number, request, trace, lma)
         mobile.handover = handover
+        self.handovers_running.add(context.identifier)
 
         def transmit(attempt: int) -> None:
             self.send(Packet(self.address, lma, request, trace=retried(trace, attempt)))
@@ -571,6 +607,7 @@ class BoundaryMag(Node):
         handover = mobile.handover
         assert handover is not None
         mobile.handover = None
+        self.handovers_running.discard(mobile.context.identifier)
         result = HandoverResult(
             mobile.context.identifier,
             handover.number,
@@ -582,3 +619,4 @@ class BoundaryMag(Node):
         )
         for observer in self.observers:
             observer(result)
+        self._next_waiting()

@@ -338,3 +338,39 @@ def test_bmag_forgets_a_departed_mn_whose_lma_never_answers() -> None:
     bmag.scheduler.run()
     assert [p.payload.lifetime for p in wire.sent[2:]] == [0, 0, 0, 0]
     assert "mn1@x" not in bmag.mobiles
+
+
+def test_bmag_runs_at_most_max_handovers_and_starts_the_waiting_in_order() -> None:
+    bmag, _, wire = bmag_and_plma()
+    bmag.max_handovers = 2
+    contexts = [
+        MobileContext.build(f"mn{n}@x", (IPv6Network(f"2001:db8:10{n}::/64"),)) for n in range(1, 5)
+    ]
+    for n, context in enumerate(contexts, 1):
+        bmag.attach(
+            context,
+            bytes([2, 0, 0, 1, 0, n]),
+            IPv6Address(f"2001:db8:10{n}::1"),
+            PLMA,
+            sequence=0,
+            lifetime=3600,
+            registered_at=0,
+        )
+    wire.lose.add("bmag")  # no request is answered: each handover lasts its 15 s
+    for context in contexts:
+        bmag.on_report(ApReport(context.identifier, AP_NLMA, 1), "access")
+    bmag.on_report(ApReport("mn3@x", AP_NLMA, 1), "access")  # waiting already: ignored
+    bmag.forget("mn4@x")  # leaves while it waits: never started
+
+    def started() -> list[str]:
+        """The MNs whose handover began, in order (a retransmission keeps its number)."""
+        requests = [p.payload for p in wire.sent if p.payload.message == "LMA_HO_Req"]
+        return list(dict.fromkeys((r.mn_identifier, r.sequence) for r in requests))
+
+    assert [mn for mn, _ in started()] == ["mn1@x", "mn2@x"]
+    assert bmag.handovers_running == {"mn1@x", "mn2@x"}
+    bmag.scheduler.run(until=16 * SECOND)  # both abandoned after 15 s: mn3's turn
+    assert [mn for mn, _ in started()] == ["mn1@x", "mn2@x", "mn3@x"]
+    assert bmag.handovers_running == {"mn3@x"}
+    bmag.scheduler.run(until=40 * SECOND)
+    assert bmag.handovers_running == set() and len(started()) == 3  # mn4 never started
