@@ -297,11 +297,15 @@ class BoundaryMag(Node):
     def _refresh(self, mobile: AttachedMobile) -> None:
         """A PBU to the serving LMA renewing the binding (Handoff Indicator 5, RFC 5213 5.4.1).
 
-        A handover or registration under way renews it itself when it succeeds;
-        the refresh waits for it to end.
+        A handover or registration under way, or waiting its turn, renews it
+        itself when it succeeds; the refresh waits for it to end.
         """
         mobile.refresh = None
-        if mobile.handover is not None or mobile.registration is not None:
+        if (
+            mobile.handover is not None
+            or mobile.registration is not None
+            or mobile.waiting is not None
+        ):
             mobile.refresh = self.scheduler.after(
                 microseconds(INITIAL_TIMEOUT), self._refresh, mobile
             )
