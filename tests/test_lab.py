@@ -280,6 +280,9 @@ def start_lab(*args: str) -> subprocess.Popen[bytes]:
         [*LMAHO, "lab", "run", "--plain", "--settle", "60", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # As from a terminal: a test run started in the background (a shell's `&`) has
+        # SIGINT ignored, which its children inherit, and Python then leaves Ctrl-C alone.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -294,7 +297,7 @@ def test_sigterm_and_ctrl_c_tear_the_run_down(sig: signal.Signals) -> None:
         run.send_signal(sig)
         # The lab's own bound is about 12 s (each helper and the agents get 3 s before
         # SIGKILL); the rest is margin for a loaded machine.
-        _, err = run.communicate(timeout=60)
+        _, err = run.communicate(timeout=30)
     finally:
         if run.poll() is None:
             run.kill()
