@@ -12,6 +12,7 @@ import os
 import struct
 import sys
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal, NamedTuple
@@ -55,19 +56,25 @@ def read_frames(path: str | os.PathLike[str]) -> Iterator[Frame]:
     the frames that could be read.
     """
     if str(path) == "-":
-        yield from _read_guarded(standard_input(), "standard input")
-        return
-    p = Path(path)
-    try:
-        fh = p.open("rb")
-    except FileNotFoundError:
-        raise CaptureError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise CaptureError(f"{p}: is a directory, not a capture file") from None
-    except OSError as e:
-        raise CaptureError(f"{p}: cannot open: {e.strerror}") from None
-    with fh:
-        yield from _read_guarded(fh, str(p))
+        fh, name = standard_input(), "standard input"
+        opened: AbstractContextManager[object] = nullcontext()  # not ours to close
+    else:
+        p = Path(path)
+        try:
+            fh = opened = p.open("rb")
+        except FileNotFoundError:
+            raise CaptureError(f"{p}: no such file") from None
+        except IsADirectoryError:
+            raise CaptureError(f"{p}: is a directory, not a capture file") from None
+        except OSError as e:
+            raise CaptureError(f"{p}: cannot open: {e.strerror}") from None
+        name = str(p)
+    with opened:
+        # A failing read (EIO, a bad descriptor) is a CaptureError.
+        try:
+            yield from _records(fh, name)
+        except OSError as e:
+            raise CaptureError(f"{name}: read error: {e.strerror or e}") from None
 
 
 def standard_input() -> BinaryIO:
@@ -77,25 +84,17 @@ def standard_input() -> BinaryIO:
     return sys.stdin.buffer
 
 
-def _read_guarded(fh: BinaryIO, name: str) -> Iterator[Frame]:
-    """The frames of an open capture; a failing read (EIO, a bad descriptor) is a CaptureError."""
-    try:
-        yield from _read_open(fh, name)
-    except OSError as e:
-        raise CaptureError(f"{name}: read error: {e.strerror or e}") from None
-
-
-def _read_open(fh: BinaryIO, name: str) -> Iterator[Frame]:
+def _records(fh: BinaryIO, name: str) -> Iterator[Frame]:
+    """The reader of an open capture, pcap or pcapng as its magic says."""
     # The readers take the magic already read: a pipe cannot seek back.
     magic = fh.read(4)
     if len(magic) < 4:
         raise CaptureError(f"{name}: empty or truncated file, not a pcap or pcapng capture")
     if magic in PCAP_MAGICS:
-        yield from _read_pcap(_Stream(fh, magic), name)
-        return
+        return _read_pcap(_Stream(fh, magic), name)
     if magic != PCAPNG_MAGIC:
         raise CaptureError(f"{name}: not a pcap or pcapng file (starts with {magic.hex()})")
-    yield from _read_pcapng(_Stream(fh, magic), name)
+    return _read_pcapng(_Stream(fh, magic), name)
 
 
 # Octets asked of the file at once: records are parsed out of this buffer, not read one

@@ -52,3 +52,34 @@ def upper_layer_checksum(
     )
     s = ones_complement_sum(pseudo + payload)
     return (~s) & 0xFFFF
+
+
+def checksum_matches(
+    src: AddressLike,
+    dst: AddressLike,
+    packet: bytes,
+    at: int,
+    checksum: int,
+    next_header: int = MH_NEXT_HEADER,
+) -> bool:
+    """Whether ``checksum``, read from the 16-bit field at offset ``at`` of ``packet``, is
+    :func:`upper_layer_checksum` of ``packet`` with that field zeroed.
+
+    Without zeroing a copy when the field is word-aligned: 2**16 is 1 modulo
+    0xFFFF, so the field adds ``checksum`` to the sum, whatever its place.
+    """
+    if at % 2 or len(packet) % 2 or not next_header:
+        zeroed = packet[:at] + b"\x00\x00" + packet[at + 2 :]
+        return upper_layer_checksum(src, dst, zeroed, next_header) == checksum
+    number = int.from_bytes(
+        address_bytes(src)
+        + address_bytes(dst)
+        + len(packet).to_bytes(4, "big")
+        + b"\x00\x00\x00"
+        + bytes((next_header,))
+        + packet,
+        "big",
+    )
+    # The zeroed string is never all zeros (next_header is not), so its sum is never 0.
+    total = (number - checksum) % 0xFFFF or 0xFFFF
+    return (~total) & 0xFFFF == checksum

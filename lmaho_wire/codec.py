@@ -23,7 +23,7 @@ from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 from construct import Construct, ConstructError, Struct
 
-from .checksum import AddressLike, upper_layer_checksum
+from .checksum import AddressLike, checksum_matches, upper_layer_checksum
 from .compiler import Builder, Decoder, compile_builder, compile_decoder, compile_expr, path_names
 from .errors import ChecksumError, MalformedPacket
 from .fields import MessageBody, NamedEnum, OptionBody, reserved_names, unrename
@@ -34,6 +34,7 @@ from .options import (
     PADN,
     Finding,
     Option,
+    OptionMemo,
     OptionSpec,
     frozen_maker,
     make_option,
@@ -272,6 +273,7 @@ class Codec:
         self._unknown = self._option_spec(UNKNOWN_OPTION)
         self._option_table = {t: spec for t, (spec, _) in self._options.items()}
         self._option_keys = {spec.key: t for t, (spec, _) in self._options.items()}
+        self._option_memo: OptionMemo = {}
         # The octets of padding(n), for every gap an alignment rule or Header Len can leave.
         widest = max([self._unit, *(s.align[0] for s in self._option_table.values() if s.align)])
         self._pad_octets = [b"".join(o.to_bytes() for o in padding(n)) for n in range(widest)]
@@ -331,7 +333,7 @@ class Codec:
             )
         header = self._header.decode(data, 0, header_size)
         header_len = header[self._length_field]
-        total = self.mh_length(header_len)
+        total = header_size + self._unit * header_len + self._region_base  # mh_length
         if total > size:
             raise MalformedPacket(
                 f"Header Len {header_len} says {total} octets but only {size} are present",
@@ -363,7 +365,7 @@ class Codec:
                 )
             fields = spec.fields.decode(mh, header_size, end_fixed)
             options, option_findings = walk_options(
-                self._option_table, self._unknown[0], mh, end_fixed, total
+                self._option_table, self._unknown[0], mh, end_fixed, total, self._option_memo
             )
             if option_findings:
                 findings += option_findings
@@ -375,8 +377,11 @@ class Codec:
         checksum_ok = None
         if src is not None and dst is not None:
             at = self._checksum_at
-            zeroed = mh[:at] + self._checksum_zero + mh[at + len(self._checksum_zero) :]
-            checksum_ok = upper_layer_checksum(src, dst, zeroed) == checksum
+            if len(self._checksum_zero) == 2:
+                checksum_ok = checksum_matches(src, dst, mh, at, checksum)
+            else:
+                zeroed = mh[:at] + self._checksum_zero + mh[at + len(self._checksum_zero) :]
+                checksum_ok = upper_layer_checksum(src, dst, zeroed) == checksum
             if not checksum_ok:
                 findings.append(Finding("checksum", f"bad checksum 0x{checksum:04x}", at))
         if strict and findings:

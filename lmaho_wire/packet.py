@@ -22,7 +22,7 @@ from .capture import (
 )
 from .checksum import MH_NEXT_HEADER
 from .errors import MalformedPacket
-from .values import ipv6_address
+from .values import _addresses, ipv6_address
 
 ETHERTYPE_IPV6 = 0x86DD
 ETHERTYPE_VLAN = (0x8100, 0x88A8, 0x9100)
@@ -49,6 +49,8 @@ _EXTENSION_HEADERS = {
     IPPROTO_DSTOPTS,
     IPPROTO_AH,
 }
+# What the walk goes on through: extension headers and IPv6-in-IPv6.
+_WALKED_ON = frozenset({*_EXTENSION_HEADERS, IPPROTO_IPV6})
 
 
 class IPv6Hop(NamedTuple):
@@ -120,25 +122,42 @@ def network_offset(frame: bytes, linktype: int) -> int | None:
     return None
 
 
+_IPV6_FIELDS = struct.Struct("!B3xHBB16s16s").unpack_from
+_new_tuple = tuple.__new__  # a named tuple made without its Python-level __new__
+
+
 def peel_ipv6(frame: bytes, start: int) -> IPv6Payload:
     """Walk the IPv6 header at ``start``, its extension headers and inner IPv6 headers."""
     hops: list[IPv6Hop] = []
     end = len(frame)
     pos = start
+    addresses = _addresses
     while True:
         if pos + IPV6_HEADER_LENGTH > end:
             raise MalformedPacket(f"truncated IPv6 header: {end - pos} of 40 octets", pos)
-        if frame[pos] >> 4 != 6:
-            raise MalformedPacket(f"IP version {frame[pos] >> 4} where IPv6 was expected", pos)
-        payload_length, next_header, hop_limit = struct.unpack_from("!HBB", frame, pos + 4)
-        src = frame[pos + 8 : pos + 24]
-        dst = frame[pos + 24 : pos + 40]
-        hops.append(IPv6Hop(ipv6_address(src), ipv6_address(dst), pos, hop_limit))
+        first, payload_length, next_header, hop_limit, src, dst = _IPV6_FIELDS(frame, pos)
+        if first >> 4 != 6:
+            raise MalformedPacket(f"IP version {first >> 4} where IPv6 was expected", pos)
+        hop = _new_tuple(
+            IPv6Hop,
+            (
+                addresses.get(src) or ipv6_address(src),
+                addresses.get(dst) or ipv6_address(dst),
+                pos,
+                hop_limit,
+            ),
+        )
         # A payload length of 0 is a jumbogram or a lie; either way the frame bounds it.
-        if payload_length:
-            end = min(end, pos + IPV6_HEADER_LENGTH + payload_length)
+        if payload_length and pos + IPV6_HEADER_LENGTH + payload_length < end:
+            end = pos + IPV6_HEADER_LENGTH + payload_length
         next_header_at = pos + 6
         pos += IPV6_HEADER_LENGTH
+        if not hops and next_header not in _WALKED_ON:
+            # The common packet: one IPv6 header, then the upper layer.
+            return _new_tuple(
+                IPv6Payload, ((hop,), next_header, pos, end, src, dst, next_header_at)
+            )
+        hops.append(hop)
         pseudo_src, pseudo_dst = src, dst
         while next_header in _EXTENSION_HEADERS:
             if pos + 8 > end:
@@ -167,8 +186,9 @@ def peel_ipv6(frame: bytes, start: int) -> IPv6Payload:
             next_header, next_header_at = following, pos
             pos += size
         if next_header != IPPROTO_IPV6:
-            return IPv6Payload(
-                tuple(hops), next_header, pos, end, pseudo_src, pseudo_dst, next_header_at
+            return _new_tuple(
+                IPv6Payload,
+                (tuple(hops), next_header, pos, end, pseudo_src, pseudo_dst, next_header_at),
             )
 
 
@@ -189,10 +209,72 @@ def _home_address(frame: bytes, pos: int, end: int) -> bytes | None:
 
 def find_ipv6(frame: bytes, linktype: int) -> IPv6Payload | None:
     """The innermost IPv6 payload of a frame; None when the frame carries no IPv6."""
+    if linktype == LINKTYPE_ETHERNET and frame[12:14] == _ETHERTYPE_IPV6_OCTETS:
+        return walk_ipv6(frame, 14)  # the common frame, without the general look at its link
     start = network_offset(frame, linktype)
     if start is None:
         return None
-    return peel_ipv6(frame, start)
+    return walk_ipv6(frame, start)
+
+
+_ETHERTYPE_IPV6_OCTETS = ETHERTYPE_IPV6.to_bytes(2, "big")
+
+# Walks remembered, by the offset of the outer IPv6 header (their offsets count from the
+# frame's start): the result of peel_ipv6 is a function of the header octets it read,
+# and a capture repeats the same headers in frame after frame. Under the first 40
+# octets, a walk that ends there, or where the headers end (an int); under all the
+# header octets, a walk that goes on. Each walk is kept with the frame length it needs
+# (see _remember). Cleared when full, so any capture works in bounded memory.
+MAX_WALKS = 8192
+_walks: dict[int, dict[bytes, tuple[IPv6Payload, int] | int]] = {}
+
+
+def walk_ipv6(frame: bytes, start: int) -> IPv6Payload:
+    """:func:`peel_ipv6`, remembered for the header octets seen before."""
+    walks = _walks.get(start)
+    if walks is None:
+        walks = _walks[start] = {}
+    known = walks.get(frame[start : start + IPV6_HEADER_LENGTH])
+    if type(known) is int:
+        known = walks.get(frame[start:known])
+    if known is not None:
+        payload, needed = known  # type: ignore[misc]
+        if len(frame) >= needed:
+            return payload  # type: ignore[no-any-return]
+    payload = peel_ipv6(frame, start)
+    _remember(walks, frame, start, payload)
+    return payload
+
+
+def _remember(
+    walks: dict[bytes, tuple[IPv6Payload, int] | int],
+    frame: bytes,
+    start: int,
+    payload: IPv6Payload,
+) -> None:
+    """Keep a walk for frames with the same header octets, when it holds for them.
+
+    It does when it read nothing past ``payload.offset`` (a real fragment's
+    header is read past it) and each IPv6 header's Payload Length, not the
+    frame's end, bounded the packet: then a frame with those header octets and
+    at least that many octets walks the same.
+    """
+    if payload.proto == IPPROTO_FRAGMENT:
+        return
+    needed = 0
+    for hop in payload.hops:
+        length = int.from_bytes(frame[hop.offset + 4 : hop.offset + 6], "big")
+        if not length or hop.offset + IPV6_HEADER_LENGTH + length > len(frame):
+            return
+        needed = max(needed, hop.offset + IPV6_HEADER_LENGTH + length)
+    if len(walks) >= MAX_WALKS:
+        walks.clear()
+    head = frame[start : start + IPV6_HEADER_LENGTH]
+    if payload.offset == start + IPV6_HEADER_LENGTH:
+        walks[head] = (payload, needed)
+    else:
+        walks[head] = payload.offset
+        walks[frame[start : payload.offset]] = (payload, needed)
 
 
 # --- building frames -------------------------------------------------------------
