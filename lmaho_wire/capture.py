@@ -240,6 +240,7 @@ def _read_pcapng(stream: _Stream, name: str) -> Iterator[Frame]:
             assert epb is not None and trailer is not None
             buf, pos = stream.buf, stream.pos
             size = len(buf)
+            clocks = [(i.offset, i.ticks_per_second, i.linktype) for i in interfaces]
             while pos + _EPB_FRAMING <= size:
                 block_type, length, iface, high, low, caplen = epb(buf, pos)
                 end = pos + length
@@ -249,18 +250,18 @@ def _read_pcapng(stream: _Stream, name: str) -> Iterator[Frame]:
                     or length % 4
                     or length < _EPB_FRAMING + caplen
                     or length > _PCAPNG_MAX_BLOCK
-                    or iface >= len(interfaces)
+                    or iface >= len(clocks)
                     or trailer(buf, end - 4)[0] != length
                 ):
                     break
-                interface = interfaces[iface]
+                offset, ticks, linktype = clocks[iface]
                 number += 1
                 yield _new_tuple(
                     Frame,
                     (
                         number,
-                        interface.offset + ((high << 32) | low) / interface.ticks_per_second,
-                        interface.linktype,
+                        offset + ((high << 32) | low) / ticks,
+                        linktype,
                         buf[pos + 28 : pos + 28 + caplen],
                     ),
                 )

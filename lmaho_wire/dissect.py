@@ -106,7 +106,8 @@ def analyse_frames(
         record = analyse_frame(frame, strict=strict)
         payload = record.payload
         if payload is None or payload.proto != IPPROTO_FRAGMENT:
-            reassembler.expire(frame.time)
+            if reassembler.holding:
+                reassembler.expire(frame.time)
         else:
             outcome = reassembler.add(frame, payload)
             if isinstance(outcome, Reassembled):

@@ -155,32 +155,32 @@ def walk_options(
     title: str
     append = options.append
     get = table.get
+    if memo is None:
+        memo = {}
+    recall = memo.get
     # make_option, inlined: ten options a message make the call count.
     twin = _OptionFields
     pos = start
     while pos < end:
         opt_type = mh[pos]
-        if memo is not None:
-            if opt_type == PAD1:
-                stop = pos + 1
-            elif pos + 1 < end:
-                stop = pos + 2 + mh[pos + 1]
-            else:
-                stop = end + 1  # no Length octet: the walk below says so
-            if stop <= end:
-                known = memo.get((pos, mh[pos:stop]))
-                if known is not None:
-                    append(known[0])
-                    if known[1]:
-                        findings += known[1]
-                    pos = stop
-                    continue
+        # Where the option ends, if it fits: then it may be one met before.
+        try:
+            stop = pos + 2 + mh[pos + 1] if opt_type != PAD1 else pos + 1
+        except IndexError:
+            stop = end + 1  # no Length octet: the walk below says so
+        if stop <= end:
+            known = recall((pos, mh[pos:stop]))
+            if known is not None:
+                append(known[0])
+                if known[1]:
+                    findings += known[1]
+                pos = stop
+                continue
         if opt_type == PAD1:
             opt = twin(PAD1, "pad1", "Pad1", {}, b"", pos)
             opt.__class__ = Option
             append(opt)
-            if memo is not None:
-                _remember(memo, pos, mh[pos : pos + 1], opt, ())
+            _remember(memo, pos, mh[pos : pos + 1], opt, ())
             pos += 1
             continue
         decode, fixed, min_length, align, key, title = get(opt_type, unknown)
@@ -222,8 +222,7 @@ def walk_options(
             found += (Finding("padding", "PadN option carries non-zero octets", pos),)
         if found:
             findings += found
-        if memo is not None:
-            _remember(memo, pos, mh[pos:stop], opt, found)
+        _remember(memo, pos, mh[pos:stop], opt, found)
         pos = stop
     return options, findings
 
