@@ -210,71 +210,14 @@ def _home_address(frame: bytes, pos: int, end: int) -> bytes | None:
 def find_ipv6(frame: bytes, linktype: int) -> IPv6Payload | None:
     """The innermost IPv6 payload of a frame; None when the frame carries no IPv6."""
     if linktype == LINKTYPE_ETHERNET and frame[12:14] == _ETHERTYPE_IPV6_OCTETS:
-        return walk_ipv6(frame, 14)  # the common frame, without the general look at its link
+        return peel_ipv6(frame, 14)  # the common frame, without the general look at its link
     start = network_offset(frame, linktype)
     if start is None:
         return None
-    return walk_ipv6(frame, start)
+    return peel_ipv6(frame, start)
 
 
 _ETHERTYPE_IPV6_OCTETS = ETHERTYPE_IPV6.to_bytes(2, "big")
-
-# Walks remembered, by the offset of the outer IPv6 header (their offsets count from the
-# frame's start): the result of peel_ipv6 is a function of the header octets it read,
-# and a capture repeats the same headers in frame after frame. Under the first 40
-# octets, a walk that ends there, or where the headers end (an int); under all the
-# header octets, a walk that goes on. Each walk is kept with the frame length it needs
-# (see _remember). Cleared when full, so any capture works in bounded memory.
-MAX_WALKS = 8192
-_walks: dict[int, dict[bytes, tuple[IPv6Payload, int] | int]] = {}
-
-
-def walk_ipv6(frame: bytes, start: int) -> IPv6Payload:
-    """:func:`peel_ipv6`, remembered for the header octets seen before."""
-    walks = _walks.get(start)
-    if walks is None:
-        walks = _walks[start] = {}
-    known = walks.get(frame[start : start + IPV6_HEADER_LENGTH])
-    if type(known) is int:
-        known = walks.get(frame[start:known])
-    if known is not None:
-        payload, needed = known  # type: ignore[misc]
-        if len(frame) >= needed:
-            return payload  # type: ignore[no-any-return]
-    payload = peel_ipv6(frame, start)
-    _remember(walks, frame, start, payload)
-    return payload
-
-
-def _remember(
-    walks: dict[bytes, tuple[IPv6Payload, int] | int],
-    frame: bytes,
-    start: int,
-    payload: IPv6Payload,
-) -> None:
-    """Keep a walk for frames with the same header octets, when it holds for them.
-
-    It does when it read nothing past ``payload.offset`` (a real fragment's
-    header is read past it) and each IPv6 header's Payload Length, not the
-    frame's end, bounded the packet: then a frame with those header octets and
-    at least that many octets walks the same.
-    """
-    if payload.proto == IPPROTO_FRAGMENT:
-        return
-    needed = 0
-    for hop in payload.hops:
-        length = int.from_bytes(frame[hop.offset + 4 : hop.offset + 6], "big")
-        if not length or hop.offset + IPV6_HEADER_LENGTH + length > len(frame):
-            return
-        needed = max(needed, hop.offset + IPV6_HEADER_LENGTH + length)
-    if len(walks) >= MAX_WALKS:
-        walks.clear()
-    head = frame[start : start + IPV6_HEADER_LENGTH]
-    if payload.offset == start + IPV6_HEADER_LENGTH:
-        walks[head] = (payload, needed)
-    else:
-        walks[head] = payload.offset
-        walks[frame[start : payload.offset]] = (payload, needed)
 
 
 # --- building frames -------------------------------------------------------------
