@@ -70,6 +70,7 @@ NO_NEXT_HEADER = IPPROTO_NONE  # the Payload Proto a Mobility Header carries
 # fields are Message attributes of the same names (payload_proto, reserved, ...).
 CHECKSUM_FIELD = "checksum"
 
+MAX_REMEMBERED_HEADERS = 1024
 # construct's compiled build lets struct.error through for out-of-range integers.
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -252,6 +253,11 @@ class Codec:
         self._length_offset = offsets[self._length_field][0]
         self._checksum_at, checksum_size = offsets[CHECKSUM_FIELD]
         self._checksum_zero = bytes(checksum_size)
+        # The header's fields but its checksum, by their octets, when the checksum ends the
+        # header (RFC 6275 6.1.1): messages share a handful of them. Cleared when full.
+        self._headers: dict[bytes, tuple[int, int, int, int]] | None = (
+            {} if self._checksum_at + checksum_size == self._header_size else None
+        )
         # The region after the header is a linear function of the length field:
         # unit * value + base octets (RFC 6275: 8-octet units, not counting the first 8).
         region_length = compile_expr(region.length, self._length_field)
@@ -331,8 +337,7 @@ class Codec:
             raise MalformedPacket(
                 f"truncated Mobility Header: {size} octets, the header alone has {header_size}", 0
             )
-        header = self._header.decode(data, 0, header_size)
-        header_len = header[self._length_field]
+        payload_proto, header_len, mh_type, reserved, checksum = self._decode_header(data)
         total = header_size + self._unit * header_len + self._region_base  # mh_length
         if total > size:
             raise MalformedPacket(
@@ -340,10 +345,8 @@ class Codec:
                 self._length_offset,
             )
         mh = data if total == size else data[:total]
-        mh_type = int(header[self._type_field])
         spec = self._messages.get(mh_type)
         findings: list[Finding] = []
-        payload_proto = header["payload_proto"]
         if payload_proto != NO_NEXT_HEADER:
             findings.append(
                 Finding("payload_proto", f"Payload Proto is {payload_proto}, RFC 6275 wants 59", 0)
@@ -373,7 +376,6 @@ class Codec:
             if spec.proxy is not None and fields[spec.proxy[0]] & spec.proxy[1]:
                 name = body.proxy_name or body.name
             key = body.key
-        checksum = header[CHECKSUM_FIELD]
         checksum_ok = None
         if src is not None and dst is not None:
             at = self._checksum_at
@@ -390,8 +392,30 @@ class Codec:
             raise exc(f.what, f.offset)
         return _make_message(
             mh_type, name, key, fields, tuple(options), payload_proto, header_len,
-            header["reserved"], checksum, checksum_ok, tuple(findings), self,
+            reserved, checksum, checksum_ok, tuple(findings), self,
         )  # fmt: skip
+
+    def _decode_header(self, data: bytes) -> tuple[int, int, int, int, int]:
+        """Payload Proto, Header Len, MH Type, Reserved and Checksum of a header long enough."""
+        headers = self._headers
+        if headers is not None:
+            at = self._checksum_at
+            known = headers.get(data[:at])
+            if known is not None:
+                return (*known, int.from_bytes(data[at : self._header_size], "big"))
+        header = self._header.decode(data, 0, self._header_size)
+        fields = (
+            header["payload_proto"],
+            header[self._length_field],
+            int(header[self._type_field]),
+            header["reserved"],
+        )
+        checksum: int = header[CHECKSUM_FIELD]
+        if headers is not None:
+            if len(headers) >= MAX_REMEMBERED_HEADERS:
+                headers.clear()
+            headers[data[: self._checksum_at]] = fields
+        return (*fields, checksum)
 
     # --- building -------------------------------------------------------------------
 
