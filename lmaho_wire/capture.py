@@ -99,7 +99,7 @@ def _records(fh: BinaryIO, name: str) -> Iterator[Frame]:
 
 # Octets asked of the file at once: records are parsed out of this buffer, not read one
 # by one (two reads and two objects per record cost more than parsing them).
-_CHUNK = 1 << 20
+_CHUNK = 1 << 18
 # A Frame made without NamedTuple's Python-level __new__: one is made per record.
 _new_tuple = tuple.__new__
 

@@ -126,7 +126,7 @@ class OptionSpec(NamedTuple):
 # Options decoded before, by their MH offset and octets (type, length and data): the
 # options of one MN recur in each message about it. Cleared when full.
 OptionMemo = dict[tuple[int, bytes], tuple["Option", tuple[Finding, ...]]]
-MAX_REMEMBERED_OPTIONS = 16_384
+MAX_REMEMBERED_OPTIONS = 2048
 
 
 def walk_options(
