@@ -330,7 +330,8 @@ class Codec:
         misaligned option, ...) into an exception. Octets after the Mobility
         Header belong to the next header and are ignored.
         """
-        data = bytes(data)
+        if type(data) is not bytes:
+            data = bytes(data)
         size = len(data)
         header_size = self._header_size
         if size < header_size:
