@@ -1,6 +1,7 @@
 """``lmaho check`` on a large capture, its stages, and ``tshark -2 -r`` on the same file.
 
     python benchmarks/bench_check.py [--mobiles 20000] [--capture FILE] [--baseline PYTHON]
+                                     [--stages read,walk,decode]
 
 Times are CPU time (user + system, from getrusage / wait4), not wall time:
 the machine these run on is shared and loaded, and CPU time is what a run
@@ -20,6 +21,9 @@ costs whatever else runs beside it. In one run, on one file:
   another checkout (e.g. main's), timed the same way;
 * ``tshark -2 -r``: Wireshark's two-pass read of the same file, dissecting
   every frame (IPv6, Mobility Header), output to /dev/null.
+
+``--stages`` times only the in-process stages named (e.g. ``read,walk,decode``
+while working on the wire side), without the commands.
 
 benchmarks/README-check.md records a run.
 """
@@ -111,21 +115,33 @@ def main() -> int:
         metavar="PYTHON",
         help="also time `lmaho check` run by this interpreter (another checkout's venv)",
     )
+    parser.add_argument(
+        "--stages",
+        type=lambda text: text.split(","),
+        metavar="NAMES",
+        help=f"only these in-process stages, comma-separated ({', '.join(STAGES)})",
+    )
     args = parser.parse_args()
+    if args.stages is not None and not set(args.stages) <= STAGES.keys():
+        parser.error(f"--stages: known stages are {', '.join(STAGES)}")
+    stages = STAGES if args.stages is None else {name: STAGES[name] for name in args.stages}
     with tempfile.TemporaryDirectory() as tmp:
         path = args.capture
         if path is None:
             path = Path(tmp) / "big.pcapng"
             print(f"crafting {args.mobiles} MNs into {path} ...", flush=True)
             craft(path, fmt="pcapng", mobiles=args.mobiles, handovers=1, seed=1, progress=False)
-        one = Path(tmp) / "one.pcapng"
-        craft(one, fmt="pcapng", mobiles=1, handovers=1, seed=1, progress=False)
         print(f"{path}: {path.stat().st_size:,} octets, {args.mobiles} MNs")
         rows: list[tuple[str, int, float]] = []
-        for name, stage in STAGES.items():
+        for name, stage in stages.items():
             start = cpu_seconds()
             frames = stage(path)
             rows.append((name, frames, cpu_seconds() - start))
+        if args.stages is not None:
+            print_rows(rows)
+            return 0
+        one = Path(tmp) / "one.pcapng"
+        craft(one, fmt="pcapng", mobiles=1, handovers=1, seed=1, progress=False)
         frames = rows[0][1]
         seconds, peak = child(lmaho_check(path))
         rows.append(("lmaho check", frames, seconds))
@@ -138,9 +154,7 @@ def main() -> int:
         if tshark is not None:
             seconds, tshark_peak = child([tshark, "-2", "-r", str(path)])
             rows.append(("tshark -2 -r", frames, seconds))
-        for name, count, seconds in rows:
-            rate = count / seconds
-            print(f"  {name:<22} {count:>8} frames {seconds:8.2f} s CPU {rate:>10,.0f}/s")
+        print_rows(rows)
         print(
             f"  lmaho check peak RSS {peak / 1024:,.1f} MiB (one MN: {peak_one / 1024:,.1f} MiB), "
             f"{(peak - peak_one) / args.mobiles:,.2f} KiB per MN"
@@ -148,6 +162,12 @@ def main() -> int:
         if tshark is not None:
             print(f"  tshark -2 -r peak RSS {tshark_peak / 1024:,.1f} MiB")
     return 0
+
+
+def print_rows(rows: list[tuple[str, int, float]]) -> None:
+    for name, count, seconds in rows:
+        rate = count / seconds
+        print(f"  {name:<22} {count:>8} frames {seconds:8.2f} s CPU {rate:>10,.0f}/s")
 
 
 if __name__ == "__main__":
