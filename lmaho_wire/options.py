@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 from .errors import MalformedPacket
@@ -39,7 +40,8 @@ class Option:
     type: int
     key: str
     title: str
-    fields: dict[str, Any]
+    #: Read-only when decoded: a remembered option is the same object in every message.
+    fields: Mapping[str, Any]
     data: bytes
     offset: int | None = None
 
@@ -202,7 +204,7 @@ def walk_options(
                 f"{title} option has length {length}, at least {min_length} needed", pos + 1
             )
         try:
-            fields = decode(mh, data_start, stop)
+            fields = MappingProxyType(decode(mh, data_start, stop))
         except MalformedPacket as e:
             raise MalformedPacket(f"{title} option: {e.what}", e.offset) from None
         data = mh[data_start:stop]
