@@ -917,12 +917,16 @@ local function track(num, now, d, seq, status, mnid)
     tr_times[num] = now
     local mn = 0
     if mnid and mnid ~= "" then
-        mn = generation_get(tr_mn_numbers, mnid)
+        mn = tr_mn_numbers.new[mnid]
         if mn == nil then
-            n_mns = n_mns + 1
-            mn = n_mns
+            -- Not seen lately: from the old generation, or a new MN number.
+            mn = tr_mn_numbers.old[mnid]
+            if mn == nil then
+                n_mns = n_mns + 1
+                mn = n_mns
+            end
+            generation_set(tr_mn_numbers, mnid, mn)
         end
-        generation_set(tr_mn_numbers, mnid, mn)
     end
     local key = (mn * seq_span + (seq or -1) + 1) * 512 + d.pair_index
     local success = true
@@ -964,7 +968,9 @@ local function track(num, now, d, seq, status, mnid)
     if not (h and ho_open[h]) then
         return
     end
-    generation_set(tr_ho_of, mn, h)
+    if tr_ho_of.new[mn] ~= h then
+        generation_set(tr_ho_of, mn, h)
+    end
     if role == HO_REGISTERS then
         if not ho_answered[h] then
             return
