@@ -24,7 +24,7 @@ local floor = math.floor
 -- TreeItem from the __getters table where wslua keeps them (read from the
 -- first packet's objects; plain indexing if a Wireshark keeps them elsewhere).
 -- All are bound on the first packet, by R.dissect, the only entry point.
-local tvb_raw, dissector_call, pinfo_number, pinfo_rel_ts, pinfo_cols, item_text
+local tvb_raw, dissector_call, pinfo_number, pinfo_rel_ts, pinfo_cols, item_text, item_visible
 local pinfo_src, pinfo_dst
 -- TreeItem.add, as the generated code calls it (nil outside Wireshark).
 local tree_add = TreeItem and TreeItem.add
@@ -45,10 +45,25 @@ local function bind_api(pinfo, root)
     tvb_raw, dissector_call = Tvb.raw, Dissector.call
     pinfo_number, pinfo_rel_ts = getter(pinfo, "number"), getter(pinfo, "rel_ts")
     pinfo_cols, item_text = getter(pinfo, "cols"), getter(root, "text")
+    item_visible = getter(root, "visible")
     pinfo_src, pinfo_dst = getter(pinfo, "src"), getter(pinfo, "dst")
 end
 
 R.F, R.E, R.C = {}, {}, {}
+
+-- `t`, emptied. The per-packet paths reuse their tables rather than make new
+-- ones: the tree paths their tables of decoded values (a new one costs a few
+-- allocations as its keys come in, and is garbage for the collector), the
+-- bounded caches and pairing maps theirs when they start afresh (a table
+-- that grows again past a kilobyte makes glibc's malloc consolidate every
+-- small chunk freed since, which the collector has just freed by the
+-- thousand: half of lmaho's cache misses in a filter run were there).
+local function emptied(t)
+    for key in next, t do
+        t[key] = nil
+    end
+    return t
+end
 R.MSG, R.OPT = {}, {}
 R.msg_by_type, R.opt_by_type = {}, {}
 R.mh_names, R.opt_names = {}, {}
@@ -248,11 +263,52 @@ local function bit_set(x, mask)
     return floor(x / mask) % 2 == 1
 end
 
+-- Labels and option summaries repeat from packet to packet (the same flags,
+-- lifetimes, padding, prefixes): each kind is kept by what it is made from,
+-- at most TEXTS_KEPT of them (a cache that grew with the capture would be
+-- live objects for the collector to mark at every cycle). Emptied when the
+-- preferences change, since names follow them.
+local TEXTS_KEPT = 256
+local text_caches = {}
+
+local function text_cache()
+    local cache = { texts = {}, count = 0 }
+    text_caches[#text_caches + 1] = cache
+    return cache
+end
+
+local function remember(cache, key, text)
+    if cache.count >= TEXTS_KEPT then
+        emptied(cache.texts)
+        cache.count = 0
+    end
+    cache.texts[key] = text
+    cache.count = cache.count + 1
+    return text
+end
+
+-- One cache per `owner` (a flags table, a label), made on first use.
+local function cache_of(caches, owner)
+    local cache = caches[owner]
+    if cache == nil then
+        cache = text_cache()
+        caches[owner] = cache
+    end
+    return cache
+end
+
+local flags_labels, scaled_labels, mh_type_labels = {}, {}, {}
+
 -- "Flags: 0x8000 (T)": the value and the names of the set flags.
 function R.flags_label(label, x, width, flags)
     if not R.visible then
         return nil
     end
+    local cache = cache_of(flags_labels, flags)
+    return cache.texts[x] or remember(cache, x, R.make_flags_label(label, x, width, flags))
+end
+
+function R.make_flags_label(label, x, width, flags)
     local set = {}
     for i = 1, #flags do
         local mask = flags[i][1]
@@ -278,7 +334,18 @@ function R.scaled_label(label, x, factor, unit)
     if not R.visible then
         return nil
     end
-    return format("%s: %d (%d %s)", label, x, x * factor, unit)
+    local by_unit = scaled_labels[label]
+    if by_unit == nil then
+        by_unit = {}
+        scaled_labels[label] = by_unit
+    end
+    local by_factor = by_unit[unit]
+    if by_factor == nil then
+        by_factor = {}
+        by_unit[unit] = by_factor
+    end
+    local cache = cache_of(by_factor, factor)
+    return cache.texts[x] or remember(cache, x, format("%s: %d (%d %s)", label, x, x * factor, unit))
 end
 
 -- "MH Type: LMA_HO_Req (200)": the names follow the preferences.
@@ -286,8 +353,29 @@ function R.mh_type_label(label, x)
     if not R.visible then
         return nil
     end
-    return format("%s: %s (%d)", label, R.mh_names[x] or "Unknown", x)
+    local cache = cache_of(mh_type_labels, label)
+    return cache.texts[x] or remember(cache, x, format("%s: %s (%d)", label, R.mh_names[x] or "Unknown", x))
 end
+
+-- An option's summary line (": Prefix Length 64, Prefix 2001:db8:100::"),
+-- by the option's octets.
+local option_summaries = text_cache()
+
+-- Forget every kept text (the preferences changed the names in them).
+local function forget_texts()
+    for _, cache in ipairs(text_caches) do
+        emptied(cache.texts)
+        cache.count = 0
+    end
+end
+
+-- TreeItem methods called directly (nil outside Wireshark): through the
+-- item's __index dispatcher a method call costs about 1,000 machine
+-- instructions more.
+local append_text = TreeItem and TreeItem.append_text
+local set_len = TreeItem and TreeItem.set_len
+local set_generated = TreeItem and TreeItem.set_generated
+local add_packet_field = TreeItem and TreeItem.add_packet_field
 
 -- An NSTime from a count of seconds and a fraction over `scale`.
 function R.nstime(seconds, fraction, scale)
@@ -329,6 +417,15 @@ end
 
 -- --- tree helpers --------------------------------------------------------------
 
+-- What one decoding collects beyond the values (see R.option), reset for
+-- each message by `decode_context`.
+local context = {}
+
+local function decode_context(visible)
+    context.visible, context.base, context.mnid = visible, nil, nil
+    return context
+end
+
 -- Damage found without a tree (t nil): the tree-less path reads a message
 -- with t nil first and, when this is set, again over the tree that wraps no
 -- item, so that the expert items say what is wrong (R.dissect).
@@ -367,16 +464,16 @@ end
 -- Octet fields: an empty one still gets an item, so filters see it.
 function R.add_bytes(t, field, tvb, pos, n, label)
     if n == 0 then
-        return t:add(field, tvb(pos, 0), "", label .. ": (empty)")
+        return tree_add(t, field, tvb(pos, 0), "", label .. ": (empty)")
     end
-    return t:add(field, tvb(pos, n))
+    return tree_add(t, field, tvb(pos, n))
 end
 
 function R.add_text(t, field, tvb, pos, n, label)
     if n == 0 then
-        return t:add(field, tvb(pos, 0), "", label .. ": (empty)")
+        return tree_add(t, field, tvb(pos, 0), "", label .. ": (empty)")
     end
-    return t:add_packet_field(field, tvb(pos, n), ENC_UTF_8)
+    return add_packet_field(t, field, tvb(pos, n), ENC_UTF_8)
 end
 
 -- --- mobility options ------------------------------------------------------------
@@ -429,6 +526,8 @@ local function option_frame(s, pos, stop, base)
     return d, ty, len, dend, bad, over, misaligned, padn_nonzero
 end
 
+local option_values = {}
+
 -- One option at `pos` (its Type octet); returns the offset after it.
 -- ctx.base is the offset of the Mobility Header in `s` when alignment can be
 -- checked (nil when Wireshark's own MIPv6 dissector hands over one option);
@@ -477,12 +576,17 @@ function R.option(tvb, s, tree, pos, stop, ctx)
     end
     local wanted = d.key == R.C.mnid_key and ctx.mnid == nil
     if it or wanted then
-        local v = {}
+        local v = emptied(option_values)
         d.dissect(tvb, s, it, pos + 2, dend, v)
         if it and ctx.visible then
-            local text = d.summary(v)
+            local raw = sub(s, pos + 1, dend)
+            local text = option_summaries.texts[raw]
+            if text == nil then
+                text = d.summary(v)
+                text = remember(option_summaries, raw, text ~= "" and ": " .. text or "")
+            end
             if text ~= "" then
-                it:append_text(": " .. text)
+                append_text(it, text)
             end
         end
         if wanted then
@@ -627,7 +731,8 @@ function R.address_words(text, address)
         end
         words = words or false
         if address_count > 10000 then
-            address_cache, address_count = {}, 0
+            emptied(address_cache)
+            address_count = 0
         end
         address_cache[text] = words
         address_count = address_count + 1
@@ -666,10 +771,10 @@ function R.verify_checksum(tvb, s, t, pinfo, total, items)
     local it = t
     if items and R.visible then
         if want then
-            tree_add(t, F.checksum_calculated, tvb(at, 2), want):set_generated()
+            set_generated(tree_add(t, F.checksum_calculated, tvb(at, 2), want))
         end
         it = tree_add(t, F.checksum_status, tvb(at, 2), status)
-        it:set_generated()
+        set_generated(it)
     elseif items then
         if want then
             tree_add(t, F.checksum_calculated, want)
@@ -702,16 +807,54 @@ end
 -- Per handover number k (dense): ho_start[k] (frame), ho_seq[k], ho_open[k],
 -- ho_answered[k], ho_end[k] (the frame that ended it, or false),
 -- ho_success[k]. Per MN number: ho_of[m], its latest handover.
--- Hashes: requests (pairing key -> request frame), retransmission_of (frame ->
--- frame, rare), registered (request frame of a PBU -> handover).
+-- Hashes: retransmission_of (frame -> frame, rare); and, in two generations
+-- (see `generations`), requests (pairing key -> request frame), registered
+-- (request frame of a PBU -> handover), mn_numbers (MN identifier -> MN
+-- number) and ho_of (MN number -> its latest handover).
 -- Everything shown (response in/to, times, durations) is worked out from these
 -- when a tree is shown; the first pass, which has no tree, only records.
 -- A message's part in a handover (d.ho_role, set by R.apply_prefs).
 local HO_OPENS, HO_ANSWERS, HO_REGISTERS, HO_COMPLETES = 1, 2, 3, 4
 
+-- The pairing state only matters while an exchange or an MN is active, yet
+-- kept for every one it grew with the capture (a third of the live data at
+-- 50,000 packets, and 6,000 MN strings): each such map keeps two
+-- generations, a new one that takes at most GENERATION entries and the one
+-- before; when the new one is full it becomes the old one and the old one is
+-- dropped. So a response pairs with a request at most 1,024 to 2,048 newer
+-- requests back, and an MN unseen for as many new MNs starts afresh. Every
+-- live object is marked at every collection, and Lua lets the heap grow to
+-- twice the live data before the next one.
+local GENERATION = 1024
+
+local function generations()
+    return { new = {}, old = {}, count = 0 }
+end
+
+local function generation_get(g, key)
+    local value = g.new[key]
+    if value == nil then
+        value = g.old[key]
+    end
+    return value
+end
+
+-- Also refreshes an entry found in the old generation.
+local function generation_set(g, key, value)
+    local new = g.new
+    if new[key] == nil then
+        if g.count >= GENERATION then
+            g.old, new, g.count = new, emptied(g.old), 0
+            g.new = new
+        end
+        g.count = g.count + 1
+    end
+    new[key] = value
+end
+
 -- The tables of R.tr, also in locals: the per-packet paths use them.
 local tr_times, tr_exchange, tr_handover, tr_retx, tr_registered, tr_requests
-local tr_mn_ids, tr_ho_of, ho_start, ho_seq, ho_open, ho_answered, ho_end, ho_success
+local tr_mn_numbers, tr_ho_of, ho_start, ho_seq, ho_open, ho_answered, ho_end, ho_success
 local n_mns, n_handovers = 0, 0
 -- R.C.seq_span + 1 and R.C.success_below, set by R.apply_prefs.
 local seq_span, success_below
@@ -722,11 +865,11 @@ function R.reset()
         exchange = {},
         handover = {},
         retransmission_of = {},
-        registered = {},
-        requests = {},
-        -- MN identifier (raw option data) -> MN number; "" (no identifier) is 0.
-        mn_ids = { [""] = 0 },
-        ho_of = {},
+        registered = generations(),
+        requests = generations(),
+        -- MN identifier (raw option data) -> MN number; none (or "") is 0.
+        mn_numbers = generations(),
+        ho_of = generations(),
         ho_start = {},
         ho_seq = {},
         ho_open = {},
@@ -737,7 +880,7 @@ function R.reset()
     R.tr = tr
     tr_times, tr_exchange, tr_handover = tr.times, tr.exchange, tr.handover
     tr_retx, tr_registered, tr_requests = tr.retransmission_of, tr.registered, tr.requests
-    tr_mn_ids, tr_ho_of = tr.mn_ids, tr.ho_of
+    tr_mn_numbers, tr_ho_of = tr.mn_numbers, tr.ho_of
     n_mns, n_handovers = 0, 0
     ho_start, ho_seq, ho_open, ho_answered = tr.ho_start, tr.ho_seq, tr.ho_open, tr.ho_answered
     ho_end, ho_success = tr.ho_end, tr.ho_success
@@ -753,15 +896,22 @@ R.reset()
 -- (docs/wire-format.md 3), the way a PBA answers its PBU.
 local function track(num, now, d, seq, status, mnid)
     tr_times[num] = now
-    local mn = tr_mn_ids[mnid or ""]
-    if mn == nil then
-        n_mns = n_mns + 1
-        mn = n_mns
-        tr_mn_ids[mnid] = mn
+    local mn = 0
+    if mnid and mnid ~= "" then
+        mn = tr_mn_numbers.new[mnid]
+        if mn == nil then
+            -- Not seen lately: from the old generation, or a new MN number.
+            mn = tr_mn_numbers.old[mnid]
+            if mn == nil then
+                n_mns = n_mns + 1
+                mn = n_mns
+            end
+            generation_set(tr_mn_numbers, mnid, mn)
+        end
     end
     local key = (mn * seq_span + (seq or -1) + 1) * 512 + d.pair_index
     local success = true
-    local req = tr_requests[key]
+    local req = generation_get(tr_requests, key)
     local state = false
     if d.is_response then
         success = status == nil or status < success_below
@@ -779,7 +929,7 @@ local function track(num, now, d, seq, status, mnid)
     else
         -- A request after the answer is a new exchange (sequence numbers wrap).
         req = num
-        tr_requests[key] = num
+        generation_set(tr_requests, key, num)
         state = 0
     end
     tr_exchange[num] = state
@@ -788,26 +938,28 @@ local function track(num, now, d, seq, status, mnid)
     end
     -- The handover of this MN (draft section 4.2): opened by its first
     -- request, answered, registered by a PBU, completed by the PBA.
-    local h = tr_ho_of[mn]
+    local h = generation_get(tr_ho_of, mn)
     local role = d.ho_role
     if role == HO_OPENS and not (h and ho_open[h] and ho_seq[h] == (seq or -1)) then
         n_handovers = n_handovers + 1
         h = n_handovers
         ho_start[h], ho_seq[h], ho_open[h], ho_answered[h] = num, seq or -1, true, false
         ho_end[h], ho_success[h] = false, false
-        tr_ho_of[mn] = h
     end
     if not (h and ho_open[h]) then
         return
+    end
+    if tr_ho_of.new[mn] ~= h then
+        generation_set(tr_ho_of, mn, h)
     end
     if role == HO_REGISTERS then
         if not ho_answered[h] then
             return
         end
         if req then
-            tr_registered[req] = h
+            generation_set(tr_registered, req, h)
         end
-    elseif role == HO_COMPLETES and not (req and tr_registered[req] == h) then
+    elseif role == HO_COMPLETES and not (req and generation_get(tr_registered, req) == h) then
         return
     end
     tr_handover[num] = h
@@ -846,17 +998,17 @@ function R.show_tracking(t, num, items)
     end
     local x = tr_exchange[num]
     if items and x and x > 0 then
-        tree_add(t, F.response_in, x):set_generated()
+        set_generated(tree_add(t, F.response_in, x))
     elseif items and x and x < 0 then
-        tree_add(t, F.response_to, -x):set_generated()
-        tree_add(t, F.time, R.delta(now - tr_times[-x])):set_generated()
+        set_generated(tree_add(t, F.response_to, -x))
+        set_generated(tree_add(t, F.time, R.delta(now - tr_times[-x])))
     end
     x = tr_retx[num]
     if x then
         local it = t
         if items then
             it = tree_add(t, F.retransmission_of, x)
-            it:set_generated()
+            set_generated(it)
         end
         it:add_proto_expert_info(E.retransmission, format("Retransmission of frame %d", x))
     end
@@ -867,16 +1019,16 @@ function R.show_tracking(t, num, items)
     local start = ho_start[h]
     local elapsed = now - tr_times[start]
     if items and start ~= num then
-        tree_add(t, F.handover_start, start):set_generated()
-        tree_add(t, F.handover_elapsed, R.delta(elapsed)):set_generated()
+        set_generated(tree_add(t, F.handover_start, start))
+        set_generated(tree_add(t, F.handover_elapsed, R.delta(elapsed)))
     end
     if ho_end[h] == num then
         local it = t
         local ok = ho_success[h]
         if items then
             it = tree_add(t, F.handover_duration, R.delta(elapsed))
-            it:set_generated()
-            tree_add(t, F.handover_success, ok):set_generated()
+            set_generated(it)
+            set_generated(tree_add(t, F.handover_success, ok))
         end
         if ok then
             it:add_proto_expert_info(
@@ -948,7 +1100,8 @@ function R.mnid_text(raw)
         local x = d.info(v)
         text = x and (" MN-ID=" .. x) or false
         if mnid_count >= 256 then
-            mnid_texts, mnid_count = {}, 0
+            emptied(mnid_texts)
+            mnid_count = 0
         end
         mnid_texts[raw] = text
         mnid_count = mnid_count + 1
@@ -988,9 +1141,11 @@ end
 -- Header, fixed part and options of message `d`, shown under `t` when it is
 -- a tree. Returns the header values, the fixed-part values and the length
 -- Header Len gives, or nil when not even the header is there.
+local header_values, message_values = {}, {}
+
 function R.decode(d, tvb, s, t, cap, ctx)
     local C, E, F = R.C, R.E, R.F
-    local hv = {}
+    local hv = emptied(header_values)
     local pos = R.header(tvb, s, t, 0, cap, hv)
     if pos < C.header_size then
         if t then
@@ -1031,7 +1186,7 @@ function R.decode(d, tvb, s, t, cap, ctx)
     end
     if t then
         if R.visible then
-            t:set_len(stop)
+            set_len(t, stop)
         end
         if hv[C.payload_proto] ~= C.no_next_header then
             t:add_tvb_expert_info(
@@ -1064,7 +1219,7 @@ function R.decode(d, tvb, s, t, cap, ctx)
     elseif t then
         mt = tree_add(t, d.field)
     end
-    local v = {}
+    local v = emptied(message_values)
     d.dissect(tvb, s, mt, pos, fstop, v)
     if fixed_end < stop then
         local ot = nil
@@ -1182,18 +1337,18 @@ end
 -- What lmaho adds to a PBU/PBA's tree: checksum and tracking (and with the
 -- show_pmip preference, its own decoding).
 function delegated_tree(d, tvb, pinfo, root, s, cap, num)
-    local t = root:add(R.proto, tvb(0, cap))
-    R.visible = root.visible
+    local t = tree_add(root, R.proto, tvb(0, cap))
+    R.visible = item_visible(root)
     if R.visible then
-        t:append_text(d.proxy_suffix)
+        append_text(t, d.proxy_suffix)
     end
     local total = mh_total(s)
     local status = nil
     if R.show_pmip then
-        local _, v = R.decode(d, tvb, s, t, cap, { visible = R.visible })
+        local _, v = R.decode(d, tvb, s, t, cap, decode_context(R.visible))
         status = v and v[R.C.status]
     elseif R.visible then
-        t:set_len(math.min(total, cap))
+        set_len(t, math.min(total, cap))
     end
     conclude(d, tvb, pinfo, t, s, total, num, status, true)
     return cap
@@ -1204,20 +1359,20 @@ end
 -- is damaged: its expert items are recorded all the same.
 local function dissect_tree(d, tvb, pinfo, root, s, cap)
     local C = R.C
-    local t = root:add(R.proto, tvb(0, cap))
-    R.visible = root.visible
-    local ctx = { visible = R.visible }
+    local t = tree_add(root, R.proto, tvb(0, cap))
+    R.visible = item_visible(root)
+    local ctx = decode_context(R.visible)
     local hv, v, total = R.decode(d, tvb, s, t, cap, ctx)
     if not hv then
-        pinfo.cols.info = d.malformed_info
+        pinfo_cols(pinfo).info = d.malformed_info
         return cap
     end
     local seq, status = v[C.sequence], v[C.status]
     local num = tracked(pinfo, d, seq, status, ctx.mnid)
     local mnid_text = ctx.mnid and R.mnid_text(ctx.mnid) or ""
-    pinfo.cols.info = info_line(d, seq, R.status_text(d, status), mnid_text, num)
+    pinfo_cols(pinfo).info = info_line(d, seq, R.status_text(d, status), mnid_text, num)
     if R.visible then
-        t:append_text(d.name_suffix)
+        append_text(t, d.name_suffix)
     end
     conclude(d, tvb, pinfo, t, s, total, num, status, true)
     return cap
@@ -1285,8 +1440,7 @@ function R.dissect_option(tvb, pinfo, tree)
     end
     local s = tvb:raw(0, cap)
     R.visible = tree.visible
-    local ctx = { visible = R.visible }
-    R.option(tvb, s, tree, 0, cap, ctx)
+    R.option(tvb, s, tree, 0, cap, decode_context(R.visible))
     return cap
 end
 
@@ -1393,6 +1547,7 @@ function R.apply_prefs(prefs)
     type_pos, pad1, mnid_type, msg_by_type = C.type_offset + 1, C.pad1, R.mnid_type, R.msg_by_type
     seq_span, success_below = C.seq_span + 1, C.success_below
     opt_type_labels = {}
+    forget_texts()
     R.verify = prefs.verify_checksum
     R.show_pmip = prefs.show_pmip
 end

@@ -23,8 +23,9 @@ import pytest
 from construct import GreedyRange, Renamed, Struct, Switch
 
 from lmaho_dissector import generator
-from lmaho_dissector._samples import write_samples
-from lmaho_wire import Message, current_schema
+from lmaho_dissector._samples import BMAG, PLMA, Packet, write_capture, write_samples
+from lmaho_dissector._samples import frame as ethernet_frame
+from lmaho_wire import Message, build, current_schema, option
 from lmaho_wire.capture import read_frames
 from lmaho_wire.dissect import analyse_frame
 from lmaho_wire.fields import FieldVisitor, Flags, Scaled, TimestampField, unrename
@@ -335,6 +336,28 @@ def test_request_response_and_handover_tracking(tshark: str, samples: list[Path]
     assert by[1]["_ws.col.Info"] == (
         "LMA Handover Request (LMA_HO_Req) Seq=100 MN-ID=mn1@lmaho.example"
     )
+
+
+def test_pairing_state_is_bounded(tshark: str, tmp_path: Path) -> None:
+    """A response pairs with its request across 1,000 newer requests but not across
+    2,100: the pairing state is kept in two generations of 1,024 (runtime.lua), so it
+    stays bounded however long the capture."""
+
+    def message(name: str, seq: int, mn: str) -> Packet:
+        mn_id = option("mn_identifier", subtype="NAI", identifier=mn)
+        mh = build(name, options=[mn_id], src=BMAG, dst=PLMA, sequence=seq)
+        return Packet(0.0, ethernet_frame(mh, BMAG, PLMA), mh, "")
+
+    busy = [message("Update", seq, "busy@lmaho.example") for seq in range(2100)]
+    packets = [message("LMA_HO_Req", 7, "far@lmaho.example"), *busy[:1100]]
+    packets += [message("LMA_HO_Req", 9, "near@lmaho.example"), *busy[1100:]]
+    packets += [message("LMA_HO_Resp", 9, "near@lmaho.example")]
+    packets += [message("LMA_HO_Resp", 7, "far@lmaho.example")]
+    capture = write_capture(tmp_path / "late.pcap", packets)
+    rows = fields_by_frame(tshark, capture, ["frame.number", "lmaho.response_to"])
+    near, far = rows[-2], rows[-1]
+    assert near["lmaho.response_to"] == "1102"
+    assert far["lmaho.response_to"] == ""
 
 
 def test_summary_mode_columns_match_tree_mode(tshark: str, samples: list[Path]) -> None:
