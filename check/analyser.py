@@ -54,11 +54,18 @@ from lmaho_wire.registry import current_schema
 
 from .freshness import FreshnessBook
 from .judges import judge_handover, message_findings
-from .report import Address, DataSegment, Entity, FrameEvent, Handover, Issue, Sighting, StepState
+from .report import (
+    Address,
+    DataSegment,
+    Entity,
+    FrameEvent,
+    Handover,
+    Issue,
+    Sighting,
+    StepState,
+    address_text,
+)
 from .tunnels import DOWN, UP, MobileState, Tunnel, TunnelTracker
-
-# Addresses whose text form is remembered (cleared when full; any capture works).
-MAX_ADDRESS_TEXTS = 65_536
 
 
 def _schema_pairs() -> dict[str, str]:
@@ -103,6 +110,8 @@ class EntityBook:
 
     def __init__(self) -> None:
         self.entities: dict[str, Entity] = {}
+        # Each entity's first role (Entity.ordered_roles()[0]), kept until its roles change.
+        self._primary: dict[str, Role] = {}
 
     def note(self, key: str, role: Role | None, frame: int) -> Entity:
         entity = self.entities.get(key)
@@ -115,10 +124,21 @@ class EntityBook:
                 entity.roles.pop(generic, None)
             if not (role in GENERIC_ROLES and any(r in entity.roles for r in GENERIC_ROLE)):
                 entity.roles[role] = frame
+            self._primary.pop(key, None)
         return entity
 
     def get(self, key: str) -> Entity | None:
         return self.entities.get(key)
+
+    def primary_role(self, key: str) -> Role | None:
+        """The first of the entity's roles in ladder order; None if it has none (or is unknown)."""
+        role = self._primary.get(key)
+        if role is None:
+            entity = self.entities.get(key)
+            if entity is None or not entity.roles:
+                return None
+            role = self._primary[key] = entity.ordered_roles()[0]
+        return role
 
 
 # --- the analyser ---------------------------------------------------------------
@@ -183,7 +203,6 @@ class ProcedureAnalyser:
         self._macs: dict[bytes, str | None] = {}
         self._now = float("-inf")
         self._last_sweep = float("-inf")
-        self._texts: dict[int, str] = {}
 
     # -- driving ------------------------------------------------------------------
 
@@ -243,16 +262,6 @@ class ProcedureAnalyser:
         else:
             self.issues_dropped += 1
 
-    def _text(self, address: Address) -> str:
-        """``str(address)``, memoised: formatting IPv6 addresses is the hot spot of a run."""
-        value = int(address)  # int keys: no IPv6Address.__eq__ per look-up
-        text = self._texts.get(value)
-        if text is None:
-            if len(self._texts) >= MAX_ADDRESS_TEXTS:
-                self._texts.clear()
-            text = self._texts[value] = str(address)
-        return text
-
     def _emit(self, event: FrameEvent) -> None:
         if self.on_event is not None:
             self.on_event(event)
@@ -306,8 +315,8 @@ class ProcedureAnalyser:
                 frame,
                 record.frame.time,
                 "malformed",
-                self.entities.note(self._text(payload.src), None, frame).key,
-                self.entities.note(self._text(payload.dst), None, frame).key,
+                self.entities.note(address_text(payload.src), None, frame).key,
+                self.entities.note(address_text(payload.dst), None, frame).key,
                 "malformed MH",
                 note=record.error.what,
             )
@@ -358,8 +367,8 @@ class ProcedureAnalyser:
                 seen.frame,
                 seen.time,
                 "signalling",
-                self._text(seen.src),
-                self._text(seen.dst),
+                address_text(seen.src),
+                address_text(seen.dst),
                 label,
                 step=None if spec is None else spec.letter,
                 mn=seen.mn_id if handover is None else handover.mn_id,
@@ -380,22 +389,22 @@ class ProcedureAnalyser:
                 continue
             known = self._macs.get(mac, "")
             if known == "":
-                self._macs[mac] = self._text(address)
-            elif known != self._text(address):
+                self._macs[mac] = address_text(address)
+            elif known != address_text(address):
                 self._macs[mac] = None  # a router, or a shared MAC: no use for naming
 
     def _note_entities(self, seen: Sighting, spec: Step | None) -> None:
         if spec is not None:
-            self.entities.note(self._text(seen.src), spec.sender, seen.frame)
-            self.entities.note(self._text(seen.dst), spec.receiver, seen.frame)
+            self.entities.note(address_text(seen.src), spec.sender, seen.frame)
+            self.entities.note(address_text(seen.dst), spec.receiver, seen.frame)
             return
         sender_role = receiver_role = None
         if seen.message == "PBU":
             sender_role, receiver_role = MAG, LMA
         elif seen.message == "PBA":
             sender_role, receiver_role = LMA, MAG
-        self.entities.note(self._text(seen.src), sender_role, seen.frame)
-        self.entities.note(self._text(seen.dst), receiver_role, seen.frame)
+        self.entities.note(address_text(seen.src), sender_role, seen.frame)
+        self.entities.note(address_text(seen.dst), receiver_role, seen.frame)
 
     # -- placing a message in a handover ------------------------------------------------
 
@@ -615,8 +624,10 @@ class ProcedureAnalyser:
         frame = record.frame.number
         inner = payload.hops[-1]
         tunnels = self.tunnels
-        downlink_mn = tunnels.owner_of(inner.dst)
-        uplink_mn = tunnels.owner_of(inner.src)
+        # The inner header's addresses, read from the frame: no address object hashed.
+        octets = record.frame.data
+        downlink_mn = tunnels.owner_at(octets, inner.offset + 24)
+        uplink_mn = tunnels.owner_at(octets, inner.offset + 8)
         mobile = downlink_mn or uplink_mn
         tunnel: Tunnel | None = None
         if payload.tunnelled:
@@ -645,7 +656,9 @@ class ProcedureAnalyser:
         sender, receiver = self._data_ends(record, mobile, direction, tunnel)
         # Joined with +: an f-string formats a str subclass (a Role) by a slow method call.
         arrow = "=>" if tunnel else "->"
-        hop = self._role_name(sender, roles) + arrow + self._role_name(receiver, roles)
+        sender_name = self._role_name(sender, roles)
+        receiver_name = self._role_name(receiver, roles)
+        hop = sender_name + arrow + receiver_name
         phase = ("j" if direction == DOWN else "k") if mobile.handed_over else "before"
         if handover is not None:
             segment = handover.data.get((phase, hop))
@@ -654,12 +667,14 @@ class ProcedureAnalyser:
             else:
                 segment.count += 1
                 segment.last_frame = frame
-        self.entities.note(sender, self._entity_role(sender, roles), frame)
-        self.entities.note(receiver, self._entity_role(receiver, roles), frame)
+        self._note_end(sender, sender_name, frame)
+        if receiver == sender:  # noting the sender may have named it otherwise
+            receiver_name = self._role_name(receiver, roles)
+        self._note_end(receiver, receiver_name, frame)
         if self.on_event is None:
             return
         label = STEP_BY_LETTER[phase].label if phase in DATA_STEPS else f"{direction} data"
-        inside = f"{self._text(inner.src)} -> {self._text(inner.dst)}"
+        inside = f"{address_text(inner.src)} -> {address_text(inner.dst)}"
         self._emit(
             FrameEvent(
                 frame,
@@ -692,12 +707,12 @@ class ProcedureAnalyser:
         LMA is the anchor downlink and the serving LMA uplink.
         """
         if tunnel is not None:
-            return self._text(tunnel[0]), self._text(tunnel[1])
+            return address_text(tunnel[0]), address_text(tunnel[1])
         payload = record.payload
         assert payload is not None
         inner = payload.hops[-1]
         mn = mobile_key(mobile.mn_id)
-        correspondent = self._text(inner.src if direction == DOWN else inner.dst)
+        correspondent = address_text(inner.src if direction == DOWN else inner.dst)
         frame = record.frame
         src_mac = dst_mac = None
         if frame.linktype == LINKTYPE_ETHERNET and len(frame.data) >= 14:
@@ -709,10 +724,10 @@ class ProcedureAnalyser:
         if access_leg is None or access_leg:
             near, far = mn, correspondent
             if access_leg and mobile.serving_mag is not None:
-                far = self._text(mobile.serving_mag)
+                far = address_text(mobile.serving_mag)
         else:
             lma = mobile.anchor if direction == DOWN else mobile.serving_lma
-            near = self._text(lma) if lma is not None else mn
+            near = address_text(lma) if lma is not None else mn
             far = correspondent
         near = (self._macs.get(mn_end) if mn_end is not None else None) or near
         far = (self._macs.get(far_end) if far_end is not None else None) or far
@@ -723,7 +738,7 @@ class ProcedureAnalyser:
             return {}
         if handover.role_by_text is None:
             handover.role_by_text = {
-                self._text(address): role for role, address in handover.live_roles().items()
+                address_text(address): role for role, address in handover.live_roles().items()
             }
         return handover.role_by_text
 
@@ -734,22 +749,20 @@ class ProcedureAnalyser:
             return role
         if key.startswith("mn:"):
             return MN
-        entity = self.entities.get(key)
-        if entity is None or not entity.roles:
+        own = self.entities.primary_role(key)
+        if own is None:
             return CN
-        own = entity.ordered_roles()[0]
         if own in roles.values():
             # Another node plays that role in this handover (a back-handover's old PLMA is
             # not its PLMA): name the kind of node only, not "PLMA=>PLMA".
             return GENERIC_ROLE.get(own, own)
         return own
 
-    def _entity_role(self, key: str, roles: dict[str, Role]) -> Role | None:
-        name = self._role_name(key, roles)
-        entity = self.entities.get(key)
-        if name == CN and entity is not None and entity.roles:
-            return None
-        return name
+    def _note_end(self, key: str, name: Role, frame: int) -> None:
+        """Note the entity at one end of a data hop, named ``name`` in it."""
+        # "CN" is only the default: it adds nothing to a node known otherwise.
+        known = name == CN and self.entities.primary_role(key) is not None
+        self.entities.note(key, None if known else name, frame)
 
     # -- closing handovers -------------------------------------------------------------
 
@@ -796,11 +809,23 @@ class ProcedureAnalyser:
         self._closed.append(handover)
 
 
+# MN-LL-IDs read as MACs (cleared when full; any capture works).
+MAX_MACS = 65_536
+_macs_of: dict[str, bytes | None] = {}
+
+
 def _mac_of(identifier: str) -> bytes | None:
+    """The MAC an MN-LL-ID names, if it is one (memoised: each message of an MN repeats it)."""
+    if identifier in _macs_of:
+        return _macs_of[identifier]
     try:
-        return mac_bytes(identifier)
+        mac: bytes | None = mac_bytes(identifier)
     except ValueError:
-        return None
+        mac = None
+    if len(_macs_of) >= MAX_MACS:
+        _macs_of.clear()
+    _macs_of[identifier] = mac
+    return mac
 
 
 # --- one call for a whole capture ------------------------------------------------------
