@@ -17,7 +17,8 @@ costs whatever else runs beside it. In one run, on one file:
   /dev/null; its peak resident memory gives the memory per MN, against the
   same command on a capture of one MN;
 * ``lmaho check, baseline`` (with ``--baseline PYTHON``): the command of
-  another checkout (e.g. main's), timed the same way;
+  another checkout (e.g. main's), timed the same way, and its ``decode`` and
+  ``check (in process)`` stages, run by that interpreter;
 * ``tshark -2 -r``: Wireshark's two-pass read of the same file, dissecting
   every frame (IPv6, Mobility Header), output to /dev/null.
 
@@ -102,6 +103,37 @@ def lmaho_check(path: Path, python: str = sys.executable) -> list[str]:
     return [python, "-m", "lmaho_cli", "check", str(path)]
 
 
+# The decode and check stages in another interpreter (whatever checkout it imports).
+BASELINE_STAGES = """
+import resource, sys
+from lmaho_check import ProcedureAnalyser
+from lmaho_wire.dissect import analyse_capture
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+start = cpu()
+for _ in analyse_capture(sys.argv[1]):
+    pass
+decoded = cpu()
+for _ in ProcedureAnalyser().run(analyse_capture(sys.argv[1])):
+    pass
+print(decoded - start, cpu() - decoded)
+"""
+
+
+def baseline_stages(path: Path, python: str) -> tuple[float, float]:
+    """CPU seconds of ``decode`` and ``check (in process)`` run by ``python``."""
+    # From the capture's directory: the baseline must not import this checkout.
+    out = subprocess.run(
+        [python, "-c", BASELINE_STAGES, str(path.resolve())],
+        cwd=path.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return float(out[0]), float(out[1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mobiles", type=int, default=20_000, help="MNs of the crafted capture")
@@ -133,6 +165,9 @@ def main() -> int:
             # Run from the capture's directory: the baseline must not import this checkout.
             seconds, _ = child(lmaho_check(path.resolve(), args.baseline), cwd=path.parent)
             rows.append(("lmaho check, baseline", frames, seconds))
+            decode, check = baseline_stages(path, args.baseline)
+            rows.append(("decode, baseline", frames, decode))
+            rows.append(("check (in process), base", frames, check))
         _, peak_one = child(lmaho_check(one))
         tshark = shutil.which("tshark")
         if tshark is not None:
@@ -140,7 +175,19 @@ def main() -> int:
             rows.append(("tshark -2 -r", frames, seconds))
         for name, count, seconds in rows:
             rate = count / seconds
-            print(f"  {name:<22} {count:>8} frames {seconds:8.2f} s CPU {rate:>10,.0f}/s")
+            print(f"  {name:<26} {count:>8} frames {seconds:8.2f} s CPU {rate:>10,.0f}/s")
+        # What each layer adds: the analyser over decoding, the command over checking.
+        times = {name: seconds for name, _, seconds in rows}
+        for name, over, base in (
+            ("analyser", "check (in process)", "decode"),
+            ("analyser, baseline", "check (in process), base", "decode, baseline"),
+            ("command over check", "lmaho check", "check (in process)"),
+        ):
+            if over in times and base in times:
+                added = times[over] - times[base]
+                print(
+                    f"  {name:<26} adds {added:6.2f} s CPU, {added / frames * 1e6:5.1f} us a frame"
+                )
         print(
             f"  lmaho check peak RSS {peak / 1024:,.1f} MiB (one MN: {peak_one / 1024:,.1f} MiB), "
             f"{(peak - peak_one) / args.mobiles:,.2f} KiB per MN"

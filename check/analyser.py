@@ -156,6 +156,51 @@ class Counters:
     unknown_messages: int = 0
 
 
+# Data flows whose verdict is remembered (cleared when full: few are live at a time).
+MAX_FLOWS = 8_192
+
+
+@dataclass(slots=True)
+class _Flow:
+    """What a data packet came to, for the next packets with the same addresses and MACs.
+
+    It holds while nothing it was reached from changes: the MN that owns the
+    addresses (and which way they go), the MN's version (tunnels, attachment,
+    MAC), its open handover and that handover's steps (the roles that name a
+    hop), the first roles of the hop's ends, and the names of the MACs.
+    """
+
+    mobile: MobileState
+    version: int
+    direction: Direction
+    ends: tuple[str, str]
+    end_roles: tuple[Role | None, Role | None]
+    segment: DataSegment | None  # where the packet was counted
+    handover: int | None = None  # its number: a flow must not keep a closed handover
+    steps: int = 0
+    mac_names: tuple[str | None, str | None] | None = None
+
+
+def _flow_key(record: FrameRecord) -> bytes:
+    """The octets a data packet's verdict depends on: MACs, inner and tunnel addresses.
+
+    Keys of the four kinds (with or without MACs, with or without a tunnel)
+    differ in length, so never collide.
+    """
+    frame = record.frame
+    octets = frame.data
+    assert record.payload is not None
+    hops = record.payload.hops
+    inner = hops[-1].offset
+    key = octets[inner + 8 : inner + 40]
+    if len(hops) > 1:
+        outer = hops[-2].offset
+        key += octets[outer + 8 : outer + 40]
+    if frame.linktype == LINKTYPE_ETHERNET:
+        key = octets[0:12] + key
+    return key
+
+
 class ProcedureAnalyser:
     """Feed it every frame of a capture in order; it hands back handovers as they close.
 
@@ -201,6 +246,7 @@ class ProcedureAnalyser:
         # PMIPv6 requests outside any handover (e.g. the MN's registration with its PLMA).
         self._ordinary: dict[tuple[str, Address, Address, int | None], Sighting] = {}
         self._macs: dict[bytes, str | None] = {}
+        self._flows: dict[bytes, _Flow] = {}
         self._now = float("-inf")
         self._last_sweep = float("-inf")
 
@@ -571,6 +617,7 @@ class ProcedureAnalyser:
             mac = _mac_of(seen.link_layer_id) if seen.link_layer_id else None
             if mac is not None:
                 mobile.mac = mac
+                mobile.version += 1
                 self._macs.setdefault(mac, mobile_key(mobile.mn_id))
             self.tunnels.step_seen(mobile, spec.letter, seen, handover)
         ends = (
@@ -646,6 +693,15 @@ class ProcedureAnalyser:
         self.counters.data += 1
         direction = DOWN if downlink_mn is not None else UP
         handover = mobile.current if mobile.current and not mobile.current.closed else None
+        flow_key = None
+        if self.on_event is None:  # (a chart needs each packet's event, made below)
+            flow_key = _flow_key(record)
+            flow = self._flows.get(flow_key)
+            if flow is not None and self._flow_holds(flow, mobile, direction, handover, record):
+                if flow.segment is not None:
+                    flow.segment.count += 1
+                    flow.segment.last_frame = frame
+                return
         roles = self._role_by_text(handover)
         issue = tunnels.check(mobile, tunnel, direction, inner.src, inner.dst, frame)
         if issue is not None:
@@ -660,18 +716,31 @@ class ProcedureAnalyser:
         receiver_name = self._role_name(receiver, roles)
         hop = sender_name + arrow + receiver_name
         phase = ("j" if direction == DOWN else "k") if mobile.handed_over else "before"
+        segment = None
         if handover is not None:
             segment = handover.data.get((phase, hop))
             if segment is None:
-                handover.data[(phase, hop)] = DataSegment(phase, hop, frame, frame, 1, bool(tunnel))
+                segment = handover.data[(phase, hop)] = DataSegment(
+                    phase, hop, frame, frame, 1, bool(tunnel)
+                )
             else:
                 segment.count += 1
                 segment.last_frame = frame
+        ends = (sender, receiver)
+        known = self._end_roles(ends)
         self._note_end(sender, sender_name, frame)
         if receiver == sender:  # noting the sender may have named it otherwise
             receiver_name = self._role_name(receiver, roles)
         self._note_end(receiver, receiver_name, frame)
-        if self.on_event is None:
+        if flow_key is not None:
+            if issue is None and self._end_roles(ends) == known:
+                # Noting the ends changed nothing: the next packet of this flow comes to
+                # the same, and noting them again would change nothing either.
+                flow = _Flow(mobile, mobile.version, direction, ends, known, segment)
+                if handover is not None:
+                    flow.handover, flow.steps = handover.number, len(handover.steps)
+                flow.mac_names = self._mac_names(record, tunnel)
+                self._remember_flow(flow_key, flow)
             return
         label = STEP_BY_LETTER[phase].label if phase in DATA_STEPS else f"{direction} data"
         inside = f"{address_text(inner.src)} -> {address_text(inner.dst)}"
@@ -691,6 +760,43 @@ class ProcedureAnalyser:
                 detail=f"{inside} in {sender} -> {receiver}" if tunnel else inside,
             )
         )
+
+    def _flow_holds(
+        self,
+        flow: _Flow,
+        mobile: MobileState,
+        direction: Direction,
+        handover: Handover | None,
+        record: FrameRecord,
+    ) -> bool:
+        """Does what ``flow`` came to still hold: has nothing it depends on changed?"""
+        return (
+            flow.mobile is mobile
+            and flow.version == mobile.version
+            and flow.direction == direction
+            and flow.handover == (None if handover is None else handover.number)
+            and (handover is None or flow.steps == len(handover.steps))
+            and self._end_roles(flow.ends) == flow.end_roles
+            and (flow.mac_names is None or self._mac_names(record, None) == flow.mac_names)
+        )
+
+    def _end_roles(self, ends: tuple[str, str]) -> tuple[Role | None, Role | None]:
+        """What naming a hop's ends depends on, beside the handover: their first roles."""
+        return self.entities.primary_role(ends[0]), self.entities.primary_role(ends[1])
+
+    def _mac_names(
+        self, record: FrameRecord, tunnel: Tunnel | None
+    ) -> tuple[str | None, str | None] | None:
+        """The names signalling gave the MACs of a plain packet (``_data_ends`` uses them)."""
+        frame = record.frame
+        if tunnel is not None or frame.linktype != LINKTYPE_ETHERNET or len(frame.data) < 14:
+            return None
+        return self._macs.get(frame.data[0:6]), self._macs.get(frame.data[6:12])
+
+    def _remember_flow(self, key: bytes, flow: _Flow) -> None:
+        if len(self._flows) >= MAX_FLOWS:
+            self._flows.clear()
+        self._flows[key] = flow
 
     def _data_ends(
         self,
@@ -792,8 +898,9 @@ class ProcedureAnalyser:
                 continue
             for seen in state.sightings:
                 key = (state.spec.message, seen.src, seen.dst, seen.sequence)
-                if self._pending.get((*key, seen.mn_id)) is handover:
-                    del self._pending[(*key, seen.mn_id)]
+                exact = (*key, seen.mn_id)
+                if self._pending.get(exact) is handover:
+                    del self._pending[exact]
                 same = self._pending_any_mn.get(key)
                 if same is not None and handover in same:
                     same.remove(handover)

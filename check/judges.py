@@ -279,16 +279,11 @@ def _all_sightings(handover: Handover) -> Iterator[tuple[str, Sighting]]:
 def _check_identity(handover: Handover, judge: _Judge) -> None:
     """MN ID, prefixes and link-layer ID: the same in every message of the handover."""
     mn_id = handover.mn_id
-    reference = next(
-        ((letter, s) for letter, s in _all_sightings(handover) if s.mn_id == mn_id), None
-    )
-    prefix_source = next(
-        ((letter, s) for letter, s in _all_sightings(handover) if s.prefixes), None
-    )
-    link_source = next(
-        ((letter, s) for letter, s in _all_sightings(handover) if s.link_layer_id), None
-    )
-    for letter, seen in _all_sightings(handover):
+    sightings = list(_all_sightings(handover))
+    reference = next(((letter, s) for letter, s in sightings if s.mn_id == mn_id), None)
+    prefix_source = next(((letter, s) for letter, s in sightings if s.prefixes), None)
+    link_source = next(((letter, s) for letter, s in sightings if s.link_layer_id), None)
+    for letter, seen in sightings:
         label = f"({letter}) {seen.message}"
         if seen.mn_id is not None and seen.mn_id != mn_id and reference is not None:
             judge.violation(

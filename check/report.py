@@ -54,6 +54,11 @@ def address_text(address: Address) -> str:
     return text
 
 
+def prefix_text(prefix: Prefix) -> str:
+    """``str(prefix)``, its address formatted by :func:`address_text`."""
+    return f"{address_text(prefix.network_address)}/{prefix.prefixlen}"
+
+
 # A ladder's columns, left to right.
 ROLE_RANK = {role: i for i, role in enumerate(Role)}
 
@@ -174,8 +179,8 @@ class Sighting:
             "frame": self.frame,
             "time": round(self.time, 6),
             "message": self.message,
-            "src": str(self.src),
-            "dst": str(self.dst),
+            "src": address_text(self.src),
+            "dst": address_text(self.dst),
             "sequence": self.sequence,
         }
         if self.status is not None:
@@ -372,8 +377,8 @@ class Handover:
         return {
             "handover": self.number,
             "mn": self.mn_id,
-            "prefixes": sorted(str(p) for p in self.prefixes),
-            "roles": {role: str(address) for role, address in self.roles.items()},
+            "prefixes": sorted(prefix_text(p) for p in self.prefixes),
+            "roles": {role: address_text(address) for role, address in self.roles.items()},
             "outcome": None if self.outcome is None else self.outcome.to_json(),
             "latency_s": None if latency is None else round(latency, 6),
             "steps": [

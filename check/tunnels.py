@@ -57,11 +57,16 @@ class MobileState:
     serving_mag: Address | None = None
     # Its last handover completed: its data is the draft's (j) and (k) until the next one.
     handed_over: bool = False
+    # Counts the changes to its tunnels, attachment and MAC: what its data is held to and
+    # named by. A verdict on its data reached at one version holds for the next packet
+    # at the same version (the analyser's flows).
+    version: int = 0
 
     def attach(self, lma: Address, mag: Address) -> None:
         """The MN is bound at ``lma`` through ``mag`` (its first LMA is its anchor)."""
         self.anchor = self.anchor or lma
         self.serving_lma, self.serving_mag = lma, mag
+        self.version += 1
 
 
 class TunnelTracker:
@@ -206,6 +211,7 @@ class TunnelTracker:
         self, mobile: MobileState, src: Address, dst: Address, direction: Direction, reason: str
     ) -> None:
         mobile.tunnels[(src, dst, direction)] = TunnelGrant(direction, reason)
+        mobile.version += 1
         self._tunnel_users.setdefault((src, dst), set()).add(mobile.mn_id)
 
     def _retire(self, mobile: MobileState, src: Address, dst: Address, why: str) -> None:
@@ -214,6 +220,7 @@ class TunnelTracker:
             grant = mobile.tunnels.get((src, dst, direction))
             if grant is not None:
                 grant.retired_by = why
+                mobile.version += 1
 
     # -- data packets held to them ---------------------------------------------------
 
