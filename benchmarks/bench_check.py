@@ -167,7 +167,7 @@ def main() -> int:
             rows.append(("lmaho check, baseline", frames, seconds))
             decode, check = baseline_stages(path, args.baseline)
             rows.append(("decode, baseline", frames, decode))
-            rows.append(("check (in process), base", frames, check))
+            rows.append(("check (in process), baseline", frames, check))
         _, peak_one = child(lmaho_check(one))
         tshark = shutil.which("tshark")
         if tshark is not None:
@@ -175,18 +175,18 @@ def main() -> int:
             rows.append(("tshark -2 -r", frames, seconds))
         for name, count, seconds in rows:
             rate = count / seconds
-            print(f"  {name:<26} {count:>8} frames {seconds:8.2f} s CPU {rate:>10,.0f}/s")
+            print(f"  {name:<28} {count:>8} frames {seconds:8.2f} s CPU {rate:>10,.0f}/s")
         # What each layer adds: the analyser over decoding, the command over checking.
         times = {name: seconds for name, _, seconds in rows}
         for name, over, base in (
             ("analyser", "check (in process)", "decode"),
-            ("analyser, baseline", "check (in process), base", "decode, baseline"),
+            ("analyser, baseline", "check (in process), baseline", "decode, baseline"),
             ("command over check", "lmaho check", "check (in process)"),
         ):
             if over in times and base in times:
                 added = times[over] - times[base]
                 print(
-                    f"  {name:<26} adds {added:6.2f} s CPU, {added / frames * 1e6:5.1f} us a frame"
+                    f"  {name:<28} adds {added:6.2f} s CPU, {added / frames * 1e6:5.1f} us a frame"
                 )
         print(
             f"  lmaho check peak RSS {peak / 1024:,.1f} MiB (one MN: {peak_one / 1024:,.1f} MiB), "

@@ -259,22 +259,27 @@ class ProcedureAnalyser:
         yield from self.finish()
 
     def feed(self, record: FrameRecord) -> list[Handover]:
-        if isinstance(record.error, IncompleteDatagram):
+        error = record.error
+        if error is not None and isinstance(error, IncompleteDatagram):
             # Not a frame of its own: its fragments were counted as they came.
-            self._global(Issue("warning", Rule.MALFORMED, record.error.what, record.fragments))
+            self._global(Issue("warning", Rule.MALFORMED, error.what, record.fragments))
             return self._take_closed()
-        self.counters.frames += 1
-        self._now = max(self._now, record.frame.time)
+        counters = self.counters
+        counters.frames += 1
+        time = record.frame.time
+        if time > self._now:
+            self._now = time
         if self._now - self._last_sweep >= 1.0:
             # Before this frame: it must not join a handover whose time is up.
             self._last_sweep = self._now
             self._sweep()
-        if record.message is not None and record.payload is not None:
-            self.counters.signalling += 1
-            if record.message.key is None and record.message.mh_type not in self._named_types:
-                self.counters.unknown_messages += 1
-            self._signalling(record, record.message)
-        elif record.error is not None:
+        message = record.message
+        if message is not None and record.payload is not None:
+            counters.signalling += 1
+            if message.key is None and message.mh_type not in self._named_types:
+                counters.unknown_messages += 1
+            self._signalling(record, message)
+        elif error is not None:
             self._malformed(record)
         elif record.payload is None:
             self.counters.other += 1

@@ -94,8 +94,7 @@ def message_findings(msg: Message, seen: Sighting, spec: Step | None) -> list[Is
     if seen.succeeded and seen.status is not None:
         missing += [key for key in contents.must_on_success if key not in seen.option_keys]
     if spec.message not in PROXY_MESSAGES:
-        listed = {*contents.must, *contents.may, *contents.must_on_success}
-        extra = sorted(seen.option_keys - listed)
+        extra = sorted(seen.option_keys - _LISTED[spec.letter])
         if extra:
             titles = ", ".join(_option_title(key) for key in extra)
             out.append(
@@ -174,6 +173,13 @@ def message_findings(msg: Message, seen: Sighting, spec: Step | None) -> list[Is
             )
         )
     return out
+
+
+# Step letter -> every option its message may carry (section 7's MUST and MAY columns).
+_LISTED = {
+    letter: frozenset((*contents.must, *contents.may, *contents.must_on_success))
+    for letter, contents in CONTENTS.items()
+}
 
 
 def _option_title(key: str) -> str:

@@ -207,14 +207,15 @@ def _lma_address(address: Any) -> LmaAddress | None:
 
 # Prefix sets by the octets of their options (a pure function of them; cleared when full).
 MAX_PREFIX_SETS = 65_536
-_prefix_sets: dict[tuple[bytes, ...], frozenset[Prefix]] = {}
+_prefix_sets: dict[bytes | tuple[bytes, ...], frozenset[Prefix]] = {}
 
 
 def _prefix_set(options: list[Option]) -> frozenset[Prefix]:
     """The prefixes of Home Network Prefix options (``Message.home_network_prefixes``)."""
     if not options:
         return _NO_PREFIXES
-    key = tuple(opt.data for opt in options)
+    # One option (the common case) is keyed by its octets alone.
+    key = options[0].data if len(options) == 1 else tuple(opt.data for opt in options)
     prefixes = _prefix_sets.get(key)
     if prefixes is None:
         if len(_prefix_sets) >= MAX_PREFIX_SETS:
