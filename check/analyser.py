@@ -620,7 +620,7 @@ class ProcedureAnalyser:
                 for issue in self.tunnels.own_prefixes(mobile, seen.prefixes, seen.frame):
                     self._global(issue)
             mac = _mac_of(seen.link_layer_id) if seen.link_layer_id else None
-            if mac is not None:
+            if mac is not None and mac != mobile.mac:  # (its MAC is known from then on)
                 mobile.mac = mac
                 mobile.version += 1
                 self._macs.setdefault(mac, mobile_key(mobile.mn_id))

@@ -40,7 +40,6 @@ from .report import (
     Sighting,
     StepState,
     Verdict,
-    infer_roles,
 )
 
 # Retransmission intervals may come this much early (clock jitter) before we warn.
@@ -239,7 +238,7 @@ def judge_handover(
 ) -> None:
     """Every cross-message check of one handover, then its outcome."""
     judge = _Judge(handover, answered_step, capture_end)
-    handover.roles = infer_roles(handover)
+    handover.roles = handover.live_roles()  # infer_roles(), kept since its last step
     handover.prefixes = _handover_prefixes(handover)
     _check_order(handover, judge)
     _check_identity(handover, judge)
