@@ -156,8 +156,9 @@ class Counters:
     unknown_messages: int = 0
 
 
-# Data flows whose verdict is remembered (cleared when full: few are live at a time).
-MAX_FLOWS = 8_192
+# Data flows whose verdict is remembered (cleared when full: few are live at a time, and
+# memory must not grow with the MNs of a capture).
+MAX_FLOWS = 4_096
 
 
 @dataclass(slots=True)
@@ -786,8 +787,16 @@ class ProcedureAnalyser:
         )
 
     def _end_roles(self, ends: tuple[str, str]) -> tuple[Role | None, Role | None]:
-        """What naming a hop's ends depends on, beside the handover: their first roles."""
-        return self.entities.primary_role(ends[0]), self.entities.primary_role(ends[1])
+        """What naming a hop's ends depends on, beside the handover: their first roles.
+
+        An MN is named MN whatever its roles (see _role_name).
+        """
+        sender, receiver = ends
+        primary_role = self.entities.primary_role
+        return (
+            None if sender.startswith("mn:") else primary_role(sender),
+            None if receiver.startswith("mn:") else primary_role(receiver),
+        )
 
     def _mac_names(
         self, record: FrameRecord, tunnel: Tunnel | None
@@ -921,8 +930,9 @@ class ProcedureAnalyser:
         self._closed.append(handover)
 
 
-# MN-LL-IDs read as MACs (cleared when full; any capture works).
-MAX_MACS = 65_536
+# MN-LL-IDs read as MACs (cleared when full: the messages of one handover come close
+# together, and memory must not grow with the MNs of a capture).
+MAX_MACS = 4_096
 _macs_of: dict[str, bytes | None] = {}
 
 

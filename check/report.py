@@ -205,8 +205,10 @@ def _lma_address(address: Any) -> LmaAddress | None:
     return address if isinstance(address, LmaAddress) else None
 
 
-# Prefix sets by the octets of their options (a pure function of them; cleared when full).
-MAX_PREFIX_SETS = 65_536
+# Prefix sets by the octets of their options (a pure function of them). Cleared when
+# full: the messages of one handover come close together, and memory must not grow
+# with the MNs of a capture.
+MAX_PREFIX_SETS = 4_096
 _prefix_sets: dict[bytes | tuple[bytes, ...], frozenset[Prefix]] = {}
 
 
