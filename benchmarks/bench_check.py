@@ -13,6 +13,9 @@ costs whatever else runs beside it. In one run, on one file:
 * ``decode``: read, walk, reassemble and decode every Mobility Header
   (``analyse_capture``, what ``lmaho decode`` does without printing);
 * ``check (in process)``: ``decode`` fed to the ``ProcedureAnalyser``;
+  these two run in a fresh interpreter, one after the other, as the
+  baseline's do (the stages before them leave caches behind that the
+  garbage collector would walk again and again);
 * ``lmaho check``: the command itself, in a child process, report to
   /dev/null; its peak resident memory gives the memory per MN, against the
   same command on a capture of one MN;
@@ -40,10 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lmaho_check import ProcedureAnalyser  # noqa: E402
 from lmaho_cli.craft import craft  # noqa: E402
 from lmaho_wire.capture import read_frames  # noqa: E402
-from lmaho_wire.dissect import analyse_capture  # noqa: E402
 from lmaho_wire.packet import find_ipv6  # noqa: E402
 
 
@@ -71,21 +72,9 @@ def stage_walk(path: Path) -> int:
     return count
 
 
-def stage_decode(path: Path) -> int:
-    return drain(analyse_capture(path))
-
-
-def stage_check(path: Path) -> int:
-    analyser = ProcedureAnalyser()
-    drain(analyser.run(analyse_capture(path)))
-    return analyser.counters.frames
-
-
 STAGES: dict[str, Callable[[Path], int]] = {
     "read": stage_read,
     "walk": stage_walk,
-    "decode": stage_decode,
-    "check (in process)": stage_check,
 }
 
 
@@ -103,8 +92,8 @@ def lmaho_check(path: Path, python: str = sys.executable) -> list[str]:
     return [python, "-m", "lmaho_cli", "check", str(path)]
 
 
-# The decode and check stages in another interpreter (whatever checkout it imports).
-BASELINE_STAGES = """
+# The decode and check stages in a fresh interpreter (whatever checkout it imports).
+STAGES_IN_CHILD = """
 import resource, sys
 from lmaho_check import ProcedureAnalyser
 from lmaho_wire.dissect import analyse_capture
@@ -121,12 +110,11 @@ print(decoded - start, cpu() - decoded)
 """
 
 
-def baseline_stages(path: Path, python: str) -> tuple[float, float]:
-    """CPU seconds of ``decode`` and ``check (in process)`` run by ``python``."""
-    # From the capture's directory: the baseline must not import this checkout.
+def stages_in_child(path: Path, python: str, cwd: Path) -> tuple[float, float]:
+    """CPU seconds of ``decode`` and ``check (in process)`` run by ``python`` in ``cwd``."""
     out = subprocess.run(
-        [python, "-c", BASELINE_STAGES, str(path.resolve())],
-        cwd=path.parent,
+        [python, "-c", STAGES_IN_CHILD, str(path.resolve())],
+        cwd=cwd,
         capture_output=True,
         text=True,
         check=True,
@@ -159,13 +147,17 @@ def main() -> int:
             frames = stage(path)
             rows.append((name, frames, cpu_seconds() - start))
         frames = rows[0][1]
+        decode, check = stages_in_child(path, sys.executable, ROOT)
+        rows.append(("decode", frames, decode))
+        rows.append(("check (in process)", frames, check))
         seconds, peak = child(lmaho_check(path))
         rows.append(("lmaho check", frames, seconds))
         if args.baseline:
             # Run from the capture's directory: the baseline must not import this checkout.
             seconds, _ = child(lmaho_check(path.resolve(), args.baseline), cwd=path.parent)
             rows.append(("lmaho check, baseline", frames, seconds))
-            decode, check = baseline_stages(path, args.baseline)
+            # From the capture's directory: the baseline must not import this checkout.
+            decode, check = stages_in_child(path, args.baseline, path.parent)
             rows.append(("decode, baseline", frames, decode))
             rows.append(("check (in process), baseline", frames, check))
         _, peak_one = child(lmaho_check(one))
