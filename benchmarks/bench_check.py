@@ -1,6 +1,7 @@
 """``lmaho check`` on a large capture, its stages, and ``tshark -2 -r`` on the same file.
 
     python benchmarks/bench_check.py [--mobiles 20000] [--capture FILE] [--baseline PYTHON]
+                                     [--stages read,walk,decode]
 
 Times are CPU time (user + system, from getrusage / wait4), not wall time:
 the machine these run on is shared and loaded, and CPU time is what a run
@@ -25,6 +26,9 @@ costs whatever else runs beside it. In one run, on one file:
 * ``tshark -2 -r``: Wireshark's two-pass read of the same file, dissecting
   every frame (IPv6, Mobility Header), output to /dev/null.
 
+``--stages`` times only the in-process stages named (e.g. ``read,walk,decode``
+while working on the wire side), without the commands.
+
 benchmarks/README-check.md records a run.
 """
 
@@ -45,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from lmaho_cli.craft import craft  # noqa: E402
 from lmaho_wire.capture import read_frames  # noqa: E402
+from lmaho_wire.dissect import analyse_capture  # noqa: E402
 from lmaho_wire.packet import find_ipv6  # noqa: E402
 
 
@@ -64,6 +69,10 @@ def stage_read(path: Path) -> int:
     return drain(read_frames(path))
 
 
+def stage_decode(path: Path) -> int:
+    return drain(analyse_capture(path))
+
+
 def stage_walk(path: Path) -> int:
     count = 0
     for frame in read_frames(path):
@@ -75,7 +84,10 @@ def stage_walk(path: Path) -> int:
 STAGES: dict[str, Callable[[Path], int]] = {
     "read": stage_read,
     "walk": stage_walk,
+    "decode": stage_decode,
 }
+# A whole run times decode (and check) in a fresh interpreter instead: see STAGES_IN_CHILD.
+RUN_STAGES = ("read", "walk")
 
 
 def child(command: list[str], cwd: Path | None = None) -> tuple[float, int]:
@@ -131,21 +143,34 @@ def main() -> int:
         metavar="PYTHON",
         help="also time `lmaho check` run by this interpreter (another checkout's venv)",
     )
+    parser.add_argument(
+        "--stages",
+        type=lambda text: text.split(","),
+        metavar="NAMES",
+        help=f"only these in-process stages, comma-separated ({', '.join(STAGES)})",
+    )
     args = parser.parse_args()
+    if args.stages is not None and not set(args.stages) <= STAGES.keys():
+        parser.error(f"--stages: known stages are {', '.join(STAGES)}")
+    names = RUN_STAGES if args.stages is None else args.stages
+    stages = {name: STAGES[name] for name in names}
     with tempfile.TemporaryDirectory() as tmp:
         path = args.capture
         if path is None:
             path = Path(tmp) / "big.pcapng"
             print(f"crafting {args.mobiles} MNs into {path} ...", flush=True)
             craft(path, fmt="pcapng", mobiles=args.mobiles, handovers=1, seed=1, progress=False)
-        one = Path(tmp) / "one.pcapng"
-        craft(one, fmt="pcapng", mobiles=1, handovers=1, seed=1, progress=False)
         print(f"{path}: {path.stat().st_size:,} octets, {args.mobiles} MNs")
         rows: list[tuple[str, int, float]] = []
-        for name, stage in STAGES.items():
+        for name, stage in stages.items():
             start = cpu_seconds()
             frames = stage(path)
             rows.append((name, frames, cpu_seconds() - start))
+        if args.stages is not None:
+            print_rows(rows)
+            return 0
+        one = Path(tmp) / "one.pcapng"
+        craft(one, fmt="pcapng", mobiles=1, handovers=1, seed=1, progress=False)
         frames = rows[0][1]
         decode, check = stages_in_child(path, sys.executable, ROOT)
         rows.append(("decode", frames, decode))
@@ -165,9 +190,7 @@ def main() -> int:
         if tshark is not None:
             seconds, tshark_peak = child([tshark, "-2", "-r", str(path)])
             rows.append(("tshark -2 -r", frames, seconds))
-        for name, count, seconds in rows:
-            rate = count / seconds
-            print(f"  {name:<28} {count:>8} frames {seconds:8.2f} s CPU {rate:>10,.0f}/s")
+        print_rows(rows)
         # What each layer adds: the analyser over decoding, the command over checking.
         times = {name: seconds for name, _, seconds in rows}
         for name, over, base in (
@@ -187,6 +210,12 @@ def main() -> int:
         if tshark is not None:
             print(f"  tshark -2 -r peak RSS {tshark_peak / 1024:,.1f} MiB")
     return 0
+
+
+def print_rows(rows: list[tuple[str, int, float]]) -> None:
+    for name, count, seconds in rows:
+        rate = count / seconds
+        print(f"  {name:<28} {count:>8} frames {seconds:8.2f} s CPU {rate:>10,.0f}/s")
 
 
 if __name__ == "__main__":

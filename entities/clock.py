@@ -39,19 +39,38 @@ def epoch_microseconds(epoch: dt.datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * MICROSECONDS_PER_SECOND + delta.microseconds
 
 
+def _cancelled_call(*_: Any) -> None:
+    """What a cancelled timer holds instead of its callback (never called)."""
+
+
 class Timer:
     """A scheduled call; :meth:`cancel` makes the scheduler skip it."""
 
-    __slots__ = ("args", "callback", "cancelled", "when")
+    __slots__ = ("args", "callback", "cancelled", "scheduler", "when")
 
-    def __init__(self, when: int, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def __init__(
+        self,
+        when: int,
+        callback: Callable[..., Any],
+        args: tuple[Any, ...],
+        scheduler: Scheduler | None = None,
+    ) -> None:
         self.when = when
         self.callback = callback
         self.args = args
         self.cancelled = False
+        self.scheduler = scheduler
 
     def cancel(self) -> None:
+        if self.cancelled:
+            return
         self.cancelled = True
+        # A far timer (a binding refresh an hour ahead) may wait long in the heap: what it
+        # would have called is let go now, and the scheduler drops such timers in bulk.
+        self.callback = _cancelled_call
+        self.args = ()
+        if self.scheduler is not None:
+            self.scheduler.note_cancelled()
 
     def __repr__(self) -> str:
         state = " cancelled" if self.cancelled else ""
@@ -72,12 +91,13 @@ class Scheduler:
         self.now = 0
         self._heap: list[tuple[int, int, Timer]] = []
         self._seq = 0
+        self._cancelled = 0
 
     def at(self, when: int, callback: Callable[..., Any], *args: Any) -> Timer:
         """Call ``callback(*args)`` at virtual time ``when`` (never in the past)."""
         if when < self.now:
             raise ValueError(f"cannot schedule at {when} us, the clock is at {self.now} us")
-        timer = Timer(when, callback, args)
+        timer = Timer(when, callback, args, self)
         self._seq += 1
         heapq.heappush(self._heap, (when, self._seq, timer))
         return timer
@@ -86,10 +106,19 @@ class Scheduler:
         """Call ``callback(*args)`` ``delay`` (>= 0) microseconds from now."""
         # The hottest call of a run (every packet is a delivery): no detour through at().
         when = self.now + delay
-        timer = Timer(when, callback, args)
+        timer = Timer(when, callback, args, self)
         self._seq += 1
         heapq.heappush(self._heap, (when, self._seq, timer))
         return timer
+
+    def note_cancelled(self) -> None:
+        """A timer of this heap was cancelled: rebuild the heap once they are half of it."""
+        self._cancelled += 1
+        heap = self._heap
+        if self._cancelled > 64 and 2 * self._cancelled > len(heap):
+            heap[:] = [entry for entry in heap if not entry[2].cancelled]
+            heapq.heapify(heap)
+            self._cancelled = 0
 
     @property
     def pending(self) -> int:
@@ -111,6 +140,7 @@ class Scheduler:
                 break
             _, _, timer = pop(heap)
             if timer.cancelled:
+                self._cancelled -= 1
                 continue
             self.now = when
             timer.callback(*timer.args)

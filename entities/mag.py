@@ -12,12 +12,14 @@ decapsulated and delivered on the access link (j).
 from __future__ import annotations
 
 import enum
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from lmaho_procedure import INITIAL_TIMEOUT, REFRESH_AT
 from lmaho_wire import Option
 
-from .clock import Scheduler
+from .clock import Scheduler, Timer, microseconds
 from .context import (
     MobileContext,
     address_of,
@@ -106,9 +108,13 @@ class RegistrationResult:
 
 @dataclass(slots=True)
 class Registration:
-    """A PBU outside a handover's step (f), until its PBA: the LMA and its copies' numbers."""
+    """A PBU outside a handover's step (f), until its PBA.
+
+    The LMA, the lifetime asked for (0: a de-registration) and its copies' numbers.
+    """
 
     lma: IPv6Address
+    lifetime: int
     sequences: list[int] = field(default_factory=list)
     retransmission: Retransmission | None = None
 
@@ -118,7 +124,9 @@ class AttachedMobile:
     """An MN on the bMAG's access link: its context, where it is, who serves it.
 
     ``serving_lma`` is the LMA it is registered with, or (while ``registration``
-    runs for the first time) the one it is being registered with.
+    runs for the first time) the one it is being registered with. ``refresh``
+    is the timer of its binding's next refresh; ``waiting`` its step (a) report
+    while the bMAG runs as many handovers as it may at once.
     """
 
     context: MobileContext
@@ -127,6 +135,8 @@ class AttachedMobile:
     serving_lma: IPv6Address
     handover: MagHandover | None = None
     registration: Registration | None = None
+    refresh: Timer | None = None
+    waiting: ApReport | None = None
 
 
 class BoundaryMag(Node):
@@ -139,7 +149,10 @@ class BoundaryMag(Node):
     ``binding_lifetime`` is the lifetime (seconds) it asks for in
     LMA_HO_Req and PBU. ``data_plane`` is told of every tunnel and policy
     route (a live runtime makes them real); ``max_mobiles``, when set, is
-    the most MNs :meth:`attach` takes.
+    the most MNs :meth:`attach` takes. ``max_handovers``, when set, is the
+    most handovers it runs at once: further step (a) reports wait their turn
+    in order, so that a burst of them does not outlast the retransmission
+    timers and end in abandoned handovers.
     """
 
     def __init__(
@@ -153,10 +166,14 @@ class BoundaryMag(Node):
         binding_lifetime: int,
         data_plane: DataPlane = NO_DATA_PLANE,
         max_mobiles: int | None = None,
+        max_handovers: int | None = None,
     ) -> None:
         super().__init__(name, address, scheduler, network)
         self.data_plane = data_plane
         self.max_mobiles = max_mobiles
+        self.max_handovers = max_handovers
+        self.handovers_running: set[str] = set()
+        self._waiting: deque[AttachedMobile] = deque()
         self.link_local = link_local
         self.binding_lifetime = binding_lifetime - binding_lifetime % 4
         self.mobiles: dict[str, AttachedMobile] = {}
@@ -193,6 +210,7 @@ class BoundaryMag(Node):
             serving_lma, sequence, lifetime, registered_at
         )
         self._point_route(mobile, self._tunnel(serving_lma))
+        self._schedule_refresh(mobile, registered_at, lifetime)
         return mobile
 
     def register(
@@ -206,8 +224,26 @@ class BoundaryMag(Node):
         when ``max_mobiles`` MNs are attached already.
         """
         mobile = self._add_mobile(context, mac, address, lma)
-        self._update_binding(mobile, lma, self._new_interface, None)
+        self._update_binding(mobile, lma, self._new_interface, None, self.binding_lifetime)
         return mobile
+
+    def deregister(self, mn_id: str) -> bool:
+        """The MN left the access link: de-register it by PBU with lifetime 0 (RFC 5213 6.9.1.2).
+
+        Its uplink stops at once; the bMAG forgets it at the PBA, or when the
+        PBU's retransmissions are spent (``registration_observers`` learn which).
+        False when the MN is unknown or has no binding to end.
+        """
+        mobile = self.mobiles.get(mn_id)
+        entry = self.binding_update_list.get(mn_id)
+        if mobile is None or entry is None:
+            return False
+        self._stop_exchanges(mobile)
+        route = self.policy_routes.pop(mn_id, None)
+        if route is not None:
+            self.data_plane.remove_policy_route(mn_id, route)
+        self._update_binding(mobile, entry.lma, self._not_changed, None, 0)
+        return True
 
     def _add_mobile(
         self, context: MobileContext, mac: bytes, address: IPv6Address, lma: IPv6Address
@@ -228,15 +264,55 @@ class BoundaryMag(Node):
         mobile = self.mobiles.pop(mn_id, None)
         if mobile is None:
             return
-        for pending in (mobile.handover, mobile.registration):
-            if pending is not None and pending.retransmission is not None:
-                pending.retransmission.stop()
+        self._stop_exchanges(mobile)
         for prefix in mobile.context.prefixes:
             self._by_prefix.remove(prefix)
         route = self.policy_routes.pop(mn_id, None)
         if route is not None:
             self.data_plane.remove_policy_route(mn_id, route)
         self.binding_update_list.pop(mn_id, None)
+
+    def _stop_exchanges(self, mobile: AttachedMobile) -> None:
+        """No more copies of the MN's pending requests, no refresh, no handover waiting."""
+        for pending in (mobile.handover, mobile.registration):
+            if pending is not None and pending.retransmission is not None:
+                pending.retransmission.stop()
+        if mobile.refresh is not None:
+            mobile.refresh.cancel()
+            mobile.refresh = None
+        mobile.waiting = None  # skipped when its turn comes
+        if mobile.context.identifier in self.handovers_running:
+            self.handovers_running.discard(mobile.context.identifier)
+            self._next_waiting()
+
+    def _schedule_refresh(self, mobile: AttachedMobile, bound_at: int, lifetime: int) -> None:
+        """Refresh the binding when REFRESH_AT of its lifetime has passed (none for lifetime 0)."""
+        if mobile.refresh is not None:
+            mobile.refresh.cancel()
+        mobile.refresh = None
+        if lifetime > 0:
+            when = max(bound_at + microseconds(lifetime * REFRESH_AT), self.scheduler.now)
+            mobile.refresh = self.scheduler.at(when, self._refresh, mobile)
+
+    def _refresh(self, mobile: AttachedMobile) -> None:
+        """A PBU to the serving LMA renewing the binding (Handoff Indicator 5, RFC 5213 5.4.1).
+
+        A handover or registration under way, or waiting its turn, renews it
+        itself when it succeeds; the refresh waits for it to end.
+        """
+        mobile.refresh = None
+        if (
+            mobile.handover is not None
+            or mobile.registration is not None
+            or mobile.waiting is not None
+        ):
+            mobile.refresh = self.scheduler.after(
+                microseconds(INITIAL_TIMEOUT), self._refresh, mobile
+            )
+            return
+        self._update_binding(
+            mobile, mobile.serving_lma, self._not_changed, None, self.binding_lifetime
+        )
 
     def _tunnel(self, lma: IPv6Address) -> TunnelInterface:
         self._tunnel_remotes.add(lma)
@@ -256,14 +332,36 @@ class BoundaryMag(Node):
 
     def on_report(self, report: ApReport, link: str) -> None:
         mobile = self.mobiles.get(report.mn_id)
-        if (
-            mobile is None
-            or mobile.handover is not None
-            or mobile.registration is not None
-            or report.mn_id not in self.binding_update_list
-        ):
+        if mobile is None or not self._may_hand_over(mobile):
             return  # not ours, not registered (yet), or busy with a handover or a PBU
+        if self.max_handovers is not None and len(self.handovers_running) >= self.max_handovers:
+            mobile.waiting = report
+            self._waiting.append(mobile)
+            return
         self._request_handover(mobile, report.new_ap, report.handover)
+
+    def _may_hand_over(self, mobile: AttachedMobile) -> bool:
+        return (
+            mobile.handover is None
+            and mobile.waiting is None
+            and mobile.registration is None
+            and mobile.context.identifier in self.binding_update_list
+        )
+
+    def _next_waiting(self) -> None:
+        """A handover ended: start the reports waiting, in order, while there is room."""
+        while self._waiting and (
+            self.max_handovers is None or len(self.handovers_running) < self.max_handovers
+        ):
+            mobile = self._waiting.popleft()
+            report, mobile.waiting = mobile.waiting, None
+            # Forgotten, or de-registered, while it waited: nothing to start.
+            if (
+                report is not None
+                and self.mobiles.get(report.mn_id) is mobile
+                and self._may_hand_over(mobile)
+            ):
+                self._request_handover(mobile, report.new_ap, report.handover)
 
     def _request_handover(self, mobile: AttachedMobile, new_ap: Option, number: int) -> None:
         lma = mobile.serving_lma
@@ -284,6 +382,7 @@ class BoundaryMag(Node):
         trace = Trace("b", context.identifier, number)
         handover = MagHandover(number, request, trace, lma)
         mobile.handover = handover
+        self.handovers_running.add(context.identifier)
 
         def transmit(attempt: int) -> None:
             self.send(Packet(self.address, lma, request, trace=retried(trace, attempt)))
@@ -357,21 +456,28 @@ class BoundaryMag(Node):
             lma,
             self._not_changed,
             handover.pbu_sequences,
+            self.binding_lifetime,
             traced(handover.trace, "f"),
-            lambda: self._finish(mobile, Outcome.ABANDONED, None, "f"),
+            lambda: self._fall_back(mobile, handover, Outcome.ABANDONED, None),
         )
 
     def _update_binding(
-        self, mobile: AttachedMobile, lma: IPv6Address, indicator: Option, trace: Trace | None
+        self,
+        mobile: AttachedMobile,
+        lma: IPv6Address,
+        indicator: Option,
+        trace: Trace | None,
+        lifetime: int,
     ) -> None:
         """A PBU of the bMAG's own to ``lma`` (outside step (f)), resent until its PBA."""
-        registration = Registration(lma)
+        registration = Registration(lma, lifetime)
         mobile.registration = registration
         registration.retransmission = self._send_pbu(
             mobile,
             lma,
             indicator,
             registration.sequences,
+            lifetime,
             trace,
             lambda: self._registered(mobile, Outcome.ABANDONED, None, 0),
         )
@@ -382,6 +488,7 @@ class BoundaryMag(Node):
         lma: IPv6Address,
         indicator: Option,
         sequences: list[int],
+        lifetime: int,
         trace: Trace | None,
         give_up: Callable[[], None],
     ) -> Retransmission:
@@ -404,7 +511,7 @@ class BoundaryMag(Node):
                     context.link_layer,
                 ),
                 flags=PBU_FLAGS,
-                lifetime=self.binding_lifetime,
+                lifetime=lifetime,
             )
             self.send(Packet(self.address, lma, pbu, trace=retried(trace, attempt)))
 
@@ -434,20 +541,29 @@ class BoundaryMag(Node):
         if handover.retransmission is not None:
             handover.retransmission.stop()
         if not pba.accepted:
-            # The MN stays with the PLMA: its policy route keeps pointing at Tunnel0. The
-            # PLMA tunnels its downlink to the NLMA since (d): re-registering the MN with
-            # the PLMA takes it back (docs/wire-format.md 8, this design's recovery).
-            self._update_binding(
-                mobile,
-                handover.previous_lma,
-                self._not_changed,
-                traced(handover.trace, "", "re-registration"),
-            )
-            self._finish(mobile, Outcome.REJECTED, pba.status, "i")
+            self._fall_back(mobile, handover, Outcome.REJECTED, pba.status)
             return
         # Appendix A: from now on everything from the MN goes through the NLMA's tunnel.
         self._bound(mobile, handover.new_lma, pba)
         self._finish(mobile, Outcome.COMPLETED, pba.status, "i")
+
+    def _fall_back(
+        self, mobile: AttachedMobile, handover: MagHandover, outcome: Outcome, status: int | None
+    ) -> None:
+        """Step (f) failed, refused or unanswered: the MN stays with the PLMA.
+
+        Its policy route keeps pointing at Tunnel0. The PLMA tunnels its
+        downlink to the NLMA since (d): re-registering the MN with the PLMA
+        takes it back (docs/wire-format.md 8, this design's recovery).
+        """
+        self._update_binding(
+            mobile,
+            handover.previous_lma,
+            self._not_changed,
+            traced(handover.trace, "", "re-registration"),
+            self.binding_lifetime,
+        )
+        self._finish(mobile, outcome, status, "i" if outcome is Outcome.REJECTED else "f")
 
     def _on_registration_pba(
         self, mobile: AttachedMobile, registration: Registration, pba: Signal
@@ -457,7 +573,8 @@ class BoundaryMag(Node):
         if not pba.accepted:
             self._registered(mobile, Outcome.REJECTED, pba.status, 0)
             return
-        self._bound(mobile, registration.lma, pba)
+        if registration.lifetime > 0:
+            self._bound(mobile, registration.lma, pba)
         self._registered(mobile, Outcome.COMPLETED, pba.status, pba.lifetime)
 
     def _bound(self, mobile: AttachedMobile, lma: IPv6Address, pba: Signal) -> None:
@@ -467,6 +584,7 @@ class BoundaryMag(Node):
         )
         self._point_route(mobile, self._tunnel(lma))
         mobile.serving_lma = lma
+        self._schedule_refresh(mobile, self.scheduler.now, pba.lifetime)
 
     def _registered(
         self, mobile: AttachedMobile, outcome: Outcome, status: int | None, lifetime: int
@@ -477,6 +595,9 @@ class BoundaryMag(Node):
         result = RegistrationResult(
             mobile.context.identifier, registration.lma, outcome, status, lifetime
         )
+        if registration.lifetime == 0:
+            # A de-registration's end, answered or not: the MN is gone.
+            self.forget(result.mn_id)
         for observer in self.registration_observers:
             observer(result)
 
@@ -490,6 +611,7 @@ class BoundaryMag(Node):
         handover = mobile.handover
         assert handover is not None
         mobile.handover = None
+        self.handovers_running.discard(mobile.context.identifier)
         result = HandoverResult(
             mobile.context.identifier,
             handover.number,
@@ -501,3 +623,4 @@ class BoundaryMag(Node):
         )
         for observer in self.observers:
             observer(result)
+        self._next_waiting()

@@ -255,6 +255,8 @@ class _Mobile:
     spec: MobileSpec
     node: MobileNode
     handovers_started: int = 0
+    #: A failed (i) left the bMAG re-registering the MN with the PLMA: next after that.
+    recovering: bool = False
 
 
 @dataclass
@@ -355,11 +357,14 @@ class Campaign:
             self.world.scheduler.after(self._traffic_delay, self._send_data, mobile, result)
         elif self.world.bmag.mobiles[result.mn_id].registration is None:
             self._next(mobile)
-        # else the bMAG re-registers the MN with the PLMA (a failed (i)): next after that
+        else:
+            mobile.recovering = True
 
     def _registration_done(self, result: RegistrationResult) -> None:
+        # Only the recovery after a failed (i) holds the MN back; a refresh does not.
         mobile = self.in_flight.get(result.mn_id)
-        if mobile is not None:
+        if mobile is not None and mobile.recovering:
+            mobile.recovering = False
             self._next(mobile)
 
     def _send_data(self, mobile: _Mobile, result: HandoverResult) -> None:

@@ -227,6 +227,7 @@ class Agent:
                 binding_lifetime=settings.binding_lifetime,
                 data_plane=self.data_plane,
                 max_mobiles=config.max_mobiles,
+                max_handovers=settings.max_handovers or None,
             )
             bmag.observers.append(self._handover_done)
             bmag.registration_observers.append(self._registration_done)
@@ -319,6 +320,7 @@ class Agent:
                     "serving_lma": str(m.serving_lma),
                     "policy_route": _interface(entity.policy_routes.get(mn_id)),
                     "handover": None if m.handover is None else m.handover.number,
+                    "waiting": m.waiting is not None,
                 }
                 for mn_id, m in entity.mobiles.items()
             ]
@@ -423,6 +425,16 @@ class Agent:
             self.data_plane.unroute_on_link(access[1])
         return {}
 
+    def _deregister(self, request: dict[str, Any]) -> dict[str, Any]:
+        bmag = self._entity(BoundaryMag, "deregister")
+        mn_id = _text(request, "mn_id")
+        if not bmag.deregister(mn_id):
+            raise BadRequest(f"deregister: {mn_id} has no binding at {self.config.name}")
+        access = self._access.pop(mn_id, None)
+        if access is not None and self.data_plane is not None:
+            self.data_plane.unroute_on_link(access[1])
+        return {}
+
     def _handover(self, request: dict[str, Any]) -> dict[str, Any]:
         bmag = self._entity(BoundaryMag, "handover")
         mn_id = _text(request, "mn_id")
@@ -434,6 +446,8 @@ class Agent:
             raise BadRequest(f"handover: {mn_id} is not attached")
         if mobile.handover is not None:
             raise BadRequest(f"handover: {mn_id} is in handover {mobile.handover.number} already")
+        if mobile.waiting is not None:
+            raise BadRequest(f"handover: {mn_id} is waiting for its turn already")
         if mobile.registration is not None or mn_id not in bmag.binding_update_list:
             raise BadRequest(f"handover: {mn_id} is not registered (a PBU is pending or failed)")
         try:
@@ -449,7 +463,7 @@ class Agent:
         self._started[(mn_id, number)] = time.monotonic()
         self.events.emit("handover-started", mn_id=mn_id, handover=number)
         bmag.on_report(ApReport(mn_id, ap, number), "control")
-        return {"handover": number}
+        return {"handover": number, "waiting": mobile.waiting is not None}
 
     def _shutdown(self, request: dict[str, Any]) -> dict[str, Any]:
         self.stop()
@@ -460,6 +474,7 @@ class Agent:
         "attach": _attach,
         "register": _register,
         "forget": _forget,
+        "deregister": _deregister,
         "handover": _handover,
         "shutdown": _shutdown,
     }

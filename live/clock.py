@@ -44,6 +44,7 @@ class RealTimeScheduler(Scheduler):
         heap = self._heap
         while heap and heap[0][2].cancelled:
             heapq.heappop(heap)
+            self._cancelled -= 1
         return heap[0][0] if heap else None
 
     def timeout(self) -> float | None:

@@ -59,6 +59,8 @@ class BmagSettings:
     access_technology: str = "IEEE_802_11"
     table_base: int = 1000
     rule_priority: int = 1000
+    #: Handovers run at once; more step (a) reports wait their turn. 0: no limit.
+    max_handovers: int = 32
 
 
 @dataclass(frozen=True)
@@ -276,6 +278,7 @@ def _read_bmag(t: _Table) -> BmagSettings:
         access_technology=t.text("access_technology", BmagSettings.access_technology),
         table_base=t.integer("table_base", 1000),
         rule_priority=t.integer("rule_priority", 1000),
+        max_handovers=t.integer("max_handovers", BmagSettings.max_handovers),
     )
     t.done()
     try:
@@ -290,6 +293,8 @@ def _read_bmag(t: _Table) -> BmagSettings:
         raise ConfigError("bmag.binding_lifetime: must be a positive multiple of 4 below 262144")
     if not 0 < settings.table_base < 2**31 or not 0 < settings.rule_priority < 32766:
         raise ConfigError("bmag: table_base and rule_priority must be positive (priority < 32766)")
+    if settings.max_handovers < 0:
+        raise ConfigError("bmag.max_handovers: must be 0 (no limit) or more")
     return settings
 
 

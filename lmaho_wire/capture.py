@@ -12,6 +12,7 @@ import os
 import struct
 import sys
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal, NamedTuple
@@ -55,19 +56,25 @@ def read_frames(path: str | os.PathLike[str]) -> Iterator[Frame]:
     the frames that could be read.
     """
     if str(path) == "-":
-        yield from _read_guarded(standard_input(), "standard input")
-        return
-    p = Path(path)
-    try:
-        fh = p.open("rb")
-    except FileNotFoundError:
-        raise CaptureError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise CaptureError(f"{p}: is a directory, not a capture file") from None
-    except OSError as e:
-        raise CaptureError(f"{p}: cannot open: {e.strerror}") from None
-    with fh:
-        yield from _read_guarded(fh, str(p))
+        fh, name = standard_input(), "standard input"
+        opened: AbstractContextManager[object] = nullcontext()  # not ours to close
+    else:
+        p = Path(path)
+        try:
+            fh = opened = p.open("rb")
+        except FileNotFoundError:
+            raise CaptureError(f"{p}: no such file") from None
+        except IsADirectoryError:
+            raise CaptureError(f"{p}: is a directory, not a capture file") from None
+        except OSError as e:
+            raise CaptureError(f"{p}: cannot open: {e.strerror}") from None
+        name = str(p)
+    with opened:
+        # A failing read (EIO, a bad descriptor) is a CaptureError.
+        try:
+            yield from _records(fh, name)
+        except OSError as e:
+            raise CaptureError(f"{name}: read error: {e.strerror or e}") from None
 
 
 def standard_input() -> BinaryIO:
@@ -77,35 +84,74 @@ def standard_input() -> BinaryIO:
     return sys.stdin.buffer
 
 
-def _read_guarded(fh: BinaryIO, name: str) -> Iterator[Frame]:
-    """The frames of an open capture; a failing read (EIO, a bad descriptor) is a CaptureError."""
-    try:
-        yield from _read_open(fh, name)
-    except OSError as e:
-        raise CaptureError(f"{name}: read error: {e.strerror or e}") from None
-
-
-def _read_open(fh: BinaryIO, name: str) -> Iterator[Frame]:
+def _records(fh: BinaryIO, name: str) -> Iterator[Frame]:
+    """The reader of an open capture, pcap or pcapng as its magic says."""
     # The readers take the magic already read: a pipe cannot seek back.
     magic = fh.read(4)
     if len(magic) < 4:
         raise CaptureError(f"{name}: empty or truncated file, not a pcap or pcapng capture")
     if magic in PCAP_MAGICS:
-        yield from _read_pcap(fh, name, magic)
-        return
+        return _read_pcap(_Stream(fh, magic), name)
     if magic != PCAPNG_MAGIC:
         raise CaptureError(f"{name}: not a pcap or pcapng file (starts with {magic.hex()})")
-    yield from _read_pcapng(fh, name, magic)
+    return _read_pcapng(_Stream(fh, magic), name)
+
+
+# Octets asked of the file at once: records are parsed out of this buffer, not read one
+# by one (two reads and two objects per record cost more than parsing them).
+_CHUNK = 1 << 18
+# A Frame made without NamedTuple's Python-level __new__: one is made per record.
+_new_tuple = tuple.__new__
+
+
+class _Stream:
+    """An open capture's octets, read in chunks of up to ``_CHUNK``.
+
+    The fast loops parse the records that lie whole in ``buf`` from ``pos``;
+    :meth:`read` serves the careful path, octets as ``fh.read`` would give them.
+    ``read1`` hands back what a pipe has, so frames piped in are still seen as
+    they arrive.
+    """
+
+    __slots__ = ("_read1", "buf", "pos")
+
+    def __init__(self, fh: BinaryIO, already: bytes) -> None:
+        self.buf = already  # octets read but not yet parsed, from pos on
+        self.pos = 0
+        self._read1 = getattr(fh, "read1", fh.read)
+
+    def fill(self, need: int) -> None:
+        """Have ``need`` octets from ``pos`` in ``buf``, unless the input ends first."""
+        have = len(self.buf) - self.pos
+        if have >= need:
+            return
+        parts = [self.buf[self.pos :]]
+        while have < need:
+            chunk = self._read1(max(_CHUNK, need - have))
+            if not chunk:
+                break
+            parts.append(chunk)
+            have += len(chunk)
+        self.buf = b"".join(parts)
+        self.pos = 0
+
+    def read(self, n: int) -> bytes:
+        """Up to ``n`` octets: fewer only at the end of the input."""
+        self.fill(n)
+        start = self.pos
+        data = self.buf[start : start + n]
+        self.pos = start + len(data)
+        return data
 
 
 _PCAP_FILE_HEADER = 24
 _PCAP_RECORD_HEADER = 16
 
 
-def _read_pcap(fh: BinaryIO, name: str, magic: bytes) -> Iterator[Frame]:
+def _read_pcap(stream: _Stream, name: str) -> Iterator[Frame]:
     # Read by hand rather than through dpkt.pcap.Reader: dpkt hands back a short
     # frame when a record is cut off, and a cut-off capture must be an error.
-    header = magic + fh.read(_PCAP_FILE_HEADER - len(magic))
+    header = stream.read(_PCAP_FILE_HEADER)
     if len(header) < _PCAP_FILE_HEADER:
         raise CaptureError(f"{name}: truncated pcap file header ({len(header)} of 24 octets)")
     order = "<" if header[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
@@ -113,25 +159,40 @@ def _read_pcap(fh: BinaryIO, name: str, magic: bytes) -> Iterator[Frame]:
     snaplen, linktype = struct.unpack(order + "II", header[16:24])
     # The top bits carry FCS information (pcap-linktype(7)); libpcap's LT_LINKTYPE mask.
     linktype &= 0x03FFFFFF
-    record = struct.Struct(order + "IIII")
+    record = struct.Struct(order + "IIII").unpack_from
     # A record may exceed a small snaplen (some writers set it low), not 256 KiB.
     caplen_limit = max(snaplen, 262144)
     number = 0
     while True:
-        head = fh.read(_PCAP_RECORD_HEADER)
+        # The records whole in the buffer, as they come.
+        buf, pos = stream.buf, stream.pos
+        size = len(buf)
+        while pos + _PCAP_RECORD_HEADER <= size:
+            seconds, fraction, caplen, _origlen = record(buf, pos)
+            start = pos + _PCAP_RECORD_HEADER
+            if caplen > caplen_limit or start + caplen > size:
+                break
+            pos = start + caplen
+            number += 1
+            yield _new_tuple(
+                Frame, (number, seconds + fraction / divisor, linktype, buf[start:pos])
+            )
+        stream.pos = pos
+        # The record the buffer cuts, or one that is wrong: read and judged carefully.
+        head = stream.read(_PCAP_RECORD_HEADER)
         if not head:
             return
         if len(head) < _PCAP_RECORD_HEADER:
             raise CaptureError(
                 f"{name}: truncated record header after frame {number} ({len(head)} of 16 octets)"
             )
-        seconds, fraction, caplen, _origlen = record.unpack(head)
+        seconds, fraction, caplen, _origlen = record(head, 0)
         if caplen > caplen_limit:
             raise CaptureError(
                 f"{name}: record {number + 1} claims {caplen} captured octets, "
                 f"more than the snapshot length {snaplen}"
             )
-        data = fh.read(caplen)
+        data = stream.read(caplen)
         if len(data) < caplen:
             raise CaptureError(
                 f"{name}: frame {number + 1} cut off: {len(data)} of {caplen} octets present"
@@ -147,6 +208,9 @@ _PCAPNG_IDB, _PCAPNG_PB, _PCAPNG_SPB, _PCAPNG_EPB = 1, 2, 3, 6
 _PCAPNG_BYTE_ORDER = {b"\x1a\x2b\x3c\x4d": ">", b"\x4d\x3c\x2b\x1a": "<"}
 _PCAPNG_OPT_TSRESOL, _PCAPNG_OPT_TSOFFSET = 9, 14
 _PCAPNG_MAX_BLOCK = 16 * 1024 * 1024
+# An Enhanced Packet Block: type, length, interface, time high and low, captured and
+# original length (28 octets), the packet, padding, options, the length again (4).
+_EPB_FRAMING = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,14 +228,46 @@ def _damaged(name: str, number: int, what: str) -> CaptureError:
     return CaptureError(f"{name}: block after frame {number}{what}")
 
 
-def _read_pcapng(fh: BinaryIO, name: str, magic: bytes) -> Iterator[Frame]:
+def _read_pcapng(stream: _Stream, name: str) -> Iterator[Frame]:
     order = ">"
     interfaces: list[_Interface] = []
     number = 0
-    pending = magic
+    epb = trailer = None
     while True:
-        head = pending + fh.read(8 - len(pending))
-        pending = b""
+        if interfaces:
+            # The Enhanced Packet Blocks whole in the buffer and sound, as they come; any
+            # other block, or one the buffer cuts or that is wrong, goes the careful way.
+            assert epb is not None and trailer is not None
+            buf, pos = stream.buf, stream.pos
+            size = len(buf)
+            clocks = [(i.offset, i.ticks_per_second, i.linktype) for i in interfaces]
+            while pos + _EPB_FRAMING <= size:
+                block_type, length, iface, high, low, caplen = epb(buf, pos)
+                end = pos + length
+                if (
+                    block_type != _PCAPNG_EPB
+                    or end > size
+                    or length % 4
+                    or length < _EPB_FRAMING + caplen
+                    or length > _PCAPNG_MAX_BLOCK
+                    or iface >= len(clocks)
+                    or trailer(buf, end - 4)[0] != length
+                ):
+                    break
+                offset, ticks, linktype = clocks[iface]
+                number += 1
+                yield _new_tuple(
+                    Frame,
+                    (
+                        number,
+                        offset + ((high << 32) | low) / ticks,
+                        linktype,
+                        buf[pos + 28 : pos + 28 + caplen],
+                    ),
+                )
+                pos = end
+            stream.pos = pos
+        head = stream.read(8)
         if not head:
             return
         if len(head) < 8:
@@ -179,11 +275,13 @@ def _read_pcapng(fh: BinaryIO, name: str, magic: bytes) -> Iterator[Frame]:
         if head[:4] == PCAPNG_MAGIC:
             # A Section Header Block: its byte-order magic sets the section's
             # byte order, and the section starts with no interfaces.
-            byte_order = fh.read(4)
+            byte_order = stream.read(4)
             if byte_order not in _PCAPNG_BYTE_ORDER:
                 raise _damaged(name, number, ": not a pcapng section header")
             order = _PCAPNG_BYTE_ORDER[byte_order]
-            body = _pcapng_body(fh, name, number, order, head, byte_order)
+            epb = struct.Struct(order + "IIIIII").unpack_from
+            trailer = struct.Struct(order + "I").unpack_from
+            body = _pcapng_body(stream, name, number, order, head, byte_order)
             if len(body) < 12:
                 raise _damaged(name, number, f": section header of {len(body)} octets")
             major = struct.unpack(order + "H", body[:2])[0]
@@ -192,7 +290,7 @@ def _read_pcapng(fh: BinaryIO, name: str, magic: bytes) -> Iterator[Frame]:
             interfaces = []
             continue
         block_type = struct.unpack(order + "I", head[:4])[0]
-        body = _pcapng_body(fh, name, number, order, head, b"")
+        body = _pcapng_body(stream, name, number, order, head, b"")
         if block_type == _PCAPNG_IDB:
             interfaces.append(_pcapng_interface(body, order, name, number))
             continue
@@ -235,14 +333,14 @@ def _read_pcapng(fh: BinaryIO, name: str, magic: bytes) -> Iterator[Frame]:
 
 
 def _pcapng_body(
-    fh: BinaryIO, name: str, number: int, order: str, head: bytes, already: bytes
+    stream: _Stream, name: str, number: int, order: str, head: bytes, already: bytes
 ) -> bytes:
     """The body of the block whose first 8 octets are ``head`` (and the next
     ``already`` were read too): checked against its trailing length copy."""
     length = struct.unpack(order + "I", head[4:8])[0]
     if length < 12 + len(already) or length % 4 or length > _PCAPNG_MAX_BLOCK:
         raise _damaged(name, number, f": impossible block length {length}")
-    rest = fh.read(length - 8 - len(already))
+    rest = stream.read(length - 8 - len(already))
     if len(rest) < length - 8 - len(already):
         raise _damaged(name, number, f" cut off: {len(rest) + 8 + len(already)} of {length} octets")
     trailer = struct.unpack(order + "I", rest[-4:])[0]

@@ -52,3 +52,38 @@ def upper_layer_checksum(
     )
     s = ones_complement_sum(pseudo + payload)
     return (~s) & 0xFFFF
+
+
+def checksum_matches(
+    src: AddressLike,
+    dst: AddressLike,
+    packet: bytes,
+    at: int,
+    checksum: int,
+    next_header: int = MH_NEXT_HEADER,
+) -> bool:
+    """Whether ``checksum``, read from the 16-bit field at offset ``at`` of ``packet``, is
+    :func:`upper_layer_checksum` of ``packet`` with that field zeroed.
+
+    Without building the pseudo-header or zeroing a copy when the field is
+    word-aligned: 2**16 is 1 modulo 0xFFFF, so modulo 0xFFFF the even-length
+    parts of the summed string add up as numbers, and the field adds ``checksum``.
+    """
+    if at % 2 or len(packet) % 2 or not next_header:
+        zeroed = packet[:at] + b"\x00\x00" + packet[at + 2 :]
+        return upper_layer_checksum(src, dst, zeroed, next_header) == checksum
+    if type(src) is not bytes or len(src) != 16:
+        src = address_bytes(src)
+    if type(dst) is not bytes or len(dst) != 16:
+        dst = address_bytes(dst)
+    number = (
+        int.from_bytes(src, "big")
+        + int.from_bytes(dst, "big")
+        + len(packet)
+        + next_header
+        + int.from_bytes(packet, "big")
+        - checksum
+    )
+    # The zeroed string is never all zeros (next_header is not), so its sum is never 0.
+    total = number % 0xFFFF or 0xFFFF
+    return (~total) & 0xFFFF == checksum

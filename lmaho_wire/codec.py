@@ -23,7 +23,7 @@ from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 from construct import Construct, ConstructError, Struct
 
-from .checksum import AddressLike, upper_layer_checksum
+from .checksum import AddressLike, checksum_matches, upper_layer_checksum
 from .compiler import Builder, Decoder, compile_builder, compile_decoder, compile_expr, path_names
 from .errors import ChecksumError, MalformedPacket
 from .fields import MessageBody, NamedEnum, OptionBody, reserved_names, unrename
@@ -34,6 +34,7 @@ from .options import (
     PADN,
     Finding,
     Option,
+    OptionMemo,
     OptionSpec,
     frozen_maker,
     make_option,
@@ -69,6 +70,7 @@ NO_NEXT_HEADER = IPPROTO_NONE  # the Payload Proto a Mobility Header carries
 # fields are Message attributes of the same names (payload_proto, reserved, ...).
 CHECKSUM_FIELD = "checksum"
 
+MAX_REMEMBERED_HEADERS = 1024
 # construct's compiled build lets struct.error through for out-of-range integers.
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -251,6 +253,11 @@ class Codec:
         self._length_offset = offsets[self._length_field][0]
         self._checksum_at, checksum_size = offsets[CHECKSUM_FIELD]
         self._checksum_zero = bytes(checksum_size)
+        # The header's fields but its checksum, by their octets, when the checksum ends the
+        # header (RFC 6275 6.1.1): messages share a handful of them. Cleared when full.
+        self._headers: dict[bytes, tuple[int, int, int, int]] | None = (
+            {} if self._checksum_at + checksum_size == self._header_size else None
+        )
         # The region after the header is a linear function of the length field:
         # unit * value + base octets (RFC 6275: 8-octet units, not counting the first 8).
         region_length = compile_expr(region.length, self._length_field)
@@ -272,6 +279,7 @@ class Codec:
         self._unknown = self._option_spec(UNKNOWN_OPTION)
         self._option_table = {t: spec for t, (spec, _) in self._options.items()}
         self._option_keys = {spec.key: t for t, (spec, _) in self._options.items()}
+        self._option_memo: OptionMemo = {}
         # The octets of padding(n), for every gap an alignment rule or Header Len can leave.
         widest = max([self._unit, *(s.align[0] for s in self._option_table.values() if s.align)])
         self._pad_octets = [b"".join(o.to_bytes() for o in padding(n)) for n in range(widest)]
@@ -322,26 +330,24 @@ class Codec:
         misaligned option, ...) into an exception. Octets after the Mobility
         Header belong to the next header and are ignored.
         """
-        data = bytes(data)
+        if type(data) is not bytes:
+            data = bytes(data)
         size = len(data)
         header_size = self._header_size
         if size < header_size:
             raise MalformedPacket(
                 f"truncated Mobility Header: {size} octets, the header alone has {header_size}", 0
             )
-        header = self._header.decode(data, 0, header_size)
-        header_len = header[self._length_field]
-        total = self.mh_length(header_len)
+        payload_proto, header_len, mh_type, reserved, checksum = self._decode_header(data)
+        total = header_size + self._unit * header_len + self._region_base  # mh_length
         if total > size:
             raise MalformedPacket(
                 f"Header Len {header_len} says {total} octets but only {size} are present",
                 self._length_offset,
             )
         mh = data if total == size else data[:total]
-        mh_type = int(header[self._type_field])
         spec = self._messages.get(mh_type)
         findings: list[Finding] = []
-        payload_proto = header["payload_proto"]
         if payload_proto != NO_NEXT_HEADER:
             findings.append(
                 Finding("payload_proto", f"Payload Proto is {payload_proto}, RFC 6275 wants 59", 0)
@@ -363,7 +369,7 @@ class Codec:
                 )
             fields = spec.fields.decode(mh, header_size, end_fixed)
             options, option_findings = walk_options(
-                self._option_table, self._unknown[0], mh, end_fixed, total
+                self._option_table, self._unknown[0], mh, end_fixed, total, self._option_memo
             )
             if option_findings:
                 findings += option_findings
@@ -371,12 +377,14 @@ class Codec:
             if spec.proxy is not None and fields[spec.proxy[0]] & spec.proxy[1]:
                 name = body.proxy_name or body.name
             key = body.key
-        checksum = header[CHECKSUM_FIELD]
         checksum_ok = None
         if src is not None and dst is not None:
             at = self._checksum_at
-            zeroed = mh[:at] + self._checksum_zero + mh[at + len(self._checksum_zero) :]
-            checksum_ok = upper_layer_checksum(src, dst, zeroed) == checksum
+            if len(self._checksum_zero) == 2:
+                checksum_ok = checksum_matches(src, dst, mh, at, checksum)
+            else:
+                zeroed = mh[:at] + self._checksum_zero + mh[at + len(self._checksum_zero) :]
+                checksum_ok = upper_layer_checksum(src, dst, zeroed) == checksum
             if not checksum_ok:
                 findings.append(Finding("checksum", f"bad checksum 0x{checksum:04x}", at))
         if strict and findings:
@@ -385,8 +393,30 @@ class Codec:
             raise exc(f.what, f.offset)
         return _make_message(
             mh_type, name, key, fields, tuple(options), payload_proto, header_len,
-            header["reserved"], checksum, checksum_ok, tuple(findings), self,
+            reserved, checksum, checksum_ok, tuple(findings), self,
         )  # fmt: skip
+
+    def _decode_header(self, data: bytes) -> tuple[int, int, int, int, int]:
+        """Payload Proto, Header Len, MH Type, Reserved and Checksum of a header long enough."""
+        headers = self._headers
+        if headers is not None:
+            at = self._checksum_at
+            known = headers.get(data[:at])
+            if known is not None:
+                return (*known, int.from_bytes(data[at : self._header_size], "big"))
+        header = self._header.decode(data, 0, self._header_size)
+        fields = (
+            header["payload_proto"],
+            header[self._length_field],
+            int(header[self._type_field]),
+            header["reserved"],
+        )
+        checksum: int = header[CHECKSUM_FIELD]
+        if headers is not None:
+            if len(headers) >= MAX_REMEMBERED_HEADERS:
+                headers.clear()
+            headers[data[: self._checksum_at]] = fields
+        return (*fields, checksum)
 
     # --- building -------------------------------------------------------------------
 

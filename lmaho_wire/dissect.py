@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 from .capture import Frame, read_frames
-from .codec import Message, decode
+from .codec import Message, default_codec
 from .errors import IncompleteDatagram, MalformedPacket
 from .fragments import Abandoned, Reassembled, Reassembler
 from .packet import IPPROTO_FRAGMENT, MOBILITY_PROTOCOLS, IPv6Payload, find_ipv6
@@ -66,23 +66,28 @@ def analyse_frame(frame: Frame, *, strict: bool = False) -> FrameRecord:
     A fragment comes back as it is (``is_fragment``); :func:`analyse_frames`
     reassembles them.
     """
+    data = frame.data
     try:
-        payload = find_ipv6(frame.data, frame.linktype)
+        payload = find_ipv6(data, frame.linktype)
     except MalformedPacket as e:
-        return FrameRecord(frame, None, error=e)
+        return _new_tuple(FrameRecord, (frame, None, None, e, ()))
     if payload is None or payload.proto not in MOBILITY_PROTOCOLS:
-        return FrameRecord(frame, payload)
+        return _new_tuple(FrameRecord, (frame, payload, None, None, ()))
     try:
-        message = decode(
-            frame.data[payload.offset : payload.end],
+        message = default_codec().decode(
+            data[payload.offset : payload.end],
             payload.pseudo_src,
             payload.pseudo_dst,
             strict=strict,
         )
     except MalformedPacket as e:
         # Offsets in errors count from the start of the Mobility Header.
-        return FrameRecord(frame, payload, error=e)
-    return FrameRecord(frame, payload, message)
+        return _new_tuple(FrameRecord, (frame, payload, None, e, ()))
+    return _new_tuple(FrameRecord, (frame, payload, message, None, ()))
+
+
+# Records made without the named tuple's Python-level __new__: one is made per frame.
+_new_tuple = tuple.__new__
 
 
 def analyse_frames(
@@ -101,7 +106,8 @@ def analyse_frames(
         record = analyse_frame(frame, strict=strict)
         payload = record.payload
         if payload is None or payload.proto != IPPROTO_FRAGMENT:
-            reassembler.expire(frame.time)
+            if reassembler.holding:
+                reassembler.expire(frame.time)
         else:
             outcome = reassembler.add(frame, payload)
             if isinstance(outcome, Reassembled):

@@ -95,6 +95,9 @@ class Reassembler:
         self._discarded: OrderedDict[DatagramKey, float] = OrderedDict()
         self._octets = 0
         self.abandoned: list[Abandoned] = []  # given up since the caller last took them
+        # Whether anything is held (a datagram, or an overlapped one's key): when not,
+        # expire has nothing to do, and the caller of every frame may skip it.
+        self.holding = False
 
     @property
     def held_octets(self) -> int:
@@ -116,12 +119,14 @@ class Reassembler:
             if now - since < self.timeout:
                 break
             del self._discarded[key]
+        self.holding = bool(self._datagrams or self._discarded)
 
     def finish(self) -> None:
         """The capture is over: give up every datagram still incomplete."""
         while self._datagrams:
             self._abandon(next(iter(self._datagrams)), "incomplete at the end of the capture")
         self._discarded.clear()
+        self.holding = False
 
     def take_abandoned(self) -> list[Abandoned]:
         abandoned, self.abandoned = self.abandoned, []
@@ -133,6 +138,12 @@ class Reassembler:
         Returns the reassembled datagram when this fragment completes it, a
         reason when the fragment itself is unusable, else None (held or dropped).
         """
+        try:
+            return self._add(frame, payload)
+        finally:
+            self.holding = bool(self._datagrams or self._discarded)
+
+    def _add(self, frame: Frame, payload: IPv6Payload) -> Reassembled | str | None:
         self.expire(frame.time)
         data = frame.data
         pos = payload.offset

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 from .errors import MalformedPacket
@@ -39,7 +40,8 @@ class Option:
     type: int
     key: str
     title: str
-    fields: dict[str, Any]
+    #: Read-only when decoded: a remembered option is the same object in every message.
+    fields: Mapping[str, Any]
     data: bytes
     offset: int | None = None
 
@@ -123,14 +125,27 @@ class OptionSpec(NamedTuple):
     title: str
 
 
+# Options decoded before, by their MH offset and octets (type, length and data): the
+# options of one MN recur in each message about it. Cleared when full.
+OptionMemo = dict[tuple[int, bytes], tuple["Option", tuple[Finding, ...]]]
+MAX_REMEMBERED_OPTIONS = 2048
+
+
 def walk_options(
-    table: Mapping[int, OptionSpec], unknown: OptionSpec, mh: bytes, start: int, end: int
+    table: Mapping[int, OptionSpec],
+    unknown: OptionSpec,
+    mh: bytes,
+    start: int,
+    end: int,
+    memo: OptionMemo | None = None,
 ) -> tuple[list[Option], list[Finding]]:
     """Decode the options in ``mh[start:end]``; offsets are MH offsets.
 
     ``table`` maps option type to its spec, ``unknown`` serves the other
     types. Strict: an option whose Length runs past ``end`` or whose data
     does not decode is an error. Misalignment and non-zero padding are findings.
+    With ``memo`` (one per ``table``), an option met before at the same offset
+    is taken from it: the same Option object, and its findings.
     """
     options: list[Option] = []
     findings: list[Finding] = []
@@ -142,15 +157,32 @@ def walk_options(
     title: str
     append = options.append
     get = table.get
+    if memo is None:
+        memo = {}
+    recall = memo.get
     # make_option, inlined: ten options a message make the call count.
     twin = _OptionFields
     pos = start
     while pos < end:
         opt_type = mh[pos]
+        # Where the option ends, if it fits: then it may be one met before.
+        try:
+            stop = pos + 2 + mh[pos + 1] if opt_type != PAD1 else pos + 1
+        except IndexError:
+            stop = end + 1  # no Length octet: the walk below says so
+        if stop <= end:
+            known = recall((pos, mh[pos:stop]))
+            if known is not None:
+                append(known[0])
+                if known[1]:
+                    findings += known[1]
+                pos = stop
+                continue
         if opt_type == PAD1:
             opt = twin(PAD1, "pad1", "Pad1", {}, b"", pos)
             opt.__class__ = Option
             append(opt)
+            _remember(memo, pos, mh[pos : pos + 1], opt, ())
             pos += 1
             continue
         decode, fixed, min_length, align, key, title = get(opt_type, unknown)
@@ -172,22 +204,34 @@ def walk_options(
                 f"{title} option has length {length}, at least {min_length} needed", pos + 1
             )
         try:
-            fields = decode(mh, data_start, stop)
+            fields = MappingProxyType(decode(mh, data_start, stop))
         except MalformedPacket as e:
             raise MalformedPacket(f"{title} option: {e.what}", e.offset) from None
         data = mh[data_start:stop]
         opt = twin(opt_type, key, title, fields, data, pos)
         opt.__class__ = Option
         append(opt)
+        found: tuple[Finding, ...] = ()
         if align is not None and pos % align[0] != align[1]:
-            findings.append(
+            found += (
                 Finding(
                     "alignment",
                     f"{title} option starts at offset {pos}, not aligned {align[0]}n+{align[1]}",
                     pos,
-                )
+                ),
             )
         if opt_type == PADN and any(data):
-            findings.append(Finding("padding", "PadN option carries non-zero octets", pos))
+            found += (Finding("padding", "PadN option carries non-zero octets", pos),)
+        if found:
+            findings += found
+        _remember(memo, pos, mh[pos:stop], opt, found)
         pos = stop
     return options, findings
+
+
+def _remember(
+    memo: OptionMemo, pos: int, octets: bytes, opt: Option, found: tuple[Finding, ...]
+) -> None:
+    if len(memo) >= MAX_REMEMBERED_OPTIONS:
+        memo.clear()
+    memo[pos, octets] = (opt, found)

@@ -22,7 +22,7 @@ from .capture import (
 )
 from .checksum import MH_NEXT_HEADER
 from .errors import MalformedPacket
-from .values import ipv6_address
+from .values import _addresses, ipv6_address
 
 ETHERTYPE_IPV6 = 0x86DD
 ETHERTYPE_VLAN = (0x8100, 0x88A8, 0x9100)
@@ -49,6 +49,8 @@ _EXTENSION_HEADERS = {
     IPPROTO_DSTOPTS,
     IPPROTO_AH,
 }
+# What the walk goes on through: extension headers and IPv6-in-IPv6.
+_WALKED_ON = frozenset({*_EXTENSION_HEADERS, IPPROTO_IPV6})
 
 
 class IPv6Hop(NamedTuple):
@@ -120,25 +122,42 @@ def network_offset(frame: bytes, linktype: int) -> int | None:
     return None
 
 
+_IPV6_FIELDS = struct.Struct("!B3xHBB16s16s").unpack_from
+_new_tuple = tuple.__new__  # a named tuple made without its Python-level __new__
+
+
 def peel_ipv6(frame: bytes, start: int) -> IPv6Payload:
     """Walk the IPv6 header at ``start``, its extension headers and inner IPv6 headers."""
     hops: list[IPv6Hop] = []
     end = len(frame)
     pos = start
+    addresses = _addresses
     while True:
         if pos + IPV6_HEADER_LENGTH > end:
             raise MalformedPacket(f"truncated IPv6 header: {end - pos} of 40 octets", pos)
-        if frame[pos] >> 4 != 6:
-            raise MalformedPacket(f"IP version {frame[pos] >> 4} where IPv6 was expected", pos)
-        payload_length, next_header, hop_limit = struct.unpack_from("!HBB", frame, pos + 4)
-        src = frame[pos + 8 : pos + 24]
-        dst = frame[pos + 24 : pos + 40]
-        hops.append(IPv6Hop(ipv6_address(src), ipv6_address(dst), pos, hop_limit))
+        first, payload_length, next_header, hop_limit, src, dst = _IPV6_FIELDS(frame, pos)
+        if first >> 4 != 6:
+            raise MalformedPacket(f"IP version {first >> 4} where IPv6 was expected", pos)
+        hop = _new_tuple(
+            IPv6Hop,
+            (
+                addresses.get(src) or ipv6_address(src),
+                addresses.get(dst) or ipv6_address(dst),
+                pos,
+                hop_limit,
+            ),
+        )
         # A payload length of 0 is a jumbogram or a lie; either way the frame bounds it.
-        if payload_length:
-            end = min(end, pos + IPV6_HEADER_LENGTH + payload_length)
+        if payload_length and pos + IPV6_HEADER_LENGTH + payload_length < end:
+            end = pos + IPV6_HEADER_LENGTH + payload_length
         next_header_at = pos + 6
         pos += IPV6_HEADER_LENGTH
+        if not hops and next_header not in _WALKED_ON:
+            # The common packet: one IPv6 header, then the upper layer.
+            return _new_tuple(
+                IPv6Payload, ((hop,), next_header, pos, end, src, dst, next_header_at)
+            )
+        hops.append(hop)
         pseudo_src, pseudo_dst = src, dst
         while next_header in _EXTENSION_HEADERS:
             if pos + 8 > end:
@@ -167,8 +186,9 @@ def peel_ipv6(frame: bytes, start: int) -> IPv6Payload:
             next_header, next_header_at = following, pos
             pos += size
         if next_header != IPPROTO_IPV6:
-            return IPv6Payload(
-                tuple(hops), next_header, pos, end, pseudo_src, pseudo_dst, next_header_at
+            return _new_tuple(
+                IPv6Payload,
+                (tuple(hops), next_header, pos, end, pseudo_src, pseudo_dst, next_header_at),
             )
 
 
@@ -189,10 +209,15 @@ def _home_address(frame: bytes, pos: int, end: int) -> bytes | None:
 
 def find_ipv6(frame: bytes, linktype: int) -> IPv6Payload | None:
     """The innermost IPv6 payload of a frame; None when the frame carries no IPv6."""
+    if linktype == LINKTYPE_ETHERNET and frame[12:14] == _ETHERTYPE_IPV6_OCTETS:
+        return peel_ipv6(frame, 14)  # the common frame, without the general look at its link
     start = network_offset(frame, linktype)
     if start is None:
         return None
     return peel_ipv6(frame, start)
+
+
+_ETHERTYPE_IPV6_OCTETS = ETHERTYPE_IPV6.to_bytes(2, "big")
 
 
 # --- building frames -------------------------------------------------------------

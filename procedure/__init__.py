@@ -102,6 +102,10 @@ INITIAL_TIMEOUT = 1.0
 MAX_RETRANSMISSIONS = 3
 # A request is given up after its last retransmission times out: 1 + 2 + 4 + 8 s.
 GIVE_UP_AFTER = INITIAL_TIMEOUT * (2 ** (MAX_RETRANSMISSIONS + 1) - 1)
+# A MAG refreshes a binding when this fraction of the lifetime its LMA granted has passed
+# (RFC 5213 leaves when to the MAG): for lifetimes above GIVE_UP_AFTER / 0.2 = 75 s the
+# refresh's retransmissions all fit before the binding expires.
+REFRESH_AT = 0.8
 
 
 class Rule(enum.StrEnum):

@@ -95,6 +95,11 @@ def test_message_and_option_are_plain_typed_values() -> None:
     # Frozen: a decoded message is a value.
     with pytest.raises(AttributeError):
         msg.checksum = 0  # type: ignore[misc]
+    # So are its options: the codec hands the same option object to every message
+    # carrying the same option octets at the same place.
+    with pytest.raises(TypeError):
+        hnp.fields["prefix_length"] = 48  # type: ignore[index]
+    assert decode(mh, SRC, DST).option("home_network_prefix") is hnp
     doc = json.loads(json.dumps(msg.to_json()))
     assert doc["message"] == "PBU" and doc["fields"]["flags"]["set"] == ["A", "H", "P"]
     ts = next(o for o in doc["options"] if o["option"] == "timestamp")

@@ -33,6 +33,7 @@ from lmaho_entities import (
 from lmaho_entities.context import handoff_indicator_option
 from lmaho_entities.packets import IPv6Address
 from lmaho_entities.simnet import Hop
+from lmaho_procedure import GIVE_UP_AFTER
 from lmaho_wire import Timestamp, decode
 from lmaho_wire.schema import BA_STATUS, HANDOVER_STATUS
 
@@ -381,6 +382,35 @@ def test_policy_update_fails() -> None:
     pba = assert_re_registered_with_the_plma(r)
     assert pba.status == BA_STATUS["REASON_UNSPECIFIED"]
     assert r.results[0].outcome is Outcome.REJECTED
+
+
+def test_an_unanswered_pbu_falls_back_to_the_plma() -> None:
+    """The NLMA accepted the context at (d), then never answers (f): the PLMA takes the MN back."""
+
+    def nlma_silent_after_d(packet: Packet, hop: Hop) -> bool:
+        return (
+            isinstance(packet.payload, Signal)
+            and packet.payload.message == "PBU"
+            and (packet.dst == NLMA)
+        )
+
+    r = run(loss=nlma_silent_after_d)
+    steps = [(s.message, tx.packet.dst) for tx, s in r.signals()]
+    assert steps[:4] == [
+        ("LMA_HO_Req", PLMA),
+        ("LMA_HO_Init", NLMA),
+        ("LMA_HAck", PLMA),
+        ("LMA_HO_Resp", BMAG),
+    ]
+    # The four copies of (f) are lost on the way (a capture shows none); then, once the
+    # last one timed out, the re-registration with the PLMA.
+    assert steps[4:] == [("PBU", PLMA), ("PBA", BMAG)]
+    (resp_tx, _), (pbu_tx, pbu), (_, pba) = r.signals()[3:]
+    assert pbu_tx.time - resp_tx.time >= GIVE_UP_AFTER * 1_000_000
+    assert pbu.option("handoff_indicator") == handoff_indicator_option("NOT_CHANGED")
+    assert pbu_tx.packet.trace.label == "re-registration"
+    assert pba.accepted and pba.lifetime > 0
+    assert r.results[0].outcome is Outcome.ABANDONED and r.results[0].step == "f"
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from lmaho_wire.schema import BA_STATUS
 from support.entities import AP_NLMA, CTX, MN_MAC, NLMA, PLMA, PREFIX, Recorder, make_lma
 from support.entities import BMAG as A
 
+SECOND = 1_000_000  # the scheduler counts microseconds
 OTHER_MAG = IPv6Address("2001:db8:b::2")
 MN_ADDRESS = IPv6Address("2001:db8:100::1")
 OTHER_MN = MobileContext.build(
@@ -236,7 +237,7 @@ def test_bmag_registers_an_mn_by_pbu_and_routes_it_after_the_pba() -> None:
     bmag.registration_observers.append(results.append)
     bmag.register(CTX, MN_MAC, MN_ADDRESS, PLMA)
     assert "mn1@x" not in bmag.policy_routes and bmag.mobiles["mn1@x"].registration is not None
-    bmag.scheduler.run()
+    bmag.scheduler.run(until=SECOND)
     sent = wire.sent[0].payload
     assert isinstance(sent, Signal) and sent.message == "PBU"
     assert sent.option("handoff_indicator") == handoff_indicator_option("NEW_INTERFACE")
@@ -276,3 +277,100 @@ def test_bmag_refused_registration_leaves_the_mn_unrouted() -> None:
     before = len(wire.sent)
     bmag.on_report(ApReport("mn1@x", AP_NLMA, 1), "access")
     assert len(wire.sent) == before
+
+
+def test_bmag_refreshes_the_binding_at_four_fifths_of_its_lifetime() -> None:
+    bmag, lma, wire = bmag_and_plma()  # the PLMA grants 1,200 s of the 3,600 asked for
+    results: list[RegistrationResult] = []
+    bmag.registration_observers.append(results.append)
+    bmag.register(CTX, MN_MAC, MN_ADDRESS, PLMA)
+    bmag.scheduler.run(until=2500 * SECOND)
+    pbus = [(p.payload, p.dst) for p in wire.sent if p.payload.message == "PBU"]
+    # Bound at 2 ms (PBU, PBA over the 1 ms wire): refreshed 960 s after each binding.
+    assert [p.sequence for p, _ in pbus] == [1, 2, 3]
+    assert all(dst == PLMA and p.lifetime == 3600 for p, dst in pbus)
+    refresh = pbus[1][0]
+    # RFC 5213 5.4.1: a refresh from the same interface is Handoff Indicator 5.
+    assert refresh.option("handoff_indicator") == handoff_indicator_option("NOT_CHANGED")
+    # Each exchange takes 2 ms, so the third binding starts at 1,920 s + 6 ms.
+    assert bmag.binding_update_list["mn1@x"].registered_at == 1920 * SECOND + 6000
+    assert lma.bindings["mn1@x"].registered_at == 1920 * SECOND + 5000  # the PBU's arrival
+    assert [r.outcome for r in results] == [Outcome.COMPLETED] * 3
+    assert bmag.policy_routes["mn1@x"].interface == "Tunnel0"
+
+
+def test_bmag_refresh_waits_for_a_handover_under_way() -> None:
+    bmag, _, wire = bmag_and_plma()
+    bmag.register(CTX, MN_MAC, MN_ADDRESS, PLMA)
+    bmag.scheduler.run(until=SECOND)
+    wire.lose.add("bmag")  # the handover's requests go unanswered for its 15 s
+    bmag.scheduler.run(until=959 * SECOND)
+    bmag.on_report(ApReport("mn1@x", AP_NLMA, 1), "access")
+    bmag.scheduler.run(until=975 * SECOND)
+    kinds = [p.payload.message for p in wire.sent]
+    # The refresh due at 960 s waits until the abandoned handover is over at 974 s.
+    assert kinds == ["PBU", "PBA", "LMA_HO_Req", "LMA_HO_Req", "LMA_HO_Req", "LMA_HO_Req", "PBU"]
+
+
+def test_bmag_deregisters_a_departed_mn_and_forgets_it_at_the_pba() -> None:
+    bmag, lma, wire = bmag_and_plma()
+    results: list[RegistrationResult] = []
+    bmag.registration_observers.append(results.append)
+    bmag.register(CTX, MN_MAC, MN_ADDRESS, PLMA)
+    bmag.scheduler.run(until=SECOND)
+    assert bmag.deregister("mn1@x")
+    assert "mn1@x" not in bmag.policy_routes  # its uplink stops at once
+    bmag.scheduler.run()  # nothing is left to refresh: the run ends
+    deregistration = wire.sent[-2].payload
+    assert deregistration.message == "PBU" and deregistration.lifetime == 0
+    assert results[-1] == RegistrationResult("mn1@x", PLMA, Outcome.COMPLETED, 0, 0)
+    assert "mn1@x" not in bmag.mobiles and "mn1@x" not in bmag.binding_update_list
+    assert "mn1@x" not in lma.bindings
+    assert not bmag.deregister("mn1@x")
+
+
+def test_bmag_forgets_a_departed_mn_whose_lma_never_answers() -> None:
+    bmag, _, wire = bmag_and_plma()
+    bmag.register(CTX, MN_MAC, MN_ADDRESS, PLMA)
+    bmag.scheduler.run(until=SECOND)
+    wire.lose.add("bmag")
+    bmag.deregister("mn1@x")
+    bmag.scheduler.run()
+    assert [p.payload.lifetime for p in wire.sent[2:]] == [0, 0, 0, 0]
+    assert "mn1@x" not in bmag.mobiles
+
+
+def test_bmag_runs_at_most_max_handovers_and_starts_the_waiting_in_order() -> None:
+    bmag, _, wire = bmag_and_plma()
+    bmag.max_handovers = 2
+    contexts = [
+        MobileContext.build(f"mn{n}@x", (IPv6Network(f"2001:db8:10{n}::/64"),)) for n in range(1, 5)
+    ]
+    for n, context in enumerate(contexts, 1):
+        bmag.attach(
+            context,
+            bytes([2, 0, 0, 1, 0, n]),
+            IPv6Address(f"2001:db8:10{n}::1"),
+            PLMA,
+            sequence=0,
+            lifetime=3600,
+            registered_at=0,
+        )
+    wire.lose.add("bmag")  # no request is answered: each handover lasts its 15 s
+    for context in contexts:
+        bmag.on_report(ApReport(context.identifier, AP_NLMA, 1), "access")
+    bmag.on_report(ApReport("mn3@x", AP_NLMA, 1), "access")  # waiting already: ignored
+    bmag.forget("mn4@x")  # leaves while it waits: never started
+
+    def started() -> list[str]:
+        """The MNs whose handover began, in order (a retransmission keeps its number)."""
+        requests = [p.payload for p in wire.sent if p.payload.message == "LMA_HO_Req"]
+        return list(dict.fromkeys((r.mn_identifier, r.sequence) for r in requests))
+
+    assert [mn for mn, _ in started()] == ["mn1@x", "mn2@x"]
+    assert bmag.handovers_running == {"mn1@x", "mn2@x"}
+    bmag.scheduler.run(until=16 * SECOND)  # both abandoned after 15 s: mn3's turn
+    assert [mn for mn, _ in started()] == ["mn1@x", "mn2@x", "mn3@x"]
+    assert bmag.handovers_running == {"mn3@x"}
+    bmag.scheduler.run(until=40 * SECOND)
+    assert bmag.handovers_running == set() and len(started()) == 3  # mn4 never started

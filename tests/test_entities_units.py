@@ -70,6 +70,20 @@ def test_scheduler_run_until_stops_the_clock_there() -> None:
     assert fired == [1]
 
 
+def test_cancelled_timers_let_go_of_their_call_and_leave_the_heap_in_bulk() -> None:
+    s = Scheduler()
+    fired: list[int] = []
+    keep = s.at(10, fired.append, 10)
+    far = [s.at(3_600_000_000 + i, fired.append, i) for i in range(1000)]
+    for timer in far:
+        timer.cancel()
+    # Rebuilt whenever the cancelled ones reached half of the heap: few are left.
+    assert s.pending < 100
+    assert far[0].args == ()  # the cancelled call's arguments are no longer held
+    s.run()
+    assert fired == [10] and not keep.cancelled
+
+
 def test_scheduler_epoch_and_timestamp() -> None:
     s = Scheduler(dt.datetime(2009, 10, 26, tzinfo=dt.UTC))
     assert s.epoch_us == 1256515200 * 1_000_000

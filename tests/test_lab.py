@@ -280,6 +280,9 @@ def start_lab(*args: str) -> subprocess.Popen[bytes]:
         [*LMAHO, "lab", "run", "--plain", "--settle", "60", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # As from a terminal: a test run started in the background (a shell's `&`) has
+        # SIGINT ignored, which its children inherit, and Python then leaves Ctrl-C alone.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -292,10 +295,15 @@ def test_sigterm_and_ctrl_c_tear_the_run_down(sig: signal.Signals) -> None:
         processes = [(p.pid, p.start_time) for p in ledger.processes]
         assert lab_names(ledger.run_id)
         run.send_signal(sig)
-        _, err = run.communicate(timeout=20)
+        # The lab's own bound is about 12 s (each helper and the agents get 3 s before
+        # SIGKILL); the rest is margin for a loaded machine.
+        _, err = run.communicate(timeout=30)
     finally:
-        run.kill()
-        run.wait()
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+            # A failed run leaves nothing behind either.
+            subprocess.run([*LMAHO, "lab", "down"], capture_output=True, timeout=60)
     assert run.returncode == 130, err.decode()
     assert b"Traceback" not in err
     assert_nothing_left(ledger.run_id, processes, STATE_DIR)

@@ -202,6 +202,14 @@ def test_an_mn_registered_by_pbu_is_handed_over(lab: Lab, tmp_path: Path) -> Non
     assert lab.rules("bmag") == [(prefix, 1001, 1000)]
     assert lab.routes("plma")[prefix] == "Tunnel1"
     assert ping(lab, "mn", CN) == 5
+
+    # The MN leaves: a PBU with lifetime 0 ends its binding at the NLMA (RFC 5213 6.9.1.2).
+    assert bmag.ask(cmd="deregister", mn_id=MN.identifier)["ok"]
+    gone = bmag.wait_for("registered", where=lambda e: e["lifetime"] == 0)
+    assert (gone["lma"], gone["outcome"], gone["tunnel"]) == (NLMA, "completed", None)
+    assert lab.rules("bmag") == []
+    assert agents["nlma"].ask(cmd="status")["bindings"] == []
+    assert not bmag.ask(cmd="deregister", mn_id=MN.identifier)["ok"]
     for agent in agents.values():
         assert agent.stop() == 0
 
