@@ -158,7 +158,7 @@ class Counters:
 
 # Data flows whose verdict is remembered (cleared when full: few are live at a time, and
 # memory must not grow with the MNs of a capture).
-MAX_FLOWS = 4_096
+MAX_FLOWS = 1_024
 
 
 @dataclass(slots=True)
@@ -932,7 +932,7 @@ class ProcedureAnalyser:
 
 # MN-LL-IDs read as MACs (cleared when full: the messages of one handover come close
 # together, and memory must not grow with the MNs of a capture).
-MAX_MACS = 4_096
+MAX_MACS = 1_024
 _macs_of: dict[str, bytes | None] = {}
 
 

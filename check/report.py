@@ -208,7 +208,7 @@ def _lma_address(address: Any) -> LmaAddress | None:
 # Prefix sets by the octets of their options (a pure function of them). Cleared when
 # full: the messages of one handover come close together, and memory must not grow
 # with the MNs of a capture.
-MAX_PREFIX_SETS = 4_096
+MAX_PREFIX_SETS = 1_024
 _prefix_sets: dict[bytes | tuple[bytes, ...], frozenset[Prefix]] = {}
 
 

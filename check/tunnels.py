@@ -61,9 +61,6 @@ class MobileState:
     # named by. A verdict on its data reached at one version holds for the next packet
     # at the same version (the analyser's flows).
     version: int = 0
-    # The last prefix set found to be all its own (TunnelTracker.own_prefixes): each
-    # message of a handover repeats it, as the same object.
-    owned: frozenset[Prefix] | None = None
 
     def attach(self, lma: Address, mag: Address) -> None:
         """The MN is bound at ``lma`` through ``mag`` (its first LMA is its anchor)."""
@@ -98,8 +95,6 @@ class TunnelTracker:
         self, mobile: MobileState, prefixes: Iterable[Prefix], frame: int
     ) -> list[Issue]:
         """``prefixes`` are ``mobile``'s now; a warning for each that was another MN's."""
-        if prefixes is mobile.owned:
-            return []  # all its own already, and none of them taken since
         issues = []
         for prefix in prefixes:
             if prefix in mobile.prefixes:
@@ -116,7 +111,6 @@ class TunnelTracker:
                     )
                 )
                 owner.prefixes.discard(prefix)
-                owner.owned = None
             mobile.prefixes.add(prefix)
             length = prefix.prefixlen
             if length not in self._prefix_lengths:
@@ -127,8 +121,6 @@ class TunnelTracker:
                     for n in self._prefix_lengths
                 ]
             self._prefix_owner[length][_prefix_octets(prefix)] = mobile
-        if isinstance(prefixes, frozenset):
-            mobile.owned = prefixes
         return issues
 
     def owner_of(self, address: Address) -> MobileState | None:
