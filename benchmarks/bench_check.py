@@ -14,11 +14,15 @@ costs whatever else runs beside it. In one run, on one file:
 * ``decode``: read, walk, reassemble and decode every Mobility Header
   (``analyse_capture``, what ``lmaho decode`` does without printing);
 * ``check (in process)``: ``decode`` fed to the ``ProcedureAnalyser``;
+  these two run in a fresh interpreter, one after the other, as the
+  baseline's do (the stages before them leave caches behind that the
+  garbage collector would walk again and again);
 * ``lmaho check``: the command itself, in a child process, report to
   /dev/null; its peak resident memory gives the memory per MN, against the
   same command on a capture of one MN;
 * ``lmaho check, baseline`` (with ``--baseline PYTHON``): the command of
-  another checkout (e.g. main's), timed the same way;
+  another checkout (e.g. main's), timed the same way, and its ``decode`` and
+  ``check (in process)`` stages, run by that interpreter;
 * ``tshark -2 -r``: Wireshark's two-pass read of the same file, dissecting
   every frame (IPv6, Mobility Header), output to /dev/null.
 
@@ -43,7 +47,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lmaho_check import ProcedureAnalyser  # noqa: E402
 from lmaho_cli.craft import craft  # noqa: E402
 from lmaho_wire.capture import read_frames  # noqa: E402
 from lmaho_wire.dissect import analyse_capture  # noqa: E402
@@ -66,6 +69,10 @@ def stage_read(path: Path) -> int:
     return drain(read_frames(path))
 
 
+def stage_decode(path: Path) -> int:
+    return drain(analyse_capture(path))
+
+
 def stage_walk(path: Path) -> int:
     count = 0
     for frame in read_frames(path):
@@ -74,22 +81,13 @@ def stage_walk(path: Path) -> int:
     return count
 
 
-def stage_decode(path: Path) -> int:
-    return drain(analyse_capture(path))
-
-
-def stage_check(path: Path) -> int:
-    analyser = ProcedureAnalyser()
-    drain(analyser.run(analyse_capture(path)))
-    return analyser.counters.frames
-
-
 STAGES: dict[str, Callable[[Path], int]] = {
     "read": stage_read,
     "walk": stage_walk,
     "decode": stage_decode,
-    "check (in process)": stage_check,
 }
+# A whole run times decode (and check) in a fresh interpreter instead: see STAGES_IN_CHILD.
+RUN_STAGES = ("read", "walk")
 
 
 def child(command: list[str], cwd: Path | None = None) -> tuple[float, int]:
@@ -104,6 +102,36 @@ def child(command: list[str], cwd: Path | None = None) -> tuple[float, int]:
 
 def lmaho_check(path: Path, python: str = sys.executable) -> list[str]:
     return [python, "-m", "lmaho_cli", "check", str(path)]
+
+
+# The decode and check stages in a fresh interpreter (whatever checkout it imports).
+STAGES_IN_CHILD = """
+import resource, sys
+from lmaho_check import ProcedureAnalyser
+from lmaho_wire.dissect import analyse_capture
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+start = cpu()
+for _ in analyse_capture(sys.argv[1]):
+    pass
+decoded = cpu()
+for _ in ProcedureAnalyser().run(analyse_capture(sys.argv[1])):
+    pass
+print(decoded - start, cpu() - decoded)
+"""
+
+
+def stages_in_child(path: Path, python: str, cwd: Path) -> tuple[float, float]:
+    """CPU seconds of ``decode`` and ``check (in process)`` run by ``python`` in ``cwd``."""
+    out = subprocess.run(
+        [python, "-c", STAGES_IN_CHILD, str(path.resolve())],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return float(out[0]), float(out[1])
 
 
 def main() -> int:
@@ -124,7 +152,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.stages is not None and not set(args.stages) <= STAGES.keys():
         parser.error(f"--stages: known stages are {', '.join(STAGES)}")
-    stages = STAGES if args.stages is None else {name: STAGES[name] for name in args.stages}
+    names = RUN_STAGES if args.stages is None else args.stages
+    stages = {name: STAGES[name] for name in names}
     with tempfile.TemporaryDirectory() as tmp:
         path = args.capture
         if path is None:
@@ -143,18 +172,37 @@ def main() -> int:
         one = Path(tmp) / "one.pcapng"
         craft(one, fmt="pcapng", mobiles=1, handovers=1, seed=1, progress=False)
         frames = rows[0][1]
+        decode, check = stages_in_child(path, sys.executable, ROOT)
+        rows.append(("decode", frames, decode))
+        rows.append(("check (in process)", frames, check))
         seconds, peak = child(lmaho_check(path))
         rows.append(("lmaho check", frames, seconds))
         if args.baseline:
             # Run from the capture's directory: the baseline must not import this checkout.
             seconds, _ = child(lmaho_check(path.resolve(), args.baseline), cwd=path.parent)
             rows.append(("lmaho check, baseline", frames, seconds))
+            # From the capture's directory: the baseline must not import this checkout.
+            decode, check = stages_in_child(path, args.baseline, path.parent)
+            rows.append(("decode, baseline", frames, decode))
+            rows.append(("check (in process), baseline", frames, check))
         _, peak_one = child(lmaho_check(one))
         tshark = shutil.which("tshark")
         if tshark is not None:
             seconds, tshark_peak = child([tshark, "-2", "-r", str(path)])
             rows.append(("tshark -2 -r", frames, seconds))
         print_rows(rows)
+        # What each layer adds: the analyser over decoding, the command over checking.
+        times = {name: seconds for name, _, seconds in rows}
+        for name, over, base in (
+            ("analyser", "check (in process)", "decode"),
+            ("analyser, baseline", "check (in process), baseline", "decode, baseline"),
+            ("command over check", "lmaho check", "check (in process)"),
+        ):
+            if over in times and base in times:
+                added = times[over] - times[base]
+                print(
+                    f"  {name:<28} adds {added:6.2f} s CPU, {added / frames * 1e6:5.1f} us a frame"
+                )
         print(
             f"  lmaho check peak RSS {peak / 1024:,.1f} MiB (one MN: {peak_one / 1024:,.1f} MiB), "
             f"{(peak - peak_one) / args.mobiles:,.2f} KiB per MN"
@@ -167,7 +215,7 @@ def main() -> int:
 def print_rows(rows: list[tuple[str, int, float]]) -> None:
     for name, count, seconds in rows:
         rate = count / seconds
-        print(f"  {name:<22} {count:>8} frames {seconds:8.2f} s CPU {rate:>10,.0f}/s")
+        print(f"  {name:<28} {count:>8} frames {seconds:8.2f} s CPU {rate:>10,.0f}/s")
 
 
 if __name__ == "__main__":

@@ -54,11 +54,18 @@ from lmaho_wire.registry import current_schema
 
 from .freshness import FreshnessBook
 from .judges import judge_handover, message_findings
-from .report import Address, DataSegment, Entity, FrameEvent, Handover, Issue, Sighting, StepState
+from .report import (
+    Address,
+    DataSegment,
+    Entity,
+    FrameEvent,
+    Handover,
+    Issue,
+    Sighting,
+    StepState,
+    address_text,
+)
 from .tunnels import DOWN, UP, MobileState, Tunnel, TunnelTracker
-
-# Addresses whose text form is remembered (cleared when full; any capture works).
-MAX_ADDRESS_TEXTS = 65_536
 
 
 def _schema_pairs() -> dict[str, str]:
@@ -103,6 +110,8 @@ class EntityBook:
 
     def __init__(self) -> None:
         self.entities: dict[str, Entity] = {}
+        # Each entity's first role (Entity.ordered_roles()[0]), kept until its roles change.
+        self._primary: dict[str, Role] = {}
 
     def note(self, key: str, role: Role | None, frame: int) -> Entity:
         entity = self.entities.get(key)
@@ -115,10 +124,21 @@ class EntityBook:
                 entity.roles.pop(generic, None)
             if not (role in GENERIC_ROLES and any(r in entity.roles for r in GENERIC_ROLE)):
                 entity.roles[role] = frame
+            self._primary.pop(key, None)
         return entity
 
     def get(self, key: str) -> Entity | None:
         return self.entities.get(key)
+
+    def primary_role(self, key: str) -> Role | None:
+        """The first of the entity's roles in ladder order; None if it has none (or is unknown)."""
+        role = self._primary.get(key)
+        if role is None:
+            entity = self.entities.get(key)
+            if entity is None or not entity.roles:
+                return None
+            role = self._primary[key] = entity.ordered_roles()[0]
+        return role
 
 
 # --- the analyser ---------------------------------------------------------------
@@ -134,6 +154,52 @@ class Counters:
     malformed: int = 0
     # Mobility Headers of types the schema does not name (a BRR or a HoTI is named: IANA's)
     unknown_messages: int = 0
+
+
+# Data flows whose verdict is remembered (cleared when full: few are live at a time, and
+# memory must not grow with the MNs of a capture).
+MAX_FLOWS = 1_024
+
+
+@dataclass(slots=True)
+class _Flow:
+    """What a data packet came to, for the next packets with the same addresses and MACs.
+
+    It holds while nothing it was reached from changes: the MN that owns the
+    addresses (and which way they go), the MN's version (tunnels, attachment,
+    MAC), its open handover and that handover's steps (the roles that name a
+    hop), the first roles of the hop's ends, and the names of the MACs.
+    """
+
+    mobile: MobileState
+    version: int
+    direction: Direction
+    ends: tuple[str, str]
+    end_roles: tuple[Role | None, Role | None]
+    segment: DataSegment | None  # where the packet was counted
+    handover: int | None = None  # its number: a flow must not keep a closed handover
+    steps: int = 0
+    mac_names: tuple[str | None, str | None] | None = None
+
+
+def _flow_key(record: FrameRecord) -> bytes:
+    """The octets a data packet's verdict depends on: MACs, inner and tunnel addresses.
+
+    Keys of the four kinds (with or without MACs, with or without a tunnel)
+    differ in length, so never collide.
+    """
+    frame = record.frame
+    octets = frame.data
+    assert record.payload is not None
+    hops = record.payload.hops
+    inner = hops[-1].offset
+    key = octets[inner + 8 : inner + 40]
+    if len(hops) > 1:
+        outer = hops[-2].offset
+        key += octets[outer + 8 : outer + 40]
+    if frame.linktype == LINKTYPE_ETHERNET:
+        key = octets[0:12] + key
+    return key
 
 
 class ProcedureAnalyser:
@@ -181,9 +247,9 @@ class ProcedureAnalyser:
         # PMIPv6 requests outside any handover (e.g. the MN's registration with its PLMA).
         self._ordinary: dict[tuple[str, Address, Address, int | None], Sighting] = {}
         self._macs: dict[bytes, str | None] = {}
+        self._flows: dict[bytes, _Flow] = {}
         self._now = float("-inf")
         self._last_sweep = float("-inf")
-        self._texts: dict[int, str] = {}
 
     # -- driving ------------------------------------------------------------------
 
@@ -194,22 +260,27 @@ class ProcedureAnalyser:
         yield from self.finish()
 
     def feed(self, record: FrameRecord) -> list[Handover]:
-        if isinstance(record.error, IncompleteDatagram):
+        error = record.error
+        if error is not None and isinstance(error, IncompleteDatagram):
             # Not a frame of its own: its fragments were counted as they came.
-            self._global(Issue("warning", Rule.MALFORMED, record.error.what, record.fragments))
+            self._global(Issue("warning", Rule.MALFORMED, error.what, record.fragments))
             return self._take_closed()
-        self.counters.frames += 1
-        self._now = max(self._now, record.frame.time)
+        counters = self.counters
+        counters.frames += 1
+        time = record.frame.time
+        if time > self._now:
+            self._now = time
         if self._now - self._last_sweep >= 1.0:
             # Before this frame: it must not join a handover whose time is up.
             self._last_sweep = self._now
             self._sweep()
-        if record.message is not None and record.payload is not None:
-            self.counters.signalling += 1
-            if record.message.key is None and record.message.mh_type not in self._named_types:
-                self.counters.unknown_messages += 1
-            self._signalling(record, record.message)
-        elif record.error is not None:
+        message = record.message
+        if message is not None and record.payload is not None:
+            counters.signalling += 1
+            if message.key is None and message.mh_type not in self._named_types:
+                counters.unknown_messages += 1
+            self._signalling(record, message)
+        elif error is not None:
             self._malformed(record)
         elif record.payload is None:
             self.counters.other += 1
@@ -242,16 +313,6 @@ class ProcedureAnalyser:
             self.issues.append(issue)
         else:
             self.issues_dropped += 1
-
-    def _text(self, address: Address) -> str:
-        """``str(address)``, memoised: formatting IPv6 addresses is the hot spot of a run."""
-        value = int(address)  # int keys: no IPv6Address.__eq__ per look-up
-        text = self._texts.get(value)
-        if text is None:
-            if len(self._texts) >= MAX_ADDRESS_TEXTS:
-                self._texts.clear()
-            text = self._texts[value] = str(address)
-        return text
 
     def _emit(self, event: FrameEvent) -> None:
         if self.on_event is not None:
@@ -306,8 +367,8 @@ class ProcedureAnalyser:
                 frame,
                 record.frame.time,
                 "malformed",
-                self.entities.note(self._text(payload.src), None, frame).key,
-                self.entities.note(self._text(payload.dst), None, frame).key,
+                self.entities.note(address_text(payload.src), None, frame).key,
+                self.entities.note(address_text(payload.dst), None, frame).key,
                 "malformed MH",
                 note=record.error.what,
             )
@@ -358,8 +419,8 @@ class ProcedureAnalyser:
                 seen.frame,
                 seen.time,
                 "signalling",
-                self._text(seen.src),
-                self._text(seen.dst),
+                address_text(seen.src),
+                address_text(seen.dst),
                 label,
                 step=None if spec is None else spec.letter,
                 mn=seen.mn_id if handover is None else handover.mn_id,
@@ -380,22 +441,22 @@ class ProcedureAnalyser:
                 continue
             known = self._macs.get(mac, "")
             if known == "":
-                self._macs[mac] = self._text(address)
-            elif known != self._text(address):
+                self._macs[mac] = address_text(address)
+            elif known != address_text(address):
                 self._macs[mac] = None  # a router, or a shared MAC: no use for naming
 
     def _note_entities(self, seen: Sighting, spec: Step | None) -> None:
         if spec is not None:
-            self.entities.note(self._text(seen.src), spec.sender, seen.frame)
-            self.entities.note(self._text(seen.dst), spec.receiver, seen.frame)
+            self.entities.note(address_text(seen.src), spec.sender, seen.frame)
+            self.entities.note(address_text(seen.dst), spec.receiver, seen.frame)
             return
         sender_role = receiver_role = None
         if seen.message == "PBU":
             sender_role, receiver_role = MAG, LMA
         elif seen.message == "PBA":
             sender_role, receiver_role = LMA, MAG
-        self.entities.note(self._text(seen.src), sender_role, seen.frame)
-        self.entities.note(self._text(seen.dst), receiver_role, seen.frame)
+        self.entities.note(address_text(seen.src), sender_role, seen.frame)
+        self.entities.note(address_text(seen.dst), receiver_role, seen.frame)
 
     # -- placing a message in a handover ------------------------------------------------
 
@@ -560,8 +621,9 @@ class ProcedureAnalyser:
                 for issue in self.tunnels.own_prefixes(mobile, seen.prefixes, seen.frame):
                     self._global(issue)
             mac = _mac_of(seen.link_layer_id) if seen.link_layer_id else None
-            if mac is not None:
+            if mac is not None and mac != mobile.mac:  # (its MAC is known from then on)
                 mobile.mac = mac
+                mobile.version += 1
                 self._macs.setdefault(mac, mobile_key(mobile.mn_id))
             self.tunnels.step_seen(mobile, spec.letter, seen, handover)
         ends = (
@@ -615,8 +677,10 @@ class ProcedureAnalyser:
         frame = record.frame.number
         inner = payload.hops[-1]
         tunnels = self.tunnels
-        downlink_mn = tunnels.owner_of(inner.dst)
-        uplink_mn = tunnels.owner_of(inner.src)
+        # The inner header's addresses, read from the frame: no address object hashed.
+        octets = record.frame.data
+        downlink_mn = tunnels.owner_at(octets, inner.offset + 24)
+        uplink_mn = tunnels.owner_at(octets, inner.offset + 8)
         mobile = downlink_mn or uplink_mn
         tunnel: Tunnel | None = None
         if payload.tunnelled:
@@ -635,6 +699,15 @@ class ProcedureAnalyser:
         self.counters.data += 1
         direction = DOWN if downlink_mn is not None else UP
         handover = mobile.current if mobile.current and not mobile.current.closed else None
+        flow_key = None
+        if self.on_event is None:  # (a chart needs each packet's event, made below)
+            flow_key = _flow_key(record)
+            flow = self._flows.get(flow_key)
+            if flow is not None and self._flow_holds(flow, mobile, direction, handover, record):
+                if flow.segment is not None:
+                    flow.segment.count += 1
+                    flow.segment.last_frame = frame
+                return
         roles = self._role_by_text(handover)
         issue = tunnels.check(mobile, tunnel, direction, inner.src, inner.dst, frame)
         if issue is not None:
@@ -645,21 +718,38 @@ class ProcedureAnalyser:
         sender, receiver = self._data_ends(record, mobile, direction, tunnel)
         # Joined with +: an f-string formats a str subclass (a Role) by a slow method call.
         arrow = "=>" if tunnel else "->"
-        hop = self._role_name(sender, roles) + arrow + self._role_name(receiver, roles)
+        sender_name = self._role_name(sender, roles)
+        receiver_name = self._role_name(receiver, roles)
+        hop = sender_name + arrow + receiver_name
         phase = ("j" if direction == DOWN else "k") if mobile.handed_over else "before"
+        segment = None
         if handover is not None:
             segment = handover.data.get((phase, hop))
             if segment is None:
-                handover.data[(phase, hop)] = DataSegment(phase, hop, frame, frame, 1, bool(tunnel))
+                segment = handover.data[(phase, hop)] = DataSegment(
+                    phase, hop, frame, frame, 1, bool(tunnel)
+                )
             else:
                 segment.count += 1
                 segment.last_frame = frame
-        self.entities.note(sender, self._entity_role(sender, roles), frame)
-        self.entities.note(receiver, self._entity_role(receiver, roles), frame)
-        if self.on_event is None:
+        ends = (sender, receiver)
+        known = self._end_roles(ends)
+        self._note_end(sender, sender_name, frame)
+        if receiver == sender:  # noting the sender may have named it otherwise
+            receiver_name = self._role_name(receiver, roles)
+        self._note_end(receiver, receiver_name, frame)
+        if flow_key is not None:
+            if issue is None and self._end_roles(ends) == known:
+                # Noting the ends changed nothing: the next packet of this flow comes to
+                # the same, and noting them again would change nothing either.
+                flow = _Flow(mobile, mobile.version, direction, ends, known, segment)
+                if handover is not None:
+                    flow.handover, flow.steps = handover.number, len(handover.steps)
+                flow.mac_names = self._mac_names(record, tunnel)
+                self._remember_flow(flow_key, flow)
             return
         label = STEP_BY_LETTER[phase].label if phase in DATA_STEPS else f"{direction} data"
-        inside = f"{self._text(inner.src)} -> {self._text(inner.dst)}"
+        inside = f"{address_text(inner.src)} -> {address_text(inner.dst)}"
         self._emit(
             FrameEvent(
                 frame,
@@ -677,6 +767,51 @@ class ProcedureAnalyser:
             )
         )
 
+    def _flow_holds(
+        self,
+        flow: _Flow,
+        mobile: MobileState,
+        direction: Direction,
+        handover: Handover | None,
+        record: FrameRecord,
+    ) -> bool:
+        """Does what ``flow`` came to still hold: has nothing it depends on changed?"""
+        return (
+            flow.mobile is mobile
+            and flow.version == mobile.version
+            and flow.direction == direction
+            and flow.handover == (None if handover is None else handover.number)
+            and (handover is None or flow.steps == len(handover.steps))
+            and self._end_roles(flow.ends) == flow.end_roles
+            and (flow.mac_names is None or self._mac_names(record, None) == flow.mac_names)
+        )
+
+    def _end_roles(self, ends: tuple[str, str]) -> tuple[Role | None, Role | None]:
+        """What naming a hop's ends depends on, beside the handover: their first roles.
+
+        An MN is named MN whatever its roles (see _role_name).
+        """
+        sender, receiver = ends
+        primary_role = self.entities.primary_role
+        return (
+            None if sender.startswith("mn:") else primary_role(sender),
+            None if receiver.startswith("mn:") else primary_role(receiver),
+        )
+
+    def _mac_names(
+        self, record: FrameRecord, tunnel: Tunnel | None
+    ) -> tuple[str | None, str | None] | None:
+        """The names signalling gave the MACs of a plain packet (``_data_ends`` uses them)."""
+        frame = record.frame
+        if tunnel is not None or frame.linktype != LINKTYPE_ETHERNET or len(frame.data) < 14:
+            return None
+        return self._macs.get(frame.data[0:6]), self._macs.get(frame.data[6:12])
+
+    def _remember_flow(self, key: bytes, flow: _Flow) -> None:
+        if len(self._flows) >= MAX_FLOWS:
+            self._flows.clear()
+        self._flows[key] = flow
+
     def _data_ends(
         self,
         record: FrameRecord,
@@ -692,12 +827,12 @@ class ProcedureAnalyser:
         LMA is the anchor downlink and the serving LMA uplink.
         """
         if tunnel is not None:
-            return self._text(tunnel[0]), self._text(tunnel[1])
+            return address_text(tunnel[0]), address_text(tunnel[1])
         payload = record.payload
         assert payload is not None
         inner = payload.hops[-1]
         mn = mobile_key(mobile.mn_id)
-        correspondent = self._text(inner.src if direction == DOWN else inner.dst)
+        correspondent = address_text(inner.src if direction == DOWN else inner.dst)
         frame = record.frame
         src_mac = dst_mac = None
         if frame.linktype == LINKTYPE_ETHERNET and len(frame.data) >= 14:
@@ -709,10 +844,10 @@ class ProcedureAnalyser:
         if access_leg is None or access_leg:
             near, far = mn, correspondent
             if access_leg and mobile.serving_mag is not None:
-                far = self._text(mobile.serving_mag)
+                far = address_text(mobile.serving_mag)
         else:
             lma = mobile.anchor if direction == DOWN else mobile.serving_lma
-            near = self._text(lma) if lma is not None else mn
+            near = address_text(lma) if lma is not None else mn
             far = correspondent
         near = (self._macs.get(mn_end) if mn_end is not None else None) or near
         far = (self._macs.get(far_end) if far_end is not None else None) or far
@@ -723,7 +858,7 @@ class ProcedureAnalyser:
             return {}
         if handover.role_by_text is None:
             handover.role_by_text = {
-                self._text(address): role for role, address in handover.live_roles().items()
+                address_text(address): role for role, address in handover.live_roles().items()
             }
         return handover.role_by_text
 
@@ -734,22 +869,20 @@ class ProcedureAnalyser:
             return role
         if key.startswith("mn:"):
             return MN
-        entity = self.entities.get(key)
-        if entity is None or not entity.roles:
+        own = self.entities.primary_role(key)
+        if own is None:
             return CN
-        own = entity.ordered_roles()[0]
         if own in roles.values():
             # Another node plays that role in this handover (a back-handover's old PLMA is
             # not its PLMA): name the kind of node only, not "PLMA=>PLMA".
             return GENERIC_ROLE.get(own, own)
         return own
 
-    def _entity_role(self, key: str, roles: dict[str, Role]) -> Role | None:
-        name = self._role_name(key, roles)
-        entity = self.entities.get(key)
-        if name == CN and entity is not None and entity.roles:
-            return None
-        return name
+    def _note_end(self, key: str, name: Role, frame: int) -> None:
+        """Note the entity at one end of a data hop, named ``name`` in it."""
+        # "CN" is only the default: it adds nothing to a node known otherwise.
+        known = name == CN and self.entities.primary_role(key) is not None
+        self.entities.note(key, None if known else name, frame)
 
     # -- closing handovers -------------------------------------------------------------
 
@@ -779,8 +912,9 @@ class ProcedureAnalyser:
                 continue
             for seen in state.sightings:
                 key = (state.spec.message, seen.src, seen.dst, seen.sequence)
-                if self._pending.get((*key, seen.mn_id)) is handover:
-                    del self._pending[(*key, seen.mn_id)]
+                exact = (*key, seen.mn_id)
+                if self._pending.get(exact) is handover:
+                    del self._pending[exact]
                 same = self._pending_any_mn.get(key)
                 if same is not None and handover in same:
                     same.remove(handover)
@@ -796,11 +930,24 @@ class ProcedureAnalyser:
         self._closed.append(handover)
 
 
+# MN-LL-IDs read as MACs (cleared when full: the messages of one handover come close
+# together, and memory must not grow with the MNs of a capture).
+MAX_MACS = 1_024
+_macs_of: dict[str, bytes | None] = {}
+
+
 def _mac_of(identifier: str) -> bytes | None:
+    """The MAC an MN-LL-ID names, if it is one (memoised: each message of an MN repeats it)."""
+    if identifier in _macs_of:
+        return _macs_of[identifier]
     try:
-        return mac_bytes(identifier)
+        mac: bytes | None = mac_bytes(identifier)
     except ValueError:
-        return None
+        mac = None
+    if len(_macs_of) >= MAX_MACS:
+        _macs_of.clear()
+    _macs_of[identifier] = mac
+    return mac
 
 
 # --- one call for a whole capture ------------------------------------------------------

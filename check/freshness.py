@@ -80,12 +80,11 @@ class FreshnessBook:
         if seen.sequence in recent:
             return None  # a retransmission
         last = pair.last
-        what = f"{seen.message} seq={seen.sequence} from {seen.src} to {seen.dst}"
         issue: Issue | None = None
         if seen.sequence == last.sequence:
             issue = self._issue(
                 Rule.REPLAY,
-                f"{what} repeats the Sequence Number of frame {last.frame}, "
+                f"{_what(seen)} repeats the Sequence Number of frame {last.frame}, "
                 f"{seen.time - last.time:.3f} s later, after its retransmissions were over: "
                 "a replayed request",
                 seen,
@@ -94,7 +93,7 @@ class FreshnessBook:
         elif not seq_after(seen.sequence, last.sequence):
             issue = self._issue(
                 Rule.REPLAY,
-                f"{what} does not advance past seq {last.sequence} (frame {last.frame}): "
+                f"{_what(seen)} does not advance past seq {last.sequence} (frame {last.frame}): "
                 "a replayed request, or a sender that started its numbering again",
                 seen,
                 last,
@@ -107,7 +106,7 @@ class FreshnessBook:
             went = "repeats" if seen.timestamp == last.timestamp else "goes back from"
             issue = self._issue(
                 Rule.TIMESTAMP,
-                f"{what}: its Timestamp {seen.timestamp} {went} {last.timestamp} of "
+                f"{_what(seen)}: its Timestamp {seen.timestamp} {went} {last.timestamp} of "
                 f"seq {last.sequence} (frame {last.frame}); a new request needs a later one",
                 seen,
                 last,
@@ -119,3 +118,8 @@ class FreshnessBook:
     @staticmethod
     def _issue(rule: Rule, what: str, seen: Sighting, last: _Request) -> Issue:
         return Issue("violation", rule, what, (last.frame, seen.frame), None, seen.mn_id)
+
+
+def _what(seen: Sighting) -> str:
+    """The request an issue is about (formatted only then: addresses are slow to format)."""
+    return f"{seen.message} seq={seen.sequence} from {seen.src} to {seen.dst}"

@@ -40,7 +40,6 @@ from .report import (
     Sighting,
     StepState,
     Verdict,
-    infer_roles,
 )
 
 # Retransmission intervals may come this much early (clock jitter) before we warn.
@@ -94,8 +93,7 @@ def message_findings(msg: Message, seen: Sighting, spec: Step | None) -> list[Is
     if seen.succeeded and seen.status is not None:
         missing += [key for key in contents.must_on_success if key not in seen.option_keys]
     if spec.message not in PROXY_MESSAGES:
-        listed = {*contents.must, *contents.may, *contents.must_on_success}
-        extra = sorted(seen.option_keys - listed)
+        extra = sorted(seen.option_keys - _LISTED[spec.letter])
         if extra:
             titles = ", ".join(_option_title(key) for key in extra)
             out.append(
@@ -176,6 +174,13 @@ def message_findings(msg: Message, seen: Sighting, spec: Step | None) -> list[Is
     return out
 
 
+# Step letter -> every option its message may carry (section 7's MUST and MAY columns).
+_LISTED = {
+    letter: frozenset((*contents.must, *contents.may, *contents.must_on_success))
+    for letter, contents in CONTENTS.items()
+}
+
+
 def _option_title(key: str) -> str:
     try:
         return current_schema().option_by_key(key)[1].title
@@ -233,7 +238,7 @@ def judge_handover(
 ) -> None:
     """Every cross-message check of one handover, then its outcome."""
     judge = _Judge(handover, answered_step, capture_end)
-    handover.roles = infer_roles(handover)
+    handover.roles = handover.live_roles()  # infer_roles(), kept since its last step
     handover.prefixes = _handover_prefixes(handover)
     _check_order(handover, judge)
     _check_identity(handover, judge)
@@ -279,16 +284,11 @@ def _all_sightings(handover: Handover) -> Iterator[tuple[str, Sighting]]:
 def _check_identity(handover: Handover, judge: _Judge) -> None:
     """MN ID, prefixes and link-layer ID: the same in every message of the handover."""
     mn_id = handover.mn_id
-    reference = next(
-        ((letter, s) for letter, s in _all_sightings(handover) if s.mn_id == mn_id), None
-    )
-    prefix_source = next(
-        ((letter, s) for letter, s in _all_sightings(handover) if s.prefixes), None
-    )
-    link_source = next(
-        ((letter, s) for letter, s in _all_sightings(handover) if s.link_layer_id), None
-    )
-    for letter, seen in _all_sightings(handover):
+    sightings = list(_all_sightings(handover))
+    reference = next(((letter, s) for letter, s in sightings if s.mn_id == mn_id), None)
+    prefix_source = next(((letter, s) for letter, s in sightings if s.prefixes), None)
+    link_source = next(((letter, s) for letter, s in sightings if s.link_layer_id), None)
+    for letter, seen in sightings:
         label = f"({letter}) {seen.message}"
         if seen.mn_id is not None and seen.mn_id != mn_id and reference is not None:
             judge.violation(

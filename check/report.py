@@ -15,18 +15,49 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lmaho_procedure import BMAG, NLMA, PLMA, POLICY_STORE, Role, Rule, Step
-from lmaho_wire.codec import Message, Option, current_schema
+from lmaho_wire.codec import Message, Option, current_schema, hnp_network
 from lmaho_wire.fields import OptionBody
+from lmaho_wire.options import PADN, frozen_maker
 from lmaho_wire.schema import is_success
 from lmaho_wire.values import FlagBits, Named, Timestamp
 
-from .contents import HANDOFF, LMA_ADDRESS, MAG_ADDRESS, MN_LL_ID, PLMA_ADDRESS, TIMESTAMP
+from .contents import (
+    HANDOFF,
+    HNP,
+    LMA_ADDRESS,
+    MAG_ADDRESS,
+    MN_ID,
+    MN_LL_ID,
+    PLMA_ADDRESS,
+    TIMESTAMP,
+)
 
 Address = ipaddress.IPv6Address
 # An LMA Address option names its LMA by IPv6 (Option-Code 1) or IPv4 (2) address.
 LmaAddress = ipaddress.IPv6Address | ipaddress.IPv4Address
 Prefix = ipaddress.IPv6Network
 Severity = Literal["violation", "warning"]
+
+# Addresses whose text form is remembered (cleared when full; any capture works).
+MAX_ADDRESS_TEXTS = 65_536
+_address_texts: dict[int, str] = {}
+
+
+def address_text(address: Address) -> str:
+    """``str(address)``, memoised: formatting IPv6 addresses is a hot spot of a check."""
+    value = int(address)  # int keys: no IPv6Address.__hash__ per look-up
+    text = _address_texts.get(value)
+    if text is None:
+        if len(_address_texts) >= MAX_ADDRESS_TEXTS:
+            _address_texts.clear()
+        text = _address_texts[value] = str(address)
+    return text
+
+
+def prefix_text(prefix: Prefix) -> str:
+    """``str(prefix)``, its address formatted by :func:`address_text`."""
+    return f"{address_text(prefix.network_address)}/{prefix.prefixlen}"
+
 
 # A ladder's columns, left to right.
 ROLE_RANK = {role: i for i, role in enumerate(Role)}
@@ -81,51 +112,55 @@ class Sighting:
 
     @classmethod
     def of(cls, frame: int, time: float, src: Address, dst: Address, msg: Message) -> Sighting:
+        # One pass over the options: the first of each kind, the prefixes, repeats.
         first: dict[str, Option] = {}
+        prefixes: list[Option] = []
         repeated: list[tuple[str, str, str]] = []
         for opt in msg.options:
-            if opt.is_padding:
+            if opt.type <= PADN:  # Pad1, PadN
                 continue
-            earlier = first.setdefault(opt.key, opt)
-            if earlier is not opt:  # rare: look the declaration up only now
+            key = opt.key
+            earlier = first.get(key)
+            if earlier is None:
+                first[key] = opt
+            else:  # rare: look the declaration up only now
                 body = (msg.codec.schema if msg.codec else current_schema()).options.get(opt.type)
                 # An option the schema does not know, it cannot say is once only.
                 if body is not None and not body.repeatable:
                     repeated.append(
                         (opt.title, _option_text(earlier, body), _option_text(opt, body))
                     )
-
-        def address(key: str) -> LmaAddress | None:
-            value = field_of(key, "address")
-            return value if isinstance(value, LmaAddress) else None
+            if key == HNP:
+                prefixes.append(opt)
 
         def field_of(key: str, name: str) -> Any:
             opt = first.get(key)
             return None if opt is None else opt.fields.get(name)
 
-        mn_id = msg.mn_identifier
+        mn_id = field_of(MN_ID, "identifier")
         link_layer = field_of(MN_LL_ID, "identifier")
-        return cls(
-            frame=frame,
-            time=time,
-            src=src,
-            dst=dst,
-            message=msg.name,
-            sequence=msg.sequence,
-            status=msg.status,
-            flags=msg.fields.get("flags"),
-            lifetime=msg.fields.get("lifetime"),
-            mn_id=None if mn_id is None else printable(str(mn_id)),
-            prefixes=frozenset(msg.home_network_prefixes),
-            option_keys=frozenset(first),
-            link_layer_id=None if link_layer is None else printable(str(link_layer)),
-            lma_address=address(LMA_ADDRESS),
-            previous_lma_address=address(PLMA_ADDRESS),
-            mag_address=_ipv6(address(MAG_ADDRESS)),
-            handoff_indicator=field_of(HANDOFF, "indicator"),
-            timestamp=field_of(TIMESTAMP, "timestamp"),
-            checksum_ok=msg.checksum_ok,
-            repeated=tuple(repeated),
+        fields = msg.fields
+        return _make_sighting(
+            frame,
+            time,
+            src,
+            dst,
+            msg.name,
+            fields.get("sequence"),
+            fields.get("status"),
+            fields.get("flags"),
+            fields.get("lifetime"),
+            None if mn_id is None else printable(str(mn_id)),
+            _prefix_set(prefixes),
+            frozenset(first),
+            None if link_layer is None else printable(str(link_layer)),
+            _lma_address(field_of(LMA_ADDRESS, "address")),
+            _lma_address(field_of(PLMA_ADDRESS, "address")),
+            _ipv6(field_of(MAG_ADDRESS, "address")),
+            field_of(HANDOFF, "indicator"),
+            field_of(TIMESTAMP, "timestamp"),
+            msg.checksum_ok,
+            tuple(repeated),
         )
 
     @property
@@ -144,8 +179,8 @@ class Sighting:
             "frame": self.frame,
             "time": round(self.time, 6),
             "message": self.message,
-            "src": str(self.src),
-            "dst": str(self.dst),
+            "src": address_text(self.src),
+            "dst": address_text(self.dst),
             "sequence": self.sequence,
         }
         if self.status is not None:
@@ -153,13 +188,49 @@ class Sighting:
         return out
 
 
+# Made for every signalling message: the fast constructor (see frozen_maker).
+_SightingFields, _make_sighting = frozen_maker(Sighting)
+
+
 def _option_text(opt: Option, body: OptionBody) -> str:
     """An option's value as a report shows it: its fields but the reserved ones."""
     return printable(" ".join(str(v) for k, v in opt.fields.items() if k not in body.reserved))
 
 
-def _ipv6(address: LmaAddress | None) -> Address | None:
+def _ipv6(address: Any) -> Address | None:
     return address if isinstance(address, Address) else None
+
+
+def _lma_address(address: Any) -> LmaAddress | None:
+    return address if isinstance(address, LmaAddress) else None
+
+
+# Prefix sets by the octets of their options (a pure function of them). Cleared when
+# full: the messages of one handover come close together, and memory must not grow
+# with the MNs of a capture.
+MAX_PREFIX_SETS = 1_024
+_prefix_sets: dict[bytes | tuple[bytes, ...], frozenset[Prefix]] = {}
+
+
+def _prefix_set(options: list[Option]) -> frozenset[Prefix]:
+    """The prefixes of Home Network Prefix options (``Message.home_network_prefixes``)."""
+    if not options:
+        return _NO_PREFIXES
+    # One option (the common case) is keyed by its octets alone.
+    key = options[0].data if len(options) == 1 else tuple(opt.data for opt in options)
+    prefixes = _prefix_sets.get(key)
+    if prefixes is None:
+        if len(_prefix_sets) >= MAX_PREFIX_SETS:
+            _prefix_sets.clear()
+        prefixes = _prefix_sets[key] = frozenset(
+            hnp_network(o.fields["prefix"], o.fields["prefix_length"])
+            for o in options
+            if o.fields["prefix_length"] <= 128
+        )
+    return prefixes
+
+
+_NO_PREFIXES: frozenset[Prefix] = frozenset()
 
 
 @dataclass(slots=True)
@@ -309,8 +380,8 @@ class Handover:
         return {
             "handover": self.number,
             "mn": self.mn_id,
-            "prefixes": sorted(str(p) for p in self.prefixes),
-            "roles": {role: str(address) for role, address in self.roles.items()},
+            "prefixes": sorted(prefix_text(p) for p in self.prefixes),
+            "roles": {role: address_text(address) for role, address in self.roles.items()},
             "outcome": None if self.outcome is None else self.outcome.to_json(),
             "latency_s": None if latency is None else round(latency, 6),
             "steps": [

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from lmaho_procedure import BMAG, PLMA, Direction, Rule
 
-from .report import Address, Handover, Issue, Prefix, Sighting
+from .report import Address, Handover, Issue, Prefix, Sighting, address_text
 
 DOWN: Direction = "downlink"
 UP: Direction = "uplink"
@@ -57,11 +57,16 @@ class MobileState:
     serving_mag: Address | None = None
     # Its last handover completed: its data is the draft's (j) and (k) until the next one.
     handed_over: bool = False
+    # Counts the changes to its tunnels, attachment and MAC: what its data is held to and
+    # named by. A verdict on its data reached at one version holds for the next packet
+    # at the same version (the analyser's flows).
+    version: int = 0
 
     def attach(self, lma: Address, mag: Address) -> None:
         """The MN is bound at ``lma`` through ``mag`` (its first LMA is its anchor)."""
         self.anchor = self.anchor or lma
         self.serving_lma, self.serving_mag = lma, mag
+        self.version += 1
 
 
 class TunnelTracker:
@@ -69,10 +74,12 @@ class TunnelTracker:
 
     def __init__(self) -> None:
         self.mobiles: dict[str, MobileState] = {}
-        # Prefix owners by (length, the address's top ``length`` bits): one dict look-up
-        # per prefix length in use, no IPv6Network made per packet.
-        self._prefix_owner: dict[tuple[int, int], MobileState] = {}
+        # Prefix owners by length, then by the prefix's leading octets: a packet's owner is
+        # one slice of its octets and one dict look-up per prefix length in use.
+        self._prefix_owner: dict[int, dict[bytes, MobileState]] = {}
         self._prefix_lengths: set[int] = set()
+        # (octets, mask of the last one, owners) per length, in the order of the set above.
+        self._owner_tables: list[tuple[int, int, dict[bytes, MobileState]]] = []
         self._tunnel_users: dict[Tunnel, set[str]] = {}
 
     def mobile(self, mn_id: str) -> MobileState:
@@ -92,7 +99,7 @@ class TunnelTracker:
         for prefix in prefixes:
             if prefix in mobile.prefixes:
                 continue
-            owner = self._prefix_owner.get(_prefix_key(prefix))
+            owner = self.owner_of_prefix(prefix)
             if owner is not None and owner is not mobile:
                 issues.append(
                     Issue(
@@ -105,21 +112,35 @@ class TunnelTracker:
                 )
                 owner.prefixes.discard(prefix)
             mobile.prefixes.add(prefix)
-            self._prefix_owner[_prefix_key(prefix)] = mobile
-            self._prefix_lengths.add(prefix.prefixlen)
+            length = prefix.prefixlen
+            if length not in self._prefix_lengths:
+                self._prefix_lengths.add(length)
+                self._prefix_owner[length] = {}
+                self._owner_tables = [
+                    (-(-n // 8), (0xFF << (-n % 8)) & 0xFF, self._prefix_owner[n])
+                    for n in self._prefix_lengths
+                ]
+            self._prefix_owner[length][_prefix_octets(prefix)] = mobile
         return issues
 
     def owner_of(self, address: Address) -> MobileState | None:
         """The MN one of whose prefixes holds ``address``."""
-        value = int(address)
-        for length in self._prefix_lengths:
-            owner = self._prefix_owner.get((length, value >> (128 - length)))
+        return self.owner_at(address.packed, 0)
+
+    def owner_at(self, octets: bytes, start: int) -> MobileState | None:
+        """The owner of the address at ``octets[start:start + 16]`` (a packet's, unparsed)."""
+        for size, mask, owners in self._owner_tables:
+            key = octets[start : start + size]
+            if mask != 0xFF and size:
+                key = key[:-1] + bytes((key[-1] & mask,))
+            owner = owners.get(key)
             if owner is not None:
                 return owner
         return None
 
     def owner_of_prefix(self, prefix: Prefix) -> MobileState | None:
-        return self._prefix_owner.get(_prefix_key(prefix))
+        owners = self._prefix_owner.get(prefix.prefixlen)
+        return None if owners is None else owners.get(_prefix_octets(prefix))
 
     # -- tunnels set up and ended by signalling ---------------------------------------
 
@@ -128,8 +149,6 @@ class TunnelTracker:
     ) -> None:
         """The first message of a handover's step: the tunnels it sets up or ends."""
         # Tunnels run between the addresses of the messages that set them up.
-        roles = handover.live_roles()
-        plma = roles.get(PLMA)
         if letter == "b":
             reason = f"Tunnel0 of the MN's binding with the PLMA (from (b) frame {seen.frame})"
             self._grant(mobile, seen.dst, seen.src, DOWN, reason)
@@ -144,11 +163,15 @@ class TunnelTracker:
             # (LMA_HO_Init's MAG IPv6 Address), so the NLMA routes the downlink arriving
             # through the PLMA-NLMA tunnel on to the bMAG at once (docs/wire-format.md 8).
             init = handover.step("c")
-            bmag = (init.mag_address if init is not None else None) or roles.get(BMAG)
+            bmag = init.mag_address if init is not None else None
+            if bmag is None:
+                bmag = handover.live_roles().get(BMAG)
             if bmag is not None:
-                reason = f"the NLMA's BCE from (d) frame {seen.frame}, Proxy-CoA {bmag}"
+                proxy_coa = address_text(bmag)
+                reason = f"the NLMA's BCE from (d) frame {seen.frame}, Proxy-CoA {proxy_coa}"
                 self._grant(mobile, seen.src, bmag, DOWN, reason)
         if letter == "i":
+            plma = handover.live_roles().get(PLMA)
             nlma, bmag = seen.src, seen.dst
             if seen.succeeded:
                 reason = f"Tunnel1 from (i) frame {seen.frame}"
@@ -188,7 +211,11 @@ class TunnelTracker:
         self, mobile: MobileState, src: Address, dst: Address, direction: Direction, reason: str
     ) -> None:
         mobile.tunnels[(src, dst, direction)] = TunnelGrant(direction, reason)
-        self._tunnel_users.setdefault((src, dst), set()).add(mobile.mn_id)
+        mobile.version += 1
+        users = self._tunnel_users.get((src, dst))
+        if users is None:
+            users = self._tunnel_users[(src, dst)] = set()
+        users.add(mobile.mn_id)
 
     def _retire(self, mobile: MobileState, src: Address, dst: Address, why: str) -> None:
         """The tunnel ``src`` => ``dst`` no longer carries the MN's data, either way."""
@@ -196,6 +223,7 @@ class TunnelTracker:
             grant = mobile.tunnels.get((src, dst, direction))
             if grant is not None:
                 grant.retired_by = why
+                mobile.version += 1
 
     # -- data packets held to them ---------------------------------------------------
 
@@ -292,5 +320,6 @@ def _few(names: list[str]) -> str:
     return f"{', '.join(names[:FEW])} and {len(names) - FEW} more"
 
 
-def _prefix_key(prefix: Prefix) -> tuple[int, int]:
-    return prefix.prefixlen, int(prefix.network_address) >> (128 - prefix.prefixlen)
+def _prefix_octets(prefix: Prefix) -> bytes:
+    """The octets a prefix covers (in part, for the last one; its host bits are zero)."""
+    return prefix.network_address.packed[: -(-prefix.prefixlen // 8)]

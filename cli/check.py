@@ -11,6 +11,7 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from lmaho_check import Handover, Issue, ProcedureAnalyser
+from lmaho_check.report import address_text, prefix_text
 from lmaho_procedure import BMAG, DATA_STEPS, NLMA, PLMA, POLICY_STORE, STEP_BY_LETTER, Rule
 from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
@@ -222,15 +223,31 @@ def _wrap_items(items: list[str], head: str, width: int) -> list[str]:
 class TextReport(Report):
     """The human report: streamed, one block per handover as it closes."""
 
+    def __init__(
+        self, out: TextIO, capture: str, *, brief: bool, strict: bool, require_success: bool
+    ) -> None:
+        super().__init__(out, capture, brief=brief, strict=strict, require_success=require_success)
+        self._lines: list[str] = []
+
     def _line(self, text: str = "") -> None:
+        self._lines.append(text)
+
+    def _write(self) -> None:
+        """Write the lines collected in one go (one echo, not one per line: it counts)."""
         # click drops the colours when the output is not a terminal.
-        typer.echo(text, file=self.out)
+        typer.echo("\n".join(self._lines), file=self.out)
+        self._lines.clear()
 
     def start(self) -> None:
         self._line(f"lmaho check {self.capture}")
         self._line()
+        self._write()
 
     def write_handover(self, handover: Handover) -> None:
+        self._handover_lines(handover)
+        self._write()
+
+    def _handover_lines(self, handover: Handover) -> None:
         outcome = handover.outcome
         assert outcome is not None
         status: str = outcome.status
@@ -238,7 +255,7 @@ class TextReport(Report):
             status = status.upper() + (f" at ({outcome.step})" if outcome.step else "")
         latency = handover.latency
         latency_text = f", latency (b)->(i) {_ms(latency)}" if latency is not None else ""
-        prefixes = ", ".join(str(p) for p in sorted(handover.prefixes)) or "no prefix"
+        prefixes = ", ".join(prefix_text(p) for p in sorted(handover.prefixes)) or "no prefix"
         head = f"handover {handover.number}: MN {handover.mn_id or '?'} ({prefixes})"
         if self.brief:
             problems = (
@@ -255,7 +272,7 @@ class TextReport(Report):
         self._line(
             "  "
             + "  ".join(
-                f"{role} {roles[role]}"
+                f"{role} {address_text(roles[role])}"
                 for role in (BMAG, PLMA, NLMA, POLICY_STORE)
                 if role in roles
             )
@@ -348,6 +365,7 @@ class TextReport(Report):
         self._line(f"result: {verdict}, {self.tally.warnings} warning(s)")
         if status == 1 and not self.tally.violations:
             self._line(f"exit status 1: {self.failure_reason()}")
+        self._write()
 
 
 # --- JSON ----------------------------------------------------------------------------
