@@ -515,6 +515,9 @@ class ProcedureAnalyser:
             if handover is None:
                 self._ordinary_message(seen)
                 return None
+        elif spec.letter == "g" and self._restores_profile(seen):
+            self._ordinary_message(seen)
+            return None
         else:  # (c) and (g): requests the PLMA and the NLMA make
             handover = self._current(seen.mn_id)
             if handover is None:
@@ -562,6 +565,20 @@ class ProcedureAnalyser:
             if handover.ended_at is not None and seen.dst != roles.get(NLMA):
                 return None  # after a refusal, a PBU elsewhere is no business of this handover
         return handover
+
+    def _restores_profile(self, seen: Sighting) -> bool:
+        """An Update after its MN's handover ended, from an LMA other than that NLMA.
+
+        The PLMA naming itself again once the bMAG re-registered the MN there
+        (docs/wire-format.md 8): an exchange outside the handover, like the
+        re-registration's PBU/PBA.
+        """
+        handover = self._current(seen.mn_id)
+        return (
+            handover is not None
+            and handover.ended_at is not None
+            and seen.src != handover.live_roles().get(NLMA)
+        )
 
     def _adopt(self, seen: Sighting, spec: Step) -> Handover | None:
         """A request whose MN ID matches no handover: the open one it fits, if exactly one.

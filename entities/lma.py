@@ -38,6 +38,7 @@ from .packets import (
     Signal,
     Trace,
     answering,
+    answering_step,
     encapsulate,
     options_tuple,
     retried,
@@ -89,6 +90,14 @@ class IncomingRegistration:
     pbu: Signal
     pbu_trace: Trace | None
     update_sequence: int
+    retransmission: Retransmission | None = None
+
+
+@dataclass(slots=True)
+class ProfileUpdate:
+    """An Update of this LMA's own to the policy store (no PBU waits for it)."""
+
+    sequence: int
     retransmission: Retransmission | None = None
 
 
@@ -165,6 +174,7 @@ class Lma(Node):
         self.prefix_routes: PrefixTable[TunnelInterface] = PrefixTable()
         self.outgoing: dict[str, OutgoingHandover] = {}
         self.incoming: dict[str, IncomingRegistration] = {}
+        self.profile_updates: dict[str, ProfileUpdate] = {}
         self.answers = AnswerCache(max_mobiles)
         self.sequences = SequenceCounters()
         self._handlers = {
@@ -194,7 +204,11 @@ class Lma(Node):
 
     def forget(self, mn_id: str) -> None:
         self._drop_binding(mn_id)
-        for pending in (self.outgoing.pop(mn_id, None), self.incoming.pop(mn_id, None)):
+        for pending in (
+            self.outgoing.pop(mn_id, None),
+            self.incoming.pop(mn_id, None),
+            self.profile_updates.pop(mn_id, None),
+        ):
             if pending is not None and pending.retransmission is not None:
                 pending.retransmission.stop()
         self.answers.forget(mn_id)
@@ -444,7 +458,7 @@ class Lma(Node):
         mn_id = pbu.mn_identifier
         assert mn_id is not None
         # A PBU of step (f) is answered by (i); one outside the handover by a plain PBA.
-        trace = answering(packet.trace, "i" if packet.trace and packet.trace.step == "f" else "")
+        trace = answering_step(packet.trace, "f", "i")
         bce = self.bindings.get(mn_id)
         if bce is None and not _re_registration(pbu):
             self._initial_registration(packet, pbu, trace)
@@ -467,9 +481,12 @@ class Lma(Node):
             # This design's recovery from a failed (i) (docs/wire-format.md 8): the bMAG
             # re-registers the MN with the PLMA, which serves it again, its prefix routed
             # back into the bMAG's tunnel instead of the PLMA-NLMA tunnel.
+            handed_to, bce.next_lma = bce.next_lma, None
             bce.state = BindingState.REGISTERED
-            bce.next_lma = None
             self._route(bce.context, self.tunnels.to(bce.proxy_coa))
+            # The NLMA may have named itself in the MN's profile at (g): this LMA
+            # serves the MN again, and says so (docs/wire-format.md 8).
+            self._restore_profile(bce, handed_to, packet.trace)
         if bce.state is BindingState.REGISTERED:
             if pbu.lifetime == 0:
                 # RFC 5213 5.3.5: a de-registration; the binding and its route go.
@@ -520,6 +537,36 @@ class Lma(Node):
 
         registration.retransmission = Retransmission(self.scheduler, transmit, give_up).start()
 
+    def _restore_profile(
+        self, bce: BindingCacheEntry, handed_to: IPv6Address | None, cause: Trace | None
+    ) -> None:
+        """An Update naming this LMA the MN's LMA again (and ``handed_to`` the previous one)."""
+        mn_id = bce.context.identifier
+        pending = self.profile_updates.pop(mn_id, None)
+        if pending is not None and pending.retransmission is not None:
+            pending.retransmission.stop()
+        update = ProfileUpdate(self.sequences.next(self.store))
+        self.profile_updates[mn_id] = update
+        signal = Signal(
+            "Update",
+            update.sequence,
+            options_tuple(
+                bce.context.mn_id,
+                lma_address_option(self.address),
+                None if handed_to is None else previous_lma_address_option(handed_to),
+                bce.context.prefix_options,
+            ),
+        )
+        trace = traced(cause, "", "profile back to the PLMA")
+
+        def transmit(attempt: int) -> None:
+            self.send(Packet(self.address, self.store, signal, trace=retried(trace, attempt)))
+
+        def give_up() -> None:
+            self.profile_updates.pop(mn_id, None)
+
+        update.retransmission = Retransmission(self.scheduler, transmit, give_up).start()
+
     def _initial_registration(self, packet: Packet, pbu: Signal, trace: Trace | None) -> None:
         """RFC 5213 5.3.2: a PBU for an MN with no binding here opens its mobility session.
 
@@ -552,6 +599,13 @@ class Lma(Node):
     def _on_update_ack(self, packet: Packet, ack: Signal) -> None:
         mn_id = ack.mn_identifier
         assert mn_id is not None
+        own = self.profile_updates.get(mn_id)
+        if own is not None and packet.src == self.store and own.sequence == ack.sequence:
+            # Accepted or not, nothing waits for this answer: the PBA has gone already.
+            if own.retransmission is not None:
+                own.retransmission.stop()
+            del self.profile_updates[mn_id]
+            return
         registration = self.incoming.get(mn_id)
         if (
             registration is None

@@ -82,6 +82,13 @@ def answering(trace: Trace | None, step: str) -> Trace | None:
     )
 
 
+def answering_step(trace: Trace | None, request_step: str, response_step: str) -> Trace | None:
+    """The trace of a response: step ``response_step`` when it answers the request of step
+    ``request_step``, no step when it answers the same message outside the procedure."""
+    step = response_step if trace is not None and trace.step == request_step else ""
+    return answering(trace, step)
+
+
 def retried(trace: Trace | None, attempt: int) -> Trace | None:
     """``trace`` for copy number ``attempt`` of the same request."""
     return None if trace is None else dataclasses.replace(trace, attempt=attempt)

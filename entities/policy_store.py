@@ -15,7 +15,7 @@ from lmaho_wire.schema import HANDOVER_STATUS
 from .clock import Scheduler
 from .context import address_of, lma_address_option
 from .network import Network, Node
-from .packets import IPv6Address, Packet, Signal, answering, options_tuple
+from .packets import IPv6Address, Packet, Signal, answering_step, options_tuple
 from .state import AnswerCache, PolicyProfile
 
 
@@ -63,7 +63,7 @@ class PolicyStore(Node):
         answer = self.answers.lookup(mn_id, "Update", packet.src, update.sequence)
         if answer is not None:
             answer.resent += 1
-            trace = answering(packet.trace, "h")
+            trace = answering_step(packet.trace, "g", "h")
             self.send(Packet(self.address, packet.src, answer.response, trace=trace))
             return
         profile = self.profiles.get(mn_id)
@@ -94,6 +94,6 @@ class PolicyStore(Node):
             lifetime=update.lifetime,
             status=status,
         )
-        trace = answering(packet.trace, "h")
+        trace = answering_step(packet.trace, "g", "h")
         self.answers.remember(mn_id, "Update", packet.src, update.sequence, ack, trace)
         self.send(Packet(self.address, packet.src, ack, trace=trace))

@@ -355,10 +355,27 @@ def test_nlma_refuses_the_context() -> None:
 
 
 def assert_re_registered_with_the_plma(r: Run) -> Signal:
-    """The failed (i), then the bMAG's PBU to the PLMA and its accepting PBA; the (i) PBA."""
+    """The failed (i), then the bMAG's PBU to the PLMA and its accepting PBA; the (i) PBA.
+
+    Taking the MN back, the PLMA names itself in the MN's profile again by an Update
+    of its own (outside the handover's steps).
+    """
     signals = r.signals()
     assert [s.step for _, s in signals[:8]] == list("bcdefghi")
-    (pbu_tx, pbu), (pba_tx, pba) = signals[8:]
+    after = signals[8:]
+    assert [(s.message, tx.packet.dst) for tx, s in after] == [
+        ("PBU", PLMA),
+        ("Update", STORE),
+        ("PBA", BMAG),
+        ("Update_Ack", PLMA),
+    ]
+    (pbu_tx, pbu), (update_tx, update), (pba_tx, pba), (_, ack) = after
+    assert update_tx.packet.src == PLMA and update_tx.packet.trace.step == ""
+    assert update.option("lma_address").fields["address"] == PLMA
+    assert update.option("previous_lma_address").fields["address"] == NLMA
+    # Either way the profile names the PLMA afterwards (refused: it never changed).
+    assert ack.sequence == update.sequence
+    assert ack.option("lma_address").fields["address"] == PLMA
     assert (pbu_tx.packet.src, pbu_tx.packet.dst) == (BMAG, PLMA)
     assert pbu.option("handoff_indicator") == handoff_indicator_option("NOT_CHANGED")
     assert (pba_tx.packet.src, pba_tx.packet.dst, pba.sequence) == (PLMA, BMAG, pbu.sequence)
@@ -376,7 +393,7 @@ def test_pba_error() -> None:
 
 def test_policy_update_fails() -> None:
     r = run(Variant.POLICY_UPDATE_FAILS)
-    _, ack = r.one("Update_Ack")
+    _, ack = r.signals("Update_Ack")[0]  # (h); the second answers the PLMA's own Update
     assert ack.status == HANDOVER_STATUS["POLICY_UPDATE_FAILED"]
     assert ack.option("lma_address").fields["address"] == PLMA  # the profile is unchanged
     pba = assert_re_registered_with_the_plma(r)
@@ -404,8 +421,8 @@ def test_an_unanswered_pbu_falls_back_to_the_plma() -> None:
     ]
     # The four copies of (f) are lost on the way (a capture shows none); then, once the
     # last one timed out, the re-registration with the PLMA.
-    assert steps[4:] == [("PBU", PLMA), ("PBA", BMAG)]
-    (resp_tx, _), (pbu_tx, pbu), (_, pba) = r.signals()[3:]
+    assert steps[4:] == [("PBU", PLMA), ("Update", STORE), ("PBA", BMAG), ("Update_Ack", PLMA)]
+    (resp_tx, _), (pbu_tx, pbu), _, (_, pba), _ = r.signals()[3:]
     assert pbu_tx.time - resp_tx.time >= GIVE_UP_AFTER * 1_000_000
     assert pbu.option("handoff_indicator") == handoff_indicator_option("NOT_CHANGED")
     assert pbu_tx.packet.trace.label == "re-registration"

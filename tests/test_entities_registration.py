@@ -182,8 +182,15 @@ def test_plma_takes_back_a_handed_over_mn_its_mag_re_registers() -> None:
     pba = send(lma, net, pbu(8, indicator="NOT_CHANGED"), src=OTHER_MAG)
     assert pba.status == BA_STATUS["NOT_LMA_FOR_THIS_MOBILE_NODE"]
     assert bce.state is BindingState.HANDED_OVER
-    pba = send(lma, net, pbu(9, indicator="NOT_CHANGED"))
-    assert pba.status == BA_STATUS["ACCEPTED"] and pba.lifetime == 400
+    net.sent.clear()
+    lma.receive(Packet(A, lma.address, pbu(9, indicator="NOT_CHANGED")), "bmag-plma")
+    update, pba = (p.payload for p in net.sent)
+    assert isinstance(update, Signal) and isinstance(pba, Signal)
+    # It names itself in the MN's profile again, which the NLMA may have changed at (g).
+    assert (update.message, net.sent[0].dst) == ("Update", lma.store)
+    assert update.option("lma_address").fields["address"] == PLMA
+    assert update.option("previous_lma_address").fields["address"] == NLMA
+    assert pba.message == "PBA" and pba.status == BA_STATUS["ACCEPTED"] and pba.lifetime == 400
     assert (bce.state, bce.next_lma) == (BindingState.REGISTERED, None)
     assert lma.prefix_routes.lookup(MN_ADDRESS).remote == A
 

@@ -264,6 +264,11 @@ def test_each_variant_ends_as_the_failure_it_is(
         assert (recovered["lma"], recovered["outcome"]) == (PLMA, "completed"), recovered
         binding = agents["plma"].ask(cmd="status")["bindings"][0]
         assert (binding["state"], binding["route"]) == ("registered", "Tunnel0")
+        # The PLMA names itself in the profile again (pba-error had the NLMA there).
+        agents["plma"].wait_for("received", where=lambda e: e["message"] == "Update_Ack")
+        assert "Update" in agents["plma"].sent()
+        profile = agents["store"].ask(cmd="status")["profiles"][0]
+        assert profile["lmaa"] == PLMA, profile
     expected_table = 1000 if tunnel == "Tunnel0" else 1001
     assert lab.rules("bmag") == [(str(MN.prefix), expected_table, 1000)]
     if variant is Variant.LOST_MESSAGE:
