@@ -567,17 +567,17 @@ class ProcedureAnalyser:
         return handover
 
     def _restores_profile(self, seen: Sighting) -> bool:
-        """An Update after its MN's handover ended, from an LMA other than that NLMA.
+        """An Update from the PLMA after its MN's handover ended.
 
         The PLMA naming itself again once the bMAG re-registered the MN there
         (docs/wire-format.md 8): an exchange outside the handover, like the
-        re-registration's PBU/PBA.
+        re-registration's PBU/PBA. From anyone else it stays the handover's (g).
         """
         handover = self._current(seen.mn_id)
         return (
             handover is not None
             and handover.ended_at is not None
-            and seen.src != handover.live_roles().get(NLMA)
+            and seen.src == handover.live_roles().get(PLMA)
         )
 
     def _adopt(self, seen: Sighting, spec: Step) -> Handover | None:
