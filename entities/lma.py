@@ -15,7 +15,7 @@ prefix routes and the tunnel interface table.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from lmaho_wire.schema import BA_STATUS, HANDOVER_STATUS, is_success
@@ -509,33 +509,43 @@ class Lma(Node):
             packet.src, pbu, packet.trace, self.sequences.next(self.store)
         )
         self.incoming[mn_id] = registration
-        update = Signal(
-            "Update",
-            registration.update_sequence,
-            options_tuple(
-                bce.context.mn_id,
-                lma_address_option(self.address),
-                previous_lma_address_option(bce.previous_lma),
-                bce.context.prefix_options,
-            ),
-        )
-        update_trace = traced(packet.trace, "g")
-
-        def transmit(attempt: int) -> None:
-            self.send(
-                Packet(
-                    self.address,
-                    self.store,
-                    update,
-                    trace=retried(update_trace, attempt),
-                )
-            )
 
         def give_up() -> None:
             self.incoming.pop(mn_id, None)
             self._fail_registration(mn_id, registration)
 
-        registration.retransmission = Retransmission(self.scheduler, transmit, give_up).start()
+        registration.retransmission = self._send_update(
+            bce,
+            registration.update_sequence,
+            bce.previous_lma,
+            traced(packet.trace, "g"),
+            give_up,
+        )
+
+    def _send_update(
+        self,
+        bce: BindingCacheEntry,
+        sequence: int,
+        previous_lma: IPv6Address | None,
+        trace: Trace | None,
+        give_up: Callable[[], None],
+    ) -> Retransmission:
+        """An Update naming this LMA the MN's LMA (and ``previous_lma``), resent by the timers."""
+        update = Signal(
+            "Update",
+            sequence,
+            options_tuple(
+                bce.context.mn_id,
+                lma_address_option(self.address),
+                None if previous_lma is None else previous_lma_address_option(previous_lma),
+                bce.context.prefix_options,
+            ),
+        )
+
+        def transmit(attempt: int) -> None:
+            self.send(Packet(self.address, self.store, update, trace=retried(trace, attempt)))
+
+        return Retransmission(self.scheduler, transmit, give_up).start()
 
     def _restore_profile(
         self, bce: BindingCacheEntry, handed_to: IPv6Address | None, cause: Trace | None
@@ -547,25 +557,17 @@ class Lma(Node):
             pending.retransmission.stop()
         update = ProfileUpdate(self.sequences.next(self.store))
         self.profile_updates[mn_id] = update
-        signal = Signal(
-            "Update",
-            update.sequence,
-            options_tuple(
-                bce.context.mn_id,
-                lma_address_option(self.address),
-                None if handed_to is None else previous_lma_address_option(handed_to),
-                bce.context.prefix_options,
-            ),
-        )
-        trace = traced(cause, "", "profile back to the PLMA")
-
-        def transmit(attempt: int) -> None:
-            self.send(Packet(self.address, self.store, signal, trace=retried(trace, attempt)))
 
         def give_up() -> None:
             self.profile_updates.pop(mn_id, None)
 
-        update.retransmission = Retransmission(self.scheduler, transmit, give_up).start()
+        update.retransmission = self._send_update(
+            bce,
+            update.sequence,
+            handed_to,
+            traced(cause, "", "profile back to the PLMA"),
+            give_up,
+        )
 
     def _initial_registration(self, packet: Packet, pbu: Signal, trace: Trace | None) -> None:
         """RFC 5213 5.3.2: a PBU for an MN with no binding here opens its mobility session.

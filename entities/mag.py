@@ -239,9 +239,7 @@ class BoundaryMag(Node):
         if mobile is None or entry is None:
             return False
         self._stop_exchanges(mobile)
-        route = self.policy_routes.pop(mn_id, None)
-        if route is not None:
-            self.data_plane.remove_policy_route(mn_id, route)
+        self._drop_policy_route(mn_id)
         self._update_binding(mobile, entry.lma, self._not_changed, None, 0)
         return True
 
@@ -267,10 +265,14 @@ class BoundaryMag(Node):
         self._stop_exchanges(mobile)
         for prefix in mobile.context.prefixes:
             self._by_prefix.remove(prefix)
+        self._drop_policy_route(mn_id)
+        self.binding_update_list.pop(mn_id, None)
+
+    def _drop_policy_route(self, mn_id: str) -> None:
+        """The MN's uplink goes nowhere from now on."""
         route = self.policy_routes.pop(mn_id, None)
         if route is not None:
             self.data_plane.remove_policy_route(mn_id, route)
-        self.binding_update_list.pop(mn_id, None)
 
     def _stop_exchanges(self, mobile: AttachedMobile) -> None:
         """No more copies of the MN's pending requests, no refresh, no handover waiting."""
