@@ -29,6 +29,8 @@ from lmaho_live.control import request
 
 from .cli import LMAHO_COMMAND
 
+IFA_F_NODAD = 0x02  # linux/if_addr.h
+
 
 class Agent:
     """A running ``lmaho agent`` and the JSON events it printed so far."""
@@ -141,8 +143,17 @@ class Lab:
             ipr.link("set", index=lo, state="up")
             for address in addresses:
                 ipr.addr("add", index=lo, address=address, prefixlen=128, family=socket.AF_INET6)
+        # DAD off, so addresses (link-locals included) are usable at once, not tentative for ~2 s.
+        settings = {"all/accept_dad": 0, "default/accept_dad": 0}
         if forwarding:
-            self.run_in(node, "open('/proc/sys/net/ipv6/conf/all/forwarding', 'w').write('1')")
+            settings["all/forwarding"] = 1
+        self.run_in(
+            node,
+            "; ".join(
+                f"open('/proc/sys/net/ipv6/conf/{key}', 'w').write('{value}')"
+                for key, value in settings.items()
+            ),
+        )
 
     def run_in(self, node: str, code: str, timeout: float = 20) -> str:
         """Run Python ``code`` in ``node``'s namespace; its standard output."""
@@ -185,7 +196,7 @@ class Lab:
                         address=ip,
                         prefixlen=int(length),
                         family=socket.AF_INET6,
-                        flags=0x80,  # IFA_F_NODAD
+                        flags=IFA_F_NODAD,
                     )
                 ipr.link("set", index=index, state="up")
 
