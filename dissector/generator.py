@@ -169,9 +169,11 @@ EXPERTS: tuple[tuple[str, str, str, str, str], ...] = (
 # verification and tracking. (abbreviation, ProtoField kind, label, the
 # constructor's middle arguments, blurb); the runtime finds each in R.F by its
 # Lua name (lua_name: "lmaho.checksum.status" -> R.F.checksum_status).
+# OPTION_NAMES stands for the value string of the option titles by type.
+OPTION_NAMES = "OPTION_NAMES"
 OWN_FIELDS: tuple[tuple[str, str, str, str, str], ...] = (
     ("lmaho.options", "none", "Mobility Options", "", "The mobility options"),
-    ("lmaho.opt.type", "uint8", "Type", "base.DEC, nil, nil", "Option type"),
+    ("lmaho.opt.type", "uint8", "Type", f"base.DEC, {OPTION_NAMES}, nil", "Option type"),
     ("lmaho.opt.length", "uint8", "Length", "base.DEC, nil, nil",
         "Octets of option data after the Length octet",
     ),
@@ -371,6 +373,8 @@ class _Generator:
         self.seq_size = 1
         # Lua name -> the {mask, letter} list of a Flags field.
         self.flag_lists: dict[str, str] = {}
+        # The value string of the MH type names (set by _header_function).
+        self.mh_type_names = "nil"
 
     # --- declarations -----------------------------------------------------------
 
@@ -963,7 +967,14 @@ def generate(schema: Schema | None = None) -> str:
     # Fields of the runtime: the header, option framing, checksum and tracking.
     header_fn = _header_function(gen, header, type_name)
     gen.header_size = header_size
+    # The option titles by their default types: Wireshark shows an option's
+    # Type with them, and the runtime labels it only where a preference moved
+    # a type (as the MH type's names, R.mh_type_label).
+    option_names = gen.value_string(
+        {t: body.title for t, body in options.items()}, f"{PROTO_NAME}.opt.type"
+    )
     for abbrev, ctor, label, args, blurb in OWN_FIELDS:
+        args = args.replace(OPTION_NAMES, option_names)
         middle = f"{args}, " if args else ""
         gen.declare(abbrev, ctor, f"{lua_str(label)}, {middle}{lua_str(blurb)}", abbrev)
 
@@ -1067,6 +1078,7 @@ def generate(schema: Schema | None = None) -> str:
         w(fn)
     w(header_fn)
     w("R.header = S.header")
+    w(f"R.mh_names_registered, R.opt_names_registered = {gen.mh_type_names}, {option_names}")
     w(f"R.msg_len = function(hv) return {region_len} end")
     # The same length from the Header Len value alone, for the tree-less path.
     len_of = region_len.replace(lua_key("hv", header_len_name), "x")
@@ -1177,6 +1189,7 @@ def _header_function(gen: _Generator, header: Struct, type_name: str) -> str:
             # The names follow the preferences, so the label is written at run time.
             fsize, _ = int_spec(c.subcon)
             vs = gen.value_string({int(k): str(v) for k, v in c.decmapping.items()}, abbrev)
+            gen.mh_type_names = vs
             ref = gen.declare(
                 abbrev,
                 _int_ctor(fsize, False),

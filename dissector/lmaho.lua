@@ -318,13 +318,24 @@ end
 
 local flags_labels, scaled_labels, mh_type_labels = {}, {}, {}
 
--- "Flags: 0x8000 (T)": the value and the names of the set flags.
+-- A label kept in `cache` by `key`, or nil: `make` (called only when the
+-- key is new) returns nil where Wireshark's own text for the field is the
+-- same, which it makes in C and only if the item is ever shown.
+local function kept_label(cache, key, make, ...)
+    local text = cache.texts[key]
+    if text == nil then
+        text = remember(cache, key, make(...) or false)
+    end
+    return text or nil
+end
+
+-- "Flags: 0x8000 (T)": the value and the names of the set flags; with none
+-- set, Wireshark's "Flags: 0x0000".
 function R.flags_label(label, x, width, flags)
     if not R.visible then
         return nil
     end
-    local cache = cache_of(flags_labels, flags)
-    return cache.texts[x] or remember(cache, x, R.make_flags_label(label, x, width, flags))
+    return kept_label(cache_of(flags_labels, flags), x, R.make_flags_label, label, x, width, flags)
 end
 
 function R.make_flags_label(label, x, width, flags)
@@ -341,12 +352,11 @@ function R.make_flags_label(label, x, width, flags)
             set[#set + 1] = flags[i][2]
         end
     end
-    local digits = format("%%s: 0x%%0%dx", width / 4)
-    local text = format(digits, label, x)
-    if #set > 0 then
-        text = text .. " (" .. concat(set, ", ") .. ")"
+    if #set == 0 then
+        return nil
     end
-    return text
+    local digits = format("%%s: 0x%%0%dx", width / 4)
+    return format(digits, label, x) .. " (" .. concat(set, ", ") .. ")"
 end
 
 function R.scaled_label(label, x, factor, unit)
@@ -367,13 +377,19 @@ function R.scaled_label(label, x, factor, unit)
     return cache.texts[x] or remember(cache, x, format("%s: %d (%d %s)", label, x, x * factor, unit))
 end
 
--- "MH Type: LMA_HO_Req (200)": the names follow the preferences.
+-- "MH Type: LMA_HO_Req (200)": the names follow the preferences. Wireshark
+-- shows the field with the names registered with it (the defaults), so a label
+-- is needed only for a type whose name in force differs: one a preference
+-- moved, or the type it moved from.
+local function type_label(label, name, x)
+    return format("%s: %s (%d)", label, name or "Unknown", x)
+end
+
 function R.mh_type_label(label, x)
-    if not R.visible then
+    if not R.visible or R.mh_names[x] == R.mh_names_registered[x] then
         return nil
     end
-    local cache = cache_of(mh_type_labels, label)
-    return cache.texts[x] or remember(cache, x, format("%s: %s (%d)", label, R.mh_names[x] or "Unknown", x))
+    return kept_label(cache_of(mh_type_labels, label), x, type_label, label, R.mh_names[x], x)
 end
 
 -- An option's summary line (": Prefix Length 64, Prefix 2001:db8:100::"),
@@ -497,15 +513,18 @@ end
 
 -- --- mobility options ------------------------------------------------------------
 
+-- "Type: Mobile Node Identifier (8)", as R.mh_type_label: nil (Wireshark's
+-- own text) unless a preference moved the type.
 local opt_type_labels = {}
 
 function R.opt_type_label(ty)
     local label = opt_type_labels[ty]
     if label == nil then
-        label = format("Type: %s (%d)", R.opt_names[ty] or "Unknown", ty)
+        local name = R.opt_names[ty]
+        label = name ~= R.opt_names_registered[ty] and type_label("Type", name, ty)
         opt_type_labels[ty] = label
     end
-    return label
+    return label or nil
 end
 
 -- The option tables in force, in locals for the per-packet paths (set by
@@ -1586,6 +1605,7 @@ local add = TreeItem.add
 -- first field that uses it.
 local VS = {}
 VS.mh_type = { [0] = "BRR", [1] = "HoTI", [2] = "CoTI", [3] = "HoT", [4] = "CoT", [5] = "BU", [6] = "BA", [7] = "BE", [8] = "FBU", [9] = "FBack", [10] = "FNA", [11] = "Experimental", [12] = "HAS", [13] = "Heartbeat", [14] = "HI", [15] = "HAck", [16] = "BRI", [17] = "LRI", [18] = "LRA", [19] = "UPN", [20] = "UPA", [21] = "Flow_Binding", [22] = "Subscription_Query", [23] = "Subscription_Response", [200] = "LMA_HO_Req", [201] = "LMA_HO_Resp", [202] = "LMA_HO_Init", [203] = "LMA_HAck", [204] = "Update", [205] = "Update_Ack" }
+VS.opt_type = { [0] = "Pad1", [1] = "PadN", [2] = "Binding Refresh Advice", [3] = "Alternate Care-of Address", [4] = "Nonce Indices", [5] = "Binding Authorization Data", [8] = "Mobile Node Identifier", [18] = "Experimental", [19] = "Vendor-Specific", [22] = "Home Network Prefix", [23] = "Handoff Indicator", [24] = "Access Technology Type", [25] = "Mobile Node Link-layer Identifier", [26] = "Link-local Address", [27] = "Timestamp", [40] = "Context Request", [41] = "LMA Address", [51] = "MAG IPv6 Address", [200] = "New AP Identifier", [201] = "Previous LMA Address" }
 VS.binding_ack_status = { [0] = "ACCEPTED", [1] = "ACCEPTED_PREFIX_DISCOVERY_NECESSARY", [128] = "REASON_UNSPECIFIED", [129] = "ADMINISTRATIVELY_PROHIBITED", [130] = "INSUFFICIENT_RESOURCES", [131] = "HOME_REGISTRATION_NOT_SUPPORTED", [132] = "NOT_HOME_SUBNET", [133] = "NOT_HOME_AGENT_FOR_THIS_MOBILE_NODE", [134] = "DUPLICATE_ADDRESS_DETECTION_FAILED", [135] = "SEQUENCE_NUMBER_OUT_OF_WINDOW", [136] = "EXPIRED_HOME_NONCE_INDEX", [137] = "EXPIRED_CARE_OF_NONCE_INDEX", [138] = "EXPIRED_NONCES", [139] = "REGISTRATION_TYPE_CHANGE_DISALLOWED", [151] = "SERVICE_AUTHORIZATION_FAILED", [152] = "PROXY_REG_NOT_ENABLED", [153] = "NOT_LMA_FOR_THIS_MOBILE_NODE", [154] = "MAG_NOT_AUTHORIZED_FOR_PROXY_REG", [155] = "NOT_AUTHORIZED_FOR_HOME_NETWORK_PREFIX", [156] = "TIMESTAMP_MISMATCH", [157] = "TIMESTAMP_LOWER_THAN_PREV_ACCEPTED", [158] = "MISSING_HOME_NETWORK_PREFIX_OPTION", [159] = "BCE_PBU_PREFIX_SET_DO_NOT_MATCH", [160] = "MISSING_MN_IDENTIFIER_OPTION", [161] = "MISSING_HANDOFF_INDICATOR_OPTION", [162] = "MISSING_ACCESS_TECH_TYPE_OPTION", [163] = "GRE_KEY_OPTION_REQUIRED" }
 VS.lma_ho_resp_status = { [0] = "ACCEPTED", [128] = "REASON_UNSPECIFIED", [129] = "ADMINISTRATIVELY_PROHIBITED", [130] = "INSUFFICIENT_RESOURCES", [131] = "UNKNOWN_MOBILE_NODE", [132] = "NO_NLMA_AVAILABLE", [133] = "CONTEXT_INCOMPLETE", [134] = "TUNNEL_SETUP_FAILED", [135] = "NLMA_REJECTED_HANDOVER", [136] = "POLICY_UPDATE_FAILED", [137] = "HANDOVER_IN_PROGRESS" }
 VS.opt_mn_identifier_subtype = { [1] = "NAI", [2] = "IPV6_ADDRESS", [3] = "IMSI", [4] = "P_TMSI", [5] = "EUI48", [6] = "EUI64", [7] = "GUTI", [8] = "DUID" }
@@ -1613,7 +1633,7 @@ F.mh_type = ProtoField.uint8("lmaho.mh_type", "MH Type", base.DEC, VS.mh_type, n
 F.reserved = ProtoField.uint8("lmaho.reserved", "Reserved", base.DEC, nil, nil, "Reserved, sent as zero")
 F.checksum = ProtoField.uint16("lmaho.checksum", "Checksum", base.HEX, nil, nil, "Mobility Header checksum (RFC 6275 6.1.1)")
 F.options = ProtoField.none("lmaho.options", "Mobility Options", "The mobility options")
-F.opt_type = ProtoField.uint8("lmaho.opt.type", "Type", base.DEC, nil, nil, "Option type")
+F.opt_type = ProtoField.uint8("lmaho.opt.type", "Type", base.DEC, VS.opt_type, nil, "Option type")
 F.opt_length = ProtoField.uint8("lmaho.opt.length", "Length", base.DEC, nil, nil, "Octets of option data after the Length octet")
 F.checksum_status = ProtoField.uint8("lmaho.checksum.status", "Checksum Status", base.DEC, {[0] = "Bad", [1] = "Good", [2] = "Unverified"}, nil, "Result of verifying the Mobility Header checksum (RFC 6275 6.1.1)")
 F.checksum_calculated = ProtoField.uint16("lmaho.checksum.calculated", "Calculated Checksum", base.HEX, nil, nil, "Checksum over the IPv6 pseudo-header and the Mobility Header")
@@ -2804,6 +2824,7 @@ S.header = function(tvb, s, t, pos, stop, v)
     return pos
 end
 R.header = S.header
+R.mh_names_registered, R.opt_names_registered = VS.mh_type, VS.opt_type
 R.msg_len = function(hv) return (((hv.header_len + 1) * 8) - 6) end
 R.msg_len_of = function(x) return (((x + 1) * 8) - 6) end
 

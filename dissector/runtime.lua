@@ -299,13 +299,24 @@ end
 
 local flags_labels, scaled_labels, mh_type_labels = {}, {}, {}
 
--- "Flags: 0x8000 (T)": the value and the names of the set flags.
+-- A label kept in `cache` by `key`, or nil: `make` (called only when the
+-- key is new) returns nil where Wireshark's own text for the field is the
+-- same, which it makes in C and only if the item is ever shown.
+local function kept_label(cache, key, make, ...)
+    local text = cache.texts[key]
+    if text == nil then
+        text = remember(cache, key, make(...) or false)
+    end
+    return text or nil
+end
+
+-- "Flags: 0x8000 (T)": the value and the names of the set flags; with none
+-- set, Wireshark's "Flags: 0x0000".
 function R.flags_label(label, x, width, flags)
     if not R.visible then
         return nil
     end
-    local cache = cache_of(flags_labels, flags)
-    return cache.texts[x] or remember(cache, x, R.make_flags_label(label, x, width, flags))
+    return kept_label(cache_of(flags_labels, flags), x, R.make_flags_label, label, x, width, flags)
 end
 
 function R.make_flags_label(label, x, width, flags)
@@ -322,12 +333,11 @@ function R.make_flags_label(label, x, width, flags)
             set[#set + 1] = flags[i][2]
         end
     end
-    local digits = format("%%s: 0x%%0%dx", width / 4)
-    local text = format(digits, label, x)
-    if #set > 0 then
-        text = text .. " (" .. concat(set, ", ") .. ")"
+    if #set == 0 then
+        return nil
     end
-    return text
+    local digits = format("%%s: 0x%%0%dx", width / 4)
+    return format(digits, label, x) .. " (" .. concat(set, ", ") .. ")"
 end
 
 function R.scaled_label(label, x, factor, unit)
@@ -348,13 +358,19 @@ function R.scaled_label(label, x, factor, unit)
     return cache.texts[x] or remember(cache, x, format("%s: %d (%d %s)", label, x, x * factor, unit))
 end
 
--- "MH Type: LMA_HO_Req (200)": the names follow the preferences.
+-- "MH Type: LMA_HO_Req (200)": the names follow the preferences. Wireshark
+-- shows the field with the names registered with it (the defaults), so a label
+-- is needed only for a type whose name in force differs: one a preference
+-- moved, or the type it moved from.
+local function type_label(label, name, x)
+    return format("%s: %s (%d)", label, name or "Unknown", x)
+end
+
 function R.mh_type_label(label, x)
-    if not R.visible then
+    if not R.visible or R.mh_names[x] == R.mh_names_registered[x] then
         return nil
     end
-    local cache = cache_of(mh_type_labels, label)
-    return cache.texts[x] or remember(cache, x, format("%s: %s (%d)", label, R.mh_names[x] or "Unknown", x))
+    return kept_label(cache_of(mh_type_labels, label), x, type_label, label, R.mh_names[x], x)
 end
 
 -- An option's summary line (": Prefix Length 64, Prefix 2001:db8:100::"),
@@ -478,15 +494,18 @@ end
 
 -- --- mobility options ------------------------------------------------------------
 
+-- "Type: Mobile Node Identifier (8)", as R.mh_type_label: nil (Wireshark's
+-- own text) unless a preference moved the type.
 local opt_type_labels = {}
 
 function R.opt_type_label(ty)
     local label = opt_type_labels[ty]
     if label == nil then
-        label = format("Type: %s (%d)", R.opt_names[ty] or "Unknown", ty)
+        local name = R.opt_names[ty]
+        label = name ~= R.opt_names_registered[ty] and type_label("Type", name, ty)
         opt_type_labels[ty] = label
     end
-    return label
+    return label or nil
 end
 
 -- The option tables in force, in locals for the per-packet paths (set by
