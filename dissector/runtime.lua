@@ -795,10 +795,12 @@ function R.verify_checksum(tvb, s, t, pinfo, total, items)
     local status, want = R.checksum_status(s, pinfo, total)
     local it = t
     if items and R.visible then
+        -- Both items cover the Checksum field: one TvbRange for the two.
+        local field = tvb(at, 2)
         if want then
-            set_generated(tree_add(t, F.checksum_calculated, tvb(at, 2), want))
+            set_generated(tree_add(t, F.checksum_calculated, field, want))
         end
-        it = tree_add(t, F.checksum_status, tvb(at, 2), status)
+        it = tree_add(t, F.checksum_status, field, status)
         set_generated(it)
     elseif items then
         if want then
