@@ -695,13 +695,27 @@ end
 
 -- --- checksum ------------------------------------------------------------------
 
+-- The sum of an address's eight 16-bit words, kept in the words table
+-- (R.address_words returns the same table for every packet of an address).
+local function words_sum(words)
+    local sum = words.sum
+    if sum == nil then
+        sum = 0
+        for k = 1, 8 do
+            sum = sum + words[k]
+        end
+        words.sum = sum
+    end
+    return sum
+end
+
 -- The Internet checksum of s[1..n] (the checksum field, 1-based `skip` and
 -- skip+1, counted as zero) under an IPv6 pseudo-header of 8-word addresses.
 -- Octets at odd positions are the high halves of the 16-bit words, even ones
--- the low halves: the two are summed apart and put together once. Each
--- string.byte call takes 32 octets: the calls and the VM's operations, not
--- the additions themselves, are the cost (27k machine instructions for 130
--- octets eight at a time, 18k now).
+-- the low halves: the two are summed apart and put together once. The calls
+-- and the VM's operations, not the additions, are the cost, so string.byte
+-- takes 32 octets a call, then 8, then 2 (machine instructions for 56 / 80
+-- octets: 14.8k / 19.3k eight at a time, 12.3k / 13.9k so).
 function R.checksum(s, n, skip, src, dst, next_header)
     local hi, lo = 0, 0
     local i = 1
@@ -711,6 +725,11 @@ function R.checksum(s, n, skip, src, dst, next_header)
         hi = hi + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11 + a12 + a13 + a14 + a15 + a16
         lo = lo + b1 + b2 + b3 + b4 + b5 + b6 + b7 + b8 + b9 + b10 + b11 + b12 + b13 + b14 + b15 + b16
         i = i + 32
+    end
+    while i + 7 <= n do
+        local a1, b1, a2, b2, a3, b3, a4, b4 = byte(s, i, i + 7)
+        hi, lo = hi + a1 + a2 + a3 + a4, lo + b1 + b2 + b3 + b4
+        i = i + 8
     end
     while i < n do
         local a, b = byte(s, i, i + 1)
@@ -723,9 +742,7 @@ function R.checksum(s, n, skip, src, dst, next_header)
     -- The checksum field itself counts as zero.
     local a, b = byte(s, skip, skip + 1)
     local sum = (hi - a) * 256 + lo - b + floor(n / 65536) + n % 65536 + next_header
-    for k = 1, 8 do
-        sum = sum + src[k] + dst[k]
-    end
+    sum = sum + words_sum(src) + words_sum(dst)
     while sum > 65535 do
         sum = sum % 65536 + floor(sum / 65536)
     end
