@@ -36,7 +36,7 @@ def main() -> None:
     # check, decode and ladder keep state for every MN of a capture. With CPython's
     # default thresholds (700, 10, 10) the collector walked that growing heap again and
     # again: about a fifth of `lmaho check`'s CPU on 20,000 MNs, at the same peak memory
-    # (benchmarks/README-check.md). Young objects are still collected, ten times less often.
+    # (benchmarks/README-check.md). Young objects are still collected, a fourteenth as often.
     gc.set_threshold(*GC_THRESHOLDS)
     # Decoded text (an NAI, an AP name) may hold any octets; print them escaped
     # rather than die on a terminal or pipe whose encoding cannot show them.
