@@ -181,3 +181,13 @@ def test_renumbered_messages_need_the_same_numbers(tmp_path: Path) -> None:
     use_numbers(Numbers())
     assert renumbered.returncode == 0, renumbered.stdout
     assert "handovers: 1 (1 completed)" in renumbered.stdout
+
+
+@pytest.mark.parametrize("command", ["check", "decode"])
+def test_progress_bar_when_asked_leaves_the_output_alone(clean_capture: Path, command: str) -> None:
+    plain = lmaho(command, str(clean_capture))
+    assert "checking" not in plain.stderr and "decoding" not in plain.stderr  # no terminal here
+    drawn = lmaho(command, str(clean_capture), "--progress")
+    assert (drawn.returncode, drawn.stdout) == (plain.returncode, plain.stdout)
+    assert {"check": "checking", "decode": "decoding"}[command] in drawn.stderr  # ANSI-drawn
+    assert "\x1b[" in drawn.stderr
