@@ -183,11 +183,15 @@ def test_renumbered_messages_need_the_same_numbers(tmp_path: Path) -> None:
     assert "handovers: 1 (1 completed)" in renumbered.stdout
 
 
-@pytest.mark.parametrize("command", ["check", "decode"])
-def test_progress_bar_when_asked_leaves_the_output_alone(clean_capture: Path, command: str) -> None:
+@pytest.mark.parametrize(
+    ("command", "doing"), [("check", "checking"), ("decode", "decoding"), ("ladder", "surveying")]
+)
+def test_progress_bar_when_asked_leaves_the_output_alone(
+    clean_capture: Path, command: str, doing: str
+) -> None:
     plain = lmaho(command, str(clean_capture))
-    assert "checking" not in plain.stderr and "decoding" not in plain.stderr  # no terminal here
+    assert doing not in plain.stderr  # stderr is no terminal here
     drawn = lmaho(command, str(clean_capture), "--progress")
     assert (drawn.returncode, drawn.stdout) == (plain.returncode, plain.stdout)
-    assert {"check": "checking", "decode": "decoding"}[command] in drawn.stderr  # ANSI-drawn
+    assert doing in drawn.stderr  # drawn with ANSI codes
     assert "\x1b[" in drawn.stderr
