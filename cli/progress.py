@@ -1,4 +1,4 @@
-"""The progress bar of the long-running commands (craft, replay, check, decode), on stderr."""
+"""The progress bar on stderr of the long-running commands: craft, replay, check, decode, ladder."""
 
 from __future__ import annotations
 
