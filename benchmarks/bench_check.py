@@ -106,9 +106,14 @@ def lmaho_check(path: Path, python: str = sys.executable) -> list[str]:
 
 # The decode and check stages in a fresh interpreter (whatever checkout it imports).
 STAGES_IN_CHILD = """
-import resource, sys
+import gc, resource, sys
 from lmaho_check import ProcedureAnalyser
 from lmaho_wire.dissect import analyse_capture
+try:  # the collector's thresholds the command sets (checkouts since they were set)
+    from lmaho_cli.main import GC_THRESHOLDS
+    gc.set_threshold(*GC_THRESHOLDS)
+except ImportError:
+    pass
 def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime

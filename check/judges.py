@@ -11,7 +11,9 @@ retransmissions, peers, identity, statuses, contents) and gives it its
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from lmaho_procedure import (
     BMAG,
@@ -281,52 +283,74 @@ def _all_sightings(handover: Handover) -> Iterator[tuple[str, Sighting]]:
                 yield letter, seen
 
 
+@dataclass(frozen=True)
+class _Identity:
+    """Something every message of a handover that carries it must carry alike."""
+
+    rule: Rule
+    #: What a message carries, or None when it carries none.
+    value: Callable[[Sighting], object]
+    #: The handover's own value, when it has one (else: the first message's that carries one).
+    expected: Callable[[Handover], object] | None
+    #: The finding: (message label, its value, the handover's value, (letter, Sighting) of that).
+    sentence: Callable[[str, Any, Any, tuple[str, Sighting]], str]
+
+
+_IDENTITIES = (
+    _Identity(
+        Rule.MN_ID,
+        lambda seen: seen.mn_id,
+        lambda handover: handover.mn_id,
+        lambda label, value, wanted, source: (
+            f"{label} carries MN ID {value!r}, the handover's is {wanted!r} "
+            f"(from ({source[0]}) frame {source[1].frame})"
+        ),
+    ),
+    _Identity(
+        Rule.PREFIX,
+        lambda seen: seen.prefixes or None,
+        None,
+        lambda label, value, wanted, source: (
+            f"{label} carries prefix(es) {_prefixes_text(value)}, the handover's are "
+            f"{_prefixes_text(wanted)} (from ({source[0]}) frame {source[1].frame})"
+        ),
+    ),
+    _Identity(
+        Rule.LINK_LAYER_ID,
+        lambda seen: seen.link_layer_id or None,
+        None,
+        lambda label, value, wanted, source: (
+            f"{label} carries MN-LL-ID {value}, ({source[0]}) frame {source[1].frame} has {wanted}"
+        ),
+    ),
+)
+
+
 def _check_identity(handover: Handover, judge: _Judge) -> None:
     """MN ID, prefixes and link-layer ID: the same in every message of the handover."""
-    mn_id = handover.mn_id
     sightings = list(_all_sightings(handover))
-    reference = next(((letter, s) for letter, s in sightings if s.mn_id == mn_id), None)
-    prefix_source = next(((letter, s) for letter, s in sightings if s.prefixes), None)
-    link_source = next(((letter, s) for letter, s in sightings if s.link_layer_id), None)
+    sources: list[tuple[_Identity, object, tuple[str, Sighting]]] = []
+    for identity in _IDENTITIES:
+        if identity.expected is not None:
+            wanted = identity.expected(handover)
+            source = next((pair for pair in sightings if identity.value(pair[1]) == wanted), None)
+        else:
+            source = next((pair for pair in sightings if identity.value(pair[1]) is not None), None)
+            wanted = None if source is None else identity.value(source[1])
+        if source is not None:
+            sources.append((identity, wanted, source))
     for letter, seen in sightings:
         label = f"({letter}) {seen.message}"
-        if seen.mn_id is not None and seen.mn_id != mn_id and reference is not None:
-            judge.violation(
-                Rule.MN_ID,
-                f"{label} carries MN ID {seen.mn_id!r}, the handover's is {mn_id!r} "
-                f"(from ({reference[0]}) frame {reference[1].frame})",
-                seen,
-                reference[1],
-                step=letter,
-            )
-        if (
-            prefix_source is not None
-            and seen.prefixes
-            and seen.prefixes != prefix_source[1].prefixes
-        ):
-            judge.violation(
-                Rule.PREFIX,
-                f"{label} carries prefix(es) {_prefixes_text(seen.prefixes)}, the handover's are "
-                f"{_prefixes_text(prefix_source[1].prefixes)} "
-                f"(from ({prefix_source[0]}) frame {prefix_source[1].frame})",
-                seen,
-                prefix_source[1],
-                step=letter,
-            )
-        if (
-            link_source is not None
-            and seen.link_layer_id
-            and seen.link_layer_id != link_source[1].link_layer_id
-        ):
-            judge.violation(
-                Rule.LINK_LAYER_ID,
-                f"{label} carries MN-LL-ID {seen.link_layer_id}, "
-                f"({link_source[0]}) frame {link_source[1].frame} has "
-                f"{link_source[1].link_layer_id}",
-                seen,
-                link_source[1],
-                step=letter,
-            )
+        for identity, wanted, source in sources:
+            value = identity.value(seen)
+            if value is not None and value != wanted:
+                judge.violation(
+                    identity.rule,
+                    identity.sentence(label, value, wanted, source),
+                    seen,
+                    source[1],
+                    step=letter,
+                )
 
 
 def _check_peers(handover: Handover, judge: _Judge) -> None:

@@ -17,6 +17,7 @@ from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
 
 from .app import CAPTURE_HELP, app, quiet_on_broken_pipe
+from .progress import ProgressOption, reading_progress
 
 EPILOG = """\
 Examples:
@@ -87,6 +88,7 @@ def check_command(
     rules: Annotated[
         bool, typer.Option("--rules", help="List the rules a report names, and exit.")
     ] = False,
+    progress: ProgressOption = None,
 ) -> None:
     """Check every LMA handover in CAPTURE against draft-lim-netext-lma-handover-01 4.2.
 
@@ -101,26 +103,27 @@ def check_command(
         return
     if capture is None:
         raise typer.BadParameter("a capture file is needed", param_hint="CAPTURE")
-    records = analyse_capture(capture)
-    # Not a capture at all (missing, empty, another format): the error alone, no report.
-    first = next(records, None)
-    analyser = ProcedureAnalyser(linger=linger)
-    report: Report = (JsonReport if as_json else TextReport)(
-        sys.stdout, str(capture), brief=brief, strict=strict, require_success=require_success
-    )
-    error: CaptureError | None = None
-    with quiet_on_broken_pipe():
-        report.start()
-        try:
-            for record in itertools.chain([first] if first is not None else [], records):
-                for handover in analyser.feed(record):
-                    report.handover(handover)
-        except CaptureError as e:
-            error = e  # cut short: report what was read, then the error (exit status 2)
-        for handover in analyser.finish():
-            report.handover(handover)
-        status = report.finish(analyser, error)
-        sys.stdout.flush()
+    with reading_progress(capture, progress, "checking") as on_read:
+        records = analyse_capture(capture, on_read=on_read)
+        # Not a capture at all (missing, empty, another format): the error alone, no report.
+        first = next(records, None)
+        analyser = ProcedureAnalyser(linger=linger)
+        report: Report = (JsonReport if as_json else TextReport)(
+            sys.stdout, str(capture), brief=brief, strict=strict, require_success=require_success
+        )
+        error: CaptureError | None = None
+        with quiet_on_broken_pipe():
+            report.start()
+            try:
+                for record in itertools.chain([first] if first is not None else [], records):
+                    for handover in analyser.feed(record):
+                        report.handover(handover)
+            except CaptureError as e:
+                error = e  # cut short: report what was read, then the error (exit status 2)
+            for handover in analyser.finish():
+                report.handover(handover)
+            status = report.finish(analyser, error)
+            sys.stdout.flush()
     if error is not None:
         raise error
     raise typer.Exit(status)

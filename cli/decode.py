@@ -16,6 +16,7 @@ from lmaho_wire.schema import UNKNOWN_OPTION
 from lmaho_wire.values import FlagBits
 
 from .app import CAPTURE_HELP, app, quiet_on_broken_pipe
+from .progress import ProgressOption, reading_progress
 
 EPILOG = """\
 Examples:
@@ -143,6 +144,7 @@ def decode_command(
             help="Times in seconds since 1970, not since the first frame (JSON always so).",
         ),
     ] = False,
+    progress: ProgressOption = None,
 ) -> None:
     """Decode every Mobility Header packet in CAPTURE, tunnelled ones included.
 
@@ -154,8 +156,8 @@ def decode_command(
     count = errors = 0
     time_zero: float | None = 0.0 if absolute_time else None
     try:
-        with quiet_on_broken_pipe():
-            for rec in analyse_capture(capture, strict=strict):
+        with quiet_on_broken_pipe(), reading_progress(capture, progress, "decoding") as on_read:
+            for rec in analyse_capture(capture, strict=strict, on_read=on_read):
                 if time_zero is None:
                     time_zero = rec.frame.time  # relative to the first frame, as tshark shows it
                 if not rec.is_mobility:

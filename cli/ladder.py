@@ -25,6 +25,7 @@ from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
 
 from .app import CAPTURE_HELP, app, quiet_on_broken_pipe, rereadable
+from .progress import ProgressOption, reading_progress
 
 EPILOG = """\
 Examples:
@@ -106,7 +107,10 @@ LINGER = 1.0
 
 
 def _survey(
-    capture: Path, wanted: Callable[[FrameEvent], bool], max_rows: int | None
+    capture: Path,
+    wanted: Callable[[FrameEvent], bool],
+    max_rows: int | None,
+    progress: bool | None,
 ) -> tuple[Survey, ProcedureAnalyser]:
     survey = Survey()
 
@@ -133,17 +137,18 @@ def _survey(
     # row has been closed and judged (its violations flag rows).
     settled = analyser.linger + analyser.stall_after
     try:
-        for record in analyse_capture(capture):
-            if (
-                max_rows is not None
-                and survey.rows >= max_rows
-                and record.frame.time > survey.last_row_time + settled
-            ):
-                survey.read_all = False
-                break
-            for handover in analyser.feed(record):
-                for issue in handover.violations:
-                    flag(issue.frames)
+        with reading_progress(capture, progress, "surveying") as on_read:
+            for record in analyse_capture(capture, on_read=on_read):
+                if (
+                    max_rows is not None
+                    and survey.rows >= max_rows
+                    and record.frame.time > survey.last_row_time + settled
+                ):
+                    survey.read_all = False
+                    break
+                for handover in analyser.feed(record):
+                    for issue in handover.violations:
+                        flag(issue.frames)
     except CaptureError as e:
         if not analyser.counters.frames:
             raise  # not a capture at all: the error alone, no chart
@@ -515,12 +520,13 @@ def ladder_command(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No terminal chart (with --svg).")
     ] = False,
+    progress: ProgressOption = None,
 ) -> None:
     """Draw the message sequence chart of CAPTURE: entities as columns, one arrow per frame."""
     if quiet and svg is None:
         raise typer.BadParameter("--quiet leaves nothing to show without --svg FILE")
     with rereadable(capture) as path:
-        _draw(path, svg, max_rows, mn, signalling_only, width, ascii_only, quiet)
+        _draw(path, svg, max_rows, mn, signalling_only, width, ascii_only, quiet, progress)
 
 
 def _draw(
@@ -532,10 +538,11 @@ def _draw(
     width: int | None,
     ascii_only: bool,
     quiet: bool,
+    progress: bool | None,
 ) -> None:
     """The chart of a capture that is read twice: once to lay out the columns, once to draw."""
     wanted = _wanted(mn, signalling_only)
-    survey, analyser = _survey(capture, wanted, max_rows)
+    survey, analyser = _survey(capture, wanted, max_rows, progress)
     column_of = _columns(survey, analyser)
     read = "" if survey.read_all else " read"
     footer = [f"{survey.rows} arrow(s) drawn, from {survey.frames} frame(s){read}"]

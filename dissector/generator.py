@@ -1145,8 +1145,7 @@ def generate(schema: Schema | None = None) -> str:
                 f"lmaho.prefs.{_pref(body.key, 'opt')} = Pref.uint("
                 f"{lua_str(f'Option type of {body.title}')}, {opt_type}, "
                 + lua_str(
-                    f"Mobility option type number of the {body.title} option; "
-                    f"lmaho's default is {opt_type}"
+                    f"Mobility option type number of the {body.noun}; lmaho's default is {opt_type}"
                 )
                 + ")"
             )
@@ -1364,13 +1363,14 @@ def _option(
     if not isinstance(struct, Struct):
         raise GeneratorError(f"{body.key}: option data must be a Struct")
     abbrev = f"{PROTO_NAME}.opt.{body.key}"
-    blurb = f"{body.title} option ({body.reference})"
+    blurb = f"{body.noun} ({body.reference})"
     ref = gen.declare(abbrev, "none", f"{lua_str(body.title)}, {lua_str(blurb)}", body.key)
     fn = gen.struct_function(lua_name(abbrev), struct, abbrev, blurb)
     summary, info = gen.summary_function(struct)
     entries = {
         "key": lua_str(body.key),
         "title": lua_str(body.title),
+        "noun": lua_str(body.noun),
         "field": ref,
         "length": "nil" if body.length is None else str(body.length),
         "min": str(body.min_length),

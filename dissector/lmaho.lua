@@ -594,7 +594,7 @@ function R.option(tvb, s, tree, pos, stop, ctx)
             tree:add_tvb_expert_info(
                 E.opt_no_length,
                 tvb(pos, stop - pos),
-                format("%s option (type %d) has no Length octet", d.title, ty)
+                format("%s (type %d) has no Length octet", d.noun, ty)
             )
         end
         return stop
@@ -642,8 +642,8 @@ function R.option_experts(tvb, s, it, pos, stop, d, ty, len, over, misaligned, p
             E.opt_overrun,
             tvb(pos + 1, 1),
             format(
-                "%s option length %d runs past the end of the Mobility Header (%d octets left)",
-                d.title,
+                "%s length %d runs past the end of the Mobility Header (%d octets left)",
+                d.noun,
                 len,
                 stop - pos - 2
             )
@@ -652,13 +652,13 @@ function R.option_experts(tvb, s, it, pos, stop, d, ty, len, over, misaligned, p
         it:add_tvb_expert_info(
             E.opt_bad_length,
             tvb(pos + 1, 1),
-            format("%s option has length %d, must be %d", d.title, len, d.length)
+            format("%s has length %d, must be %d", d.noun, len, d.length)
         )
     elseif len < d.min then
         it:add_tvb_expert_info(
             E.opt_bad_length,
             tvb(pos + 1, 1),
-            format("%s option has length %d, at least %d needed", d.title, len, d.min)
+            format("%s has length %d, at least %d needed", d.noun, len, d.min)
         )
     end
     if misaligned then
@@ -666,8 +666,8 @@ function R.option_experts(tvb, s, it, pos, stop, d, ty, len, over, misaligned, p
             E.opt_misaligned,
             tvb(pos, 1),
             format(
-                "%s option starts at offset %d, not aligned %dn+%d",
-                d.title,
+                "%s starts at offset %d, not aligned %dn+%d",
+                d.noun,
                 pos - ctx.base,
                 d.ax,
                 d.ay
@@ -1789,7 +1789,7 @@ F.opt_previous_lma_address_reserved = ProtoField.uint8("lmaho.opt.previous_lma_a
 F.opt_previous_lma_address_address_ipv6 = ProtoField.ipv6("lmaho.opt.previous_lma_address.address.ipv6", "Address", "The LMA address")
 F.opt_previous_lma_address_address_ipv4 = ProtoField.ipv4("lmaho.opt.previous_lma_address.address.ipv4", "Address", "The LMA address")
 F.opt_previous_lma_address_address = ProtoField.bytes("lmaho.opt.previous_lma_address.address", "Address", base.COLON, "The LMA address")
-F.opt_unknown = ProtoField.none("lmaho.opt.unknown", "Unknown option", "Unknown option option (RFC 6275 6.2.1)")
+F.opt_unknown = ProtoField.none("lmaho.opt.unknown", "Unknown option", "Unknown option (RFC 6275 6.2.1)")
 F.opt_unknown_data = ProtoField.bytes("lmaho.opt.unknown.data", "Data", base.COLON, "Option data")
 -- Registered in this order (a table's own order is not fixed).
 lmaho.fields = {
@@ -3053,6 +3053,7 @@ R.MSG[#R.MSG + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "pad1",
     title = "Pad1",
+    noun = "Pad1 option",
     field = F.opt_pad1,
     length = 0,
     min = 0,
@@ -3068,6 +3069,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "padn",
     title = "PadN",
+    noun = "PadN option",
     field = F.opt_padn,
     length = nil,
     min = 0,
@@ -3092,6 +3094,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "binding_refresh_advice",
     title = "Binding Refresh Advice",
+    noun = "Binding Refresh Advice option",
     field = F.opt_binding_refresh_advice,
     length = 2,
     min = 2,
@@ -3118,6 +3121,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "alternate_care_of_address",
     title = "Alternate Care-of Address",
+    noun = "Alternate Care-of Address option",
     field = F.opt_alternate_care_of_address,
     length = 16,
     min = 16,
@@ -3144,6 +3148,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "nonce_indices",
     title = "Nonce Indices",
+    noun = "Nonce Indices option",
     field = F.opt_nonce_indices,
     length = 4,
     min = 4,
@@ -3174,6 +3179,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "binding_authorization_data",
     title = "Binding Authorization Data",
+    noun = "Binding Authorization Data option",
     field = F.opt_binding_authorization_data,
     length = nil,
     min = 0,
@@ -3200,6 +3206,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "mn_identifier",
     title = "Mobile Node Identifier",
+    noun = "Mobile Node Identifier option",
     field = F.opt_mn_identifier,
     length = nil,
     min = 1,
@@ -3240,6 +3247,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "experimental",
     title = "Experimental",
+    noun = "Experimental option",
     field = F.opt_experimental,
     length = nil,
     min = 0,
@@ -3264,6 +3272,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "vendor_specific",
     title = "Vendor-Specific",
+    noun = "Vendor-Specific option",
     field = F.opt_vendor_specific,
     length = nil,
     min = 5,
@@ -3298,6 +3307,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "home_network_prefix",
     title = "Home Network Prefix",
+    noun = "Home Network Prefix option",
     field = F.opt_home_network_prefix,
     length = 18,
     min = 18,
@@ -3328,6 +3338,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "handoff_indicator",
     title = "Handoff Indicator",
+    noun = "Handoff Indicator option",
     field = F.opt_handoff_indicator,
     length = 2,
     min = 2,
@@ -3352,6 +3363,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "access_technology_type",
     title = "Access Technology Type",
+    noun = "Access Technology Type option",
     field = F.opt_access_technology_type,
     length = 2,
     min = 2,
@@ -3376,6 +3388,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "mn_link_layer_identifier",
     title = "Mobile Node Link-layer Identifier",
+    noun = "Mobile Node Link-layer Identifier option",
     field = F.opt_mn_link_layer_identifier,
     length = nil,
     min = 2,
@@ -3402,6 +3415,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "link_local_address",
     title = "Link-local Address",
+    noun = "Link-local Address option",
     field = F.opt_link_local_address,
     length = 16,
     min = 16,
@@ -3428,6 +3442,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "timestamp",
     title = "Timestamp",
+    noun = "Timestamp option",
     field = F.opt_timestamp,
     length = 8,
     min = 8,
@@ -3454,6 +3469,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "context_request",
     title = "Context Request",
+    noun = "Context Request option",
     field = F.opt_context_request,
     length = nil,
     min = 2,
@@ -3478,6 +3494,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "lma_address",
     title = "LMA Address",
+    noun = "LMA Address option",
     field = F.opt_lma_address,
     length = nil,
     min = 2,
@@ -3518,6 +3535,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "mag_ipv6_address",
     title = "MAG IPv6 Address",
+    noun = "MAG IPv6 Address option",
     field = F.opt_mag_ipv6_address,
     length = 18,
     min = 18,
@@ -3548,6 +3566,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "new_ap_id",
     title = "New AP Identifier",
+    noun = "New AP Identifier option",
     field = F.opt_new_ap_id,
     length = nil,
     min = 2,
@@ -3585,6 +3604,7 @@ R.OPT[#R.OPT + 1] = {
 R.OPT[#R.OPT + 1] = {
     key = "previous_lma_address",
     title = "Previous LMA Address",
+    noun = "Previous LMA Address option",
     field = F.opt_previous_lma_address,
     length = nil,
     min = 2,
@@ -3626,6 +3646,7 @@ R.OPT[#R.OPT + 1] = {
 R.unknown_opt = {
     key = "unknown",
     title = "Unknown option",
+    noun = "Unknown option",
     field = F.opt_unknown,
     length = nil,
     min = 0,

@@ -575,7 +575,7 @@ function R.option(tvb, s, tree, pos, stop, ctx)
             tree:add_tvb_expert_info(
                 E.opt_no_length,
                 tvb(pos, stop - pos),
-                format("%s option (type %d) has no Length octet", d.title, ty)
+                format("%s (type %d) has no Length octet", d.noun, ty)
             )
         end
         return stop
@@ -623,8 +623,8 @@ function R.option_experts(tvb, s, it, pos, stop, d, ty, len, over, misaligned, p
             E.opt_overrun,
             tvb(pos + 1, 1),
             format(
-                "%s option length %d runs past the end of the Mobility Header (%d octets left)",
-                d.title,
+                "%s length %d runs past the end of the Mobility Header (%d octets left)",
+                d.noun,
                 len,
                 stop - pos - 2
             )
@@ -633,13 +633,13 @@ function R.option_experts(tvb, s, it, pos, stop, d, ty, len, over, misaligned, p
         it:add_tvb_expert_info(
             E.opt_bad_length,
             tvb(pos + 1, 1),
-            format("%s option has length %d, must be %d", d.title, len, d.length)
+            format("%s has length %d, must be %d", d.noun, len, d.length)
         )
     elseif len < d.min then
         it:add_tvb_expert_info(
             E.opt_bad_length,
             tvb(pos + 1, 1),
-            format("%s option has length %d, at least %d needed", d.title, len, d.min)
+            format("%s has length %d, at least %d needed", d.noun, len, d.min)
         )
     end
     if misaligned then
@@ -647,8 +647,8 @@ function R.option_experts(tvb, s, it, pos, stop, d, ty, len, over, misaligned, p
             E.opt_misaligned,
             tvb(pos, 1),
             format(
-                "%s option starts at offset %d, not aligned %dn+%d",
-                d.title,
+                "%s starts at offset %d, not aligned %dn+%d",
+                d.noun,
                 pos - ctx.base,
                 d.ax,
                 d.ay

@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Literal, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, Literal, NamedTuple, Protocol
 
 from .errors import CaptureError
 
@@ -47,9 +47,12 @@ class Frame(NamedTuple):
     data: bytes
 
 
-def read_frames(path: str | os.PathLike[str]) -> Iterator[Frame]:
+def read_frames(
+    path: str | os.PathLike[str], *, on_read: Callable[[int], None] | None = None
+) -> Iterator[Frame]:
     """Yield every frame of a pcap or pcapng file, streaming; ``"-"`` reads
     standard input (``tcpdump -w - | lmaho decode -``), as frames arrive.
+    ``on_read`` is told the octets read so far after each read (a progress bar).
 
     Raises CaptureError for a missing, unreadable or corrupt file; a file cut
     short in its last record ends the iteration with a CaptureError too, after
@@ -69,12 +72,40 @@ def read_frames(path: str | os.PathLike[str]) -> Iterator[Frame]:
         except OSError as e:
             raise CaptureError(f"{p}: cannot open: {e.strerror}") from None
         name = str(p)
+    source: _Source = fh if on_read is None else _Counted(fh, on_read)
     with opened:
         # A failing read (EIO, a bad descriptor) is a CaptureError.
         try:
-            yield from _records(fh, name)
+            yield from _records(source, name)
         except OSError as e:
             raise CaptureError(f"{name}: read error: {e.strerror or e}") from None
+
+
+class _Source(Protocol):
+    """What the readers need of an open capture (a file's ``read1`` too, where it has one)."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class _Counted:
+    """A capture's file that tells ``on_read`` how many octets it has handed out."""
+
+    def __init__(self, fh: BinaryIO, on_read: Callable[[int], None]) -> None:
+        self._fh = fh
+        self._read1 = getattr(fh, "read1", fh.read)
+        self._on_read = on_read
+        self._octets = 0
+
+    def _count(self, data: bytes) -> bytes:
+        self._octets += len(data)
+        self._on_read(self._octets)
+        return data
+
+    def read(self, n: int = -1) -> bytes:
+        return self._count(self._fh.read(n))
+
+    def read1(self, n: int = -1) -> bytes:
+        return self._count(self._read1(n))
 
 
 def standard_input() -> BinaryIO:
@@ -84,7 +115,7 @@ def standard_input() -> BinaryIO:
     return sys.stdin.buffer
 
 
-def _records(fh: BinaryIO, name: str) -> Iterator[Frame]:
+def _records(fh: _Source, name: str) -> Iterator[Frame]:
     """The reader of an open capture, pcap or pcapng as its magic says."""
     # The readers take the magic already read: a pipe cannot seek back.
     magic = fh.read(4)
@@ -115,7 +146,7 @@ class _Stream:
 
     __slots__ = ("_read1", "buf", "pos")
 
-    def __init__(self, fh: BinaryIO, already: bytes) -> None:
+    def __init__(self, fh: _Source, already: bytes) -> None:
         self.buf = already  # octets read but not yet parsed, from pos on
         self.pos = 0
         self._read1 = getattr(fh, "read1", fh.read)

@@ -305,7 +305,13 @@ class Codec:
     def _option_spec(body: OptionBody) -> tuple[OptionSpec, _Fields]:
         fields = _Fields(body.subcon, body.title)
         spec = OptionSpec(
-            fields.decode, body.length, body.min_length, body.align, body.key, body.title
+            fields.decode,
+            body.length,
+            body.min_length,
+            body.align,
+            body.key,
+            body.title,
+            body.noun,
         )
         return spec, fields
 
@@ -450,13 +456,13 @@ class Codec:
         try:
             data = compiled.build(values)
         except _BUILD_ERRORS as e:
-            raise ValueError(f"cannot encode {spec.title} option: {_reason(e)}") from None
+            raise ValueError(f"cannot encode {spec.noun}: {_reason(e)}") from None
         if len(data) > 255:
-            raise ValueError(f"{spec.title} option data is {len(data)} octets, at most 255 fit")
+            raise ValueError(f"{spec.noun} data is {len(data)} octets, at most 255 fit")
         if len(data) < spec.min_length:
             # What the decoder would refuse, the builder refuses too.
             raise ValueError(
-                f"{spec.title} option data is {len(data)} octets, at least {spec.min_length} needed"
+                f"{spec.noun} data is {len(data)} octets, at least {spec.min_length} needed"
             )
         return make_option(
             opt_type, spec.key, spec.title, compiled.decode(data, 0, len(data)), data, None

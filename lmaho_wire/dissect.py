@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 from .capture import Frame, read_frames
@@ -137,6 +137,14 @@ def _abandoned_record(abandoned: Abandoned) -> FrameRecord:
     return FrameRecord(abandoned.frame, abandoned.payload, error=error, fragments=abandoned.frames)
 
 
-def analyse_capture(path: str | os.PathLike[str], *, strict: bool = False) -> Iterator[FrameRecord]:
-    """Every frame of a capture, analysed; CaptureError if the file cannot be read."""
-    return analyse_frames(read_frames(path), strict=strict)
+def analyse_capture(
+    path: str | os.PathLike[str],
+    *,
+    strict: bool = False,
+    on_read: Callable[[int], None] | None = None,
+) -> Iterator[FrameRecord]:
+    """Every frame of a capture, analysed; CaptureError if the file cannot be read.
+
+    ``on_read``: see :func:`~lmaho_wire.capture.read_frames`.
+    """
+    return analyse_frames(read_frames(path, on_read=on_read), strict=strict)

@@ -207,6 +207,8 @@ class OptionBody(Subconstruct):
         self.key = key
         self.repeatable = repeatable
         self.title = title
+        #: How a sentence names it: "LMA Address option"; "Unknown option", not "... option option".
+        self.noun = title if title.endswith(" option") else f"{title} option"
         self.reference = reference
         self.align = align
         try:

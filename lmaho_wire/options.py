@@ -123,6 +123,7 @@ class OptionSpec(NamedTuple):
     align: tuple[int, int] | None
     key: str
     title: str
+    noun: str  # the title as a sentence names it (OptionBody.noun)
 
 
 # Options decoded before, by their MH offset and octets (type, length and data): the
@@ -155,6 +156,7 @@ def walk_options(
     align: tuple[int, int] | None
     key: str
     title: str
+    noun: str
     append = options.append
     get = table.get
     if memo is None:
@@ -185,28 +187,28 @@ def walk_options(
             _remember(memo, pos, mh[pos : pos + 1], opt, ())
             pos += 1
             continue
-        decode, fixed, min_length, align, key, title = get(opt_type, unknown)
+        decode, fixed, min_length, align, key, title, noun = get(opt_type, unknown)
         if pos + 2 > end:
-            raise MalformedPacket(f"{title} option (type {opt_type}) has no Length octet", pos)
+            raise MalformedPacket(f"{noun} (type {opt_type}) has no Length octet", pos)
         length = mh[pos + 1]
         data_start = pos + 2
         stop = data_start + length
         if stop > end:
             raise MalformedPacket(
-                f"{title} option length {length} runs past the end of the "
+                f"{noun} length {length} runs past the end of the "
                 f"Mobility Header ({end - pos - 2} octets left)",
                 pos + 1,
             )
         if fixed is not None and length != fixed:
-            raise MalformedPacket(f"{title} option has length {length}, must be {fixed}", pos + 1)
+            raise MalformedPacket(f"{noun} has length {length}, must be {fixed}", pos + 1)
         if length < min_length:
             raise MalformedPacket(
-                f"{title} option has length {length}, at least {min_length} needed", pos + 1
+                f"{noun} has length {length}, at least {min_length} needed", pos + 1
             )
         try:
             fields = MappingProxyType(decode(mh, data_start, stop))
         except MalformedPacket as e:
-            raise MalformedPacket(f"{title} option: {e.what}", e.offset) from None
+            raise MalformedPacket(f"{noun}: {e.what}", e.offset) from None
         data = mh[data_start:stop]
         opt = twin(opt_type, key, title, fields, data, pos)
         opt.__class__ = Option
@@ -216,7 +218,7 @@ def walk_options(
             found += (
                 Finding(
                     "alignment",
-                    f"{title} option starts at offset {pos}, not aligned {align[0]}n+{align[1]}",
+                    f"{noun} starts at offset {pos}, not aligned {align[0]}n+{align[1]}",
                     pos,
                 ),
             )

@@ -481,7 +481,7 @@ def _option_class(body: OptionBody) -> type[DraftOption]:
         "type_field": type_number_field,
         "x": x,
         "y": y,
-        "__doc__": f"{body.title} option, {body.reference}.",
+        "__doc__": f"{body.noun}, {body.reference}.",
     }
     return type(name, (DraftOption,), attributes)
 

@@ -489,7 +489,9 @@ def _plan_spec(body: OptionBody) -> OptionSpec:
         fields: dict[str, Any] = plan(data, pos, end, {})[0]
         return fields
 
-    return OptionSpec(decode, body.length, body.min_length, body.align, body.key, body.title)
+    return OptionSpec(
+        decode, body.length, body.min_length, body.align, body.key, body.title, body.noun
+    )
 
 
 class MobilityOptions(Construct):

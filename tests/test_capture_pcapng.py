@@ -218,3 +218,11 @@ def test_mutated_pcapng_yields_frames_or_a_capture_error(
             assert isinstance(f.data, bytes) and f.number >= 1
     except CaptureError as e:
         assert str(e).startswith(str(path))
+
+
+@pytest.mark.parametrize("sample", ["handover.pcap", "mobiles-4.pcapng"])
+def test_on_read_counts_every_octet_of_the_file(sample: str) -> None:
+    told: list[int] = []
+    frames = list(read_frames(PCAPS / sample, on_read=told.append))
+    assert frames == list(read_frames(PCAPS / sample))
+    assert told == sorted(told) and told[-1] == (PCAPS / sample).stat().st_size

@@ -181,3 +181,17 @@ def test_renumbered_messages_need_the_same_numbers(tmp_path: Path) -> None:
     use_numbers(Numbers())
     assert renumbered.returncode == 0, renumbered.stdout
     assert "handovers: 1 (1 completed)" in renumbered.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "doing"), [("check", "checking"), ("decode", "decoding"), ("ladder", "surveying")]
+)
+def test_progress_bar_when_asked_leaves_the_output_alone(
+    clean_capture: Path, command: str, doing: str
+) -> None:
+    plain = lmaho(command, str(clean_capture))
+    assert doing not in plain.stderr  # stderr is no terminal here
+    drawn = lmaho(command, str(clean_capture), "--progress")
+    assert (drawn.returncode, drawn.stdout) == (plain.returncode, plain.stdout)
+    assert doing in drawn.stderr  # drawn with ANSI codes
+    assert "\x1b[" in drawn.stderr

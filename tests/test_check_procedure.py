@@ -217,6 +217,30 @@ def test_prefix_mismatch(tmp_path: Path) -> None:
     assert "2001:db8:99::/64" in issue.what
 
 
+def test_link_layer_id_mismatch(tmp_path: Path) -> None:
+    packets = handover()
+    with_options(
+        find(packets, "f"),
+        mn_link_layer_identifier=option("mn_link_layer_identifier", identifier="02:00:00:00:99:99"),
+    )
+    result = check(tmp_path, packets)
+    issue = the_violation(result, "link-layer-id")
+    assert issue.step == "f" and 5 in issue.frames
+    assert "carries MN-LL-ID 02:00:00:00:99:99, (" in issue.what
+
+
+def test_each_identity_a_message_breaks_is_its_own_violation(tmp_path: Path) -> None:
+    packets = handover()
+    with_options(
+        find(packets, "d"),
+        mn_identifier=option("mn_identifier", subtype="NAI", identifier="intruder@lmaho.example"),
+        home_network_prefix=option("home_network_prefix", prefix_length=64, prefix="2001:db8:99::"),
+    )
+    result = check(tmp_path, packets)
+    for rule in ("mn-id", "prefix"):
+        assert the_violation(result, rule).step == "d"
+
+
 def test_bad_checksum(tmp_path: Path) -> None:
     packets = handover()
     find(packets, "c").corrupt_checksum = True

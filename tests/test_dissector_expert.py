@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from support.malformed import damaged_capture
+from lmaho_dissector._samples import BMAG, PLMA, Packet, frame, handover_samples, write_capture
+from lmaho_wire import MalformedPacket, decode
+from support.malformed import damaged, damaged_capture
 from support.paths import ROOT
 from support.tshark import lua_errors
 from support.tshark import tshark_run as run
@@ -103,3 +105,17 @@ def test_damage_checksum_and_tracking_are_all_in_the_table(tshark: str, tmp_path
         "Retransmission of frame",
     ):
         assert kind in texts, kind
+
+
+def test_codec_and_dissector_name_an_unknown_option_alike(tshark: str, tmp_path: Path) -> None:
+    """An unknown option whose Length runs past the header: one sentence in the codec's
+    error and the dissector's expert item, and "Unknown option", never "option option"."""
+    request = next(p.mh for p in handover_samples() if p.mh[2] == 200)  # LMA_HO_Req
+    first = decode(request).options[0].offset
+    mh = damaged(request, **{f"o{first}": 97, f"o{first + 1}": 200})  # type 97 is nobody's
+    with pytest.raises(MalformedPacket) as raised:
+        decode(mh)
+    said = raised.value.what
+    assert said.startswith("Unknown option length 200 runs past the end"), said
+    capture = write_capture(tmp_path / "unknown.pcap", [Packet(1.0, frame(mh, BMAG, PLMA), mh, "")])
+    assert ("Error", said) in verbose_experts(tshark, capture)

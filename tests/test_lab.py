@@ -107,8 +107,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Ran]:
     if not IS_ROOT:
         pytest.skip("needs root")
 
+    # Made here, not in the threads: the first mktemp also makes the session's base
+    # directory, and two threads doing that at once fail.
+    directories = {name: tmp_path_factory.mktemp(name) for name in RUNS}
+
     def one(name: str) -> Ran:
-        tmp_path = tmp_path_factory.mktemp(name)
+        tmp_path = directories[name]
         report = lab_run(tmp_path, **RUNS[name])
         return Ran(report, check(tmp_path / "lab.pcapng") if report.pcap else None)
 
