@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import subprocess
@@ -31,6 +32,10 @@ def lmaho(*args: str) -> Run:
 
     out, err = io.StringIO(), io.StringIO()
     status = 0
+    # main() sets the collector's thresholds for the process it runs in; this process is
+    # the test session's, whose garbage (pyshark's subprocess transports among it) should
+    # go when it went before.
+    thresholds = gc.get_threshold()
     with (
         redirect_stdout(out),
         redirect_stderr(err),
@@ -40,6 +45,8 @@ def lmaho(*args: str) -> Run:
             main()
         except SystemExit as e:
             status = e.code if isinstance(e.code, int) else int(e.code is not None)
+        finally:
+            gc.set_threshold(*thresholds)
     return Run(status, out.getvalue(), err.getvalue())
 
 
