@@ -43,7 +43,7 @@ from lmaho_wire.capture import (
 from lmaho_wire.errors import CaptureError
 from lmaho_wire.packet import mac_bytes
 from support import root
-from support.cli import LMAHO_COMMAND
+from support.cli import LMAHO_COMMAND, collector_kept
 from support.paths import SAMPLE_CAPTURES
 from support.root import IS_ROOT
 
@@ -100,7 +100,10 @@ class Cli:
     def __call__(self, *args: object) -> tuple[int, str, str]:
         self._capsys.readouterr()
         code = 0
-        with mock.patch.object(sys, "argv", ["lmaho", "replay", *map(str, args)]):
+        with (
+            mock.patch.object(sys, "argv", ["lmaho", "replay", *map(str, args)]),
+            collector_kept(),
+        ):
             try:
                 main()
             except SystemExit as e:

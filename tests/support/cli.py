@@ -7,8 +7,8 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
-from contextlib import redirect_stderr, redirect_stdout
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
@@ -32,22 +32,31 @@ def lmaho(*args: str) -> Run:
 
     out, err = io.StringIO(), io.StringIO()
     status = 0
-    # main() sets the collector's thresholds for the process it runs in; this process is
-    # the test session's, whose garbage (pyshark's subprocess transports among it) should
-    # go when it went before.
-    thresholds = gc.get_threshold()
     with (
         redirect_stdout(out),
         redirect_stderr(err),
         mock.patch.object(sys, "argv", ["lmaho", *args]),
+        collector_kept(),
     ):
         try:
             main()
         except SystemExit as e:
             status = e.code if isinstance(e.code, int) else int(e.code is not None)
-        finally:
-            gc.set_threshold(*thresholds)
     return Run(status, out.getvalue(), err.getvalue())
+
+
+@contextmanager
+def collector_kept() -> Iterator[None]:
+    """The collector's thresholds as they were, after ``main()`` ran in this process.
+
+    main() sets them for the process it runs in; this one is the test session's, whose
+    garbage (pyshark's subprocess transports among it) should go when it went before.
+    """
+    thresholds = gc.get_threshold()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 def lmaho_process(*args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Run:
