@@ -38,6 +38,7 @@ from .options import (
     OptionSpec,
     frozen_maker,
     make_option,
+    option_noun,
     padding,
     walk_options,
 )
@@ -311,7 +312,6 @@ class Codec:
             body.align,
             body.key,
             body.title,
-            body.noun,
         )
         return spec, fields
 
@@ -456,13 +456,16 @@ class Codec:
         try:
             data = compiled.build(values)
         except _BUILD_ERRORS as e:
-            raise ValueError(f"cannot encode {spec.noun}: {_reason(e)}") from None
+            raise ValueError(f"cannot encode {option_noun(spec.title)}: {_reason(e)}") from None
         if len(data) > 255:
-            raise ValueError(f"{spec.noun} data is {len(data)} octets, at most 255 fit")
+            raise ValueError(
+                f"{option_noun(spec.title)} data is {len(data)} octets, at most 255 fit"
+            )
         if len(data) < spec.min_length:
             # What the decoder would refuse, the builder refuses too.
             raise ValueError(
-                f"{spec.noun} data is {len(data)} octets, at least {spec.min_length} needed"
+                f"{option_noun(spec.title)} data is {len(data)} octets, "
+                f"at least {spec.min_length} needed"
             )
         return make_option(
             opt_type, spec.key, spec.title, compiled.decode(data, 0, len(data)), data, None

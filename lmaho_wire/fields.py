@@ -27,6 +27,7 @@ from construct import (
     Switch,
 )
 
+from .options import option_noun
 from .values import FlagBits, Named, Timestamp
 
 A = TypeVar("A")
@@ -207,8 +208,6 @@ class OptionBody(Subconstruct):
         self.key = key
         self.repeatable = repeatable
         self.title = title
-        #: How a sentence names it: "LMA Address option"; "Unknown option", not "... option option".
-        self.noun = title if title.endswith(" option") else f"{title} option"
         self.reference = reference
         self.align = align
         try:
@@ -217,6 +216,11 @@ class OptionBody(Subconstruct):
             self.length = None
         self.min_length = self.length if self.length is not None else min_length
         self.reserved = reserved_names(subcon)
+
+    @property
+    def noun(self) -> str:
+        """How a sentence names it: "LMA Address option", "Unknown option"."""
+        return option_noun(self.title)
 
 
 class MessageBody(Subconstruct):

@@ -114,6 +114,12 @@ def padding(n: int) -> list[Option]:
                    bytes(n - 2))]  # fmt: skip
 
 
+def option_noun(title: str) -> str:
+    """How a sentence names an option: "LMA Address option"; "Unknown option", not
+    "Unknown option option"."""
+    return title if title.endswith(" option") else f"{title} option"
+
+
 class OptionSpec(NamedTuple):
     """What the walk needs of one option type: its data decoder and its rules."""
 
@@ -123,7 +129,6 @@ class OptionSpec(NamedTuple):
     align: tuple[int, int] | None
     key: str
     title: str
-    noun: str  # the title as a sentence names it (OptionBody.noun)
 
 
 # Options decoded before, by their MH offset and octets (type, length and data): the
@@ -156,7 +161,6 @@ def walk_options(
     align: tuple[int, int] | None
     key: str
     title: str
-    noun: str
     append = options.append
     get = table.get
     if memo is None:
@@ -187,28 +191,32 @@ def walk_options(
             _remember(memo, pos, mh[pos : pos + 1], opt, ())
             pos += 1
             continue
-        decode, fixed, min_length, align, key, title, noun = get(opt_type, unknown)
+        decode, fixed, min_length, align, key, title = get(opt_type, unknown)
         if pos + 2 > end:
-            raise MalformedPacket(f"{noun} (type {opt_type}) has no Length octet", pos)
+            raise MalformedPacket(
+                f"{option_noun(title)} (type {opt_type}) has no Length octet", pos
+            )
         length = mh[pos + 1]
         data_start = pos + 2
         stop = data_start + length
         if stop > end:
             raise MalformedPacket(
-                f"{noun} length {length} runs past the end of the "
+                f"{option_noun(title)} length {length} runs past the end of the "
                 f"Mobility Header ({end - pos - 2} octets left)",
                 pos + 1,
             )
         if fixed is not None and length != fixed:
-            raise MalformedPacket(f"{noun} has length {length}, must be {fixed}", pos + 1)
+            raise MalformedPacket(
+                f"{option_noun(title)} has length {length}, must be {fixed}", pos + 1
+            )
         if length < min_length:
             raise MalformedPacket(
-                f"{noun} has length {length}, at least {min_length} needed", pos + 1
+                f"{option_noun(title)} has length {length}, at least {min_length} needed", pos + 1
             )
         try:
             fields = MappingProxyType(decode(mh, data_start, stop))
         except MalformedPacket as e:
-            raise MalformedPacket(f"{noun}: {e.what}", e.offset) from None
+            raise MalformedPacket(f"{option_noun(title)}: {e.what}", e.offset) from None
         data = mh[data_start:stop]
         opt = twin(opt_type, key, title, fields, data, pos)
         opt.__class__ = Option
@@ -218,7 +226,8 @@ def walk_options(
             found += (
                 Finding(
                     "alignment",
-                    f"{noun} starts at offset {pos}, not aligned {align[0]}n+{align[1]}",
+                    f"{option_noun(title)} starts at offset {pos}, "
+                    f"not aligned {align[0]}n+{align[1]}",
                     pos,
                 ),
             )

@@ -489,9 +489,7 @@ def _plan_spec(body: OptionBody) -> OptionSpec:
         fields: dict[str, Any] = plan(data, pos, end, {})[0]
         return fields
 
-    return OptionSpec(
-        decode, body.length, body.min_length, body.align, body.key, body.title, body.noun
-    )
+    return OptionSpec(decode, body.length, body.min_length, body.align, body.key, body.title)
 
 
 class MobilityOptions(Construct):
