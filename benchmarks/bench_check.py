@@ -17,6 +17,11 @@ costs whatever else runs beside it. In one run, on one file:
   these two run in a fresh interpreter, one after the other, as the
   baseline's do (the stages before them leave caches behind that the
   garbage collector would walk again and again);
+* ``floor: decode + pairing``: ``decode`` fed to a stand-in for the least
+  any checker of this procedure does a frame (pair requests and responses,
+  group signalling by MN Identifier, count data per address pair; no rule,
+  no report), in the same interpreter after them: the yardstick for issue
+  10's 60,000 frames/s, as ``--floors`` is for the Lua dissector;
 * ``lmaho check``: the command itself, in a child process, report to
   /dev/null; its peak resident memory gives the memory per MN, against the
   same command on a capture of one MN;
@@ -51,6 +56,9 @@ from lmaho_cli.craft import craft  # noqa: E402
 from lmaho_wire.capture import read_frames  # noqa: E402
 from lmaho_wire.dissect import analyse_capture  # noqa: E402
 from lmaho_wire.packet import find_ipv6  # noqa: E402
+
+# Issue 10's target for `lmaho check` on the 20,000-MN capture.
+TARGET_RATE = 60_000
 
 
 def cpu_seconds() -> float:
@@ -117,26 +125,56 @@ except ImportError:
 def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+def pairing(records):
+    # The floor: the least any checker of this procedure does a frame on top of decoding.
+    # Requests and responses paired by addresses and Sequence Number, signalling grouped
+    # by MN Identifier, data counted per address pair. No rule applied, nothing reported.
+    pending, by_mn, flows = {}, {}, {}
+    for record in records:
+        message, payload = record.message, record.payload
+        if message is not None:
+            fields = message.fields
+            mn = None
+            for opt in message.options:
+                if opt.key == "mn_identifier":
+                    mn = opt.fields.get("identifier")
+                    break
+            if "status" in fields:
+                pending.pop((payload.dst, payload.src, fields.get("sequence")), None)
+            else:
+                pending[payload.src, payload.dst, fields.get("sequence")] = message.name
+            by_mn.setdefault(mn, []).append(record.frame.number)
+        elif payload is not None:
+            key = payload.src, payload.dst
+            flows[key] = flows.get(key, 0) + 1
 start = cpu()
 for _ in analyse_capture(sys.argv[1]):
     pass
 decoded = cpu()
 for _ in ProcedureAnalyser().run(analyse_capture(sys.argv[1])):
     pass
-print(decoded - start, cpu() - decoded)
+checked = cpu()
+floor = None
+if FLOOR:
+    pairing(analyse_capture(sys.argv[1]))
+    floor = cpu() - checked
+print(decoded - start, checked - decoded, floor)
 """
 
 
-def stages_in_child(path: Path, python: str, cwd: Path) -> tuple[float, float]:
-    """CPU seconds of ``decode`` and ``check (in process)`` run by ``python`` in ``cwd``."""
+def stages_in_child(
+    path: Path, python: str, cwd: Path, floor: bool = False
+) -> tuple[float, float, float | None]:
+    """CPU seconds of ``decode``, ``check (in process)`` and (``floor``) ``decode + pairing``."""
+    script = f"FLOOR = {floor}\n" + STAGES_IN_CHILD
     out = subprocess.run(
-        [python, "-c", STAGES_IN_CHILD, str(path.resolve())],
+        [python, "-c", script, str(path.resolve())],
         cwd=cwd,
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
-    return float(out[0]), float(out[1])
+    return float(out[0]), float(out[1]), None if out[2] == "None" else float(out[2])
 
 
 def main() -> int:
@@ -177,9 +215,11 @@ def main() -> int:
         one = Path(tmp) / "one.pcapng"
         craft(one, fmt="pcapng", mobiles=1, handovers=1, seed=1, progress=False)
         frames = rows[0][1]
-        decode, check = stages_in_child(path, sys.executable, ROOT)
+        decode, check, floor = stages_in_child(path, sys.executable, ROOT, floor=True)
         rows.append(("decode", frames, decode))
         rows.append(("check (in process)", frames, check))
+        assert floor is not None
+        rows.append(("floor: decode + pairing", frames, floor))
         seconds, peak = child(lmaho_check(path))
         rows.append(("lmaho check", frames, seconds))
         if args.baseline:
@@ -187,7 +227,7 @@ def main() -> int:
             seconds, _ = child(lmaho_check(path.resolve(), args.baseline), cwd=path.parent)
             rows.append(("lmaho check, baseline", frames, seconds))
             # From the capture's directory: the baseline must not import this checkout.
-            decode, check = stages_in_child(path, args.baseline, path.parent)
+            decode, check, _ = stages_in_child(path, args.baseline, path.parent)
             rows.append(("decode, baseline", frames, decode))
             rows.append(("check (in process), baseline", frames, check))
         _, peak_one = child(lmaho_check(one))
@@ -201,6 +241,7 @@ def main() -> int:
         for name, over, base in (
             ("analyser", "check (in process)", "decode"),
             ("analyser, baseline", "check (in process), baseline", "decode, baseline"),
+            ("pairing stand-in", "floor: decode + pairing", "decode"),
             ("command over check", "lmaho check", "check (in process)"),
         ):
             if over in times and base in times:
@@ -214,6 +255,11 @@ def main() -> int:
         )
         if tshark is not None:
             print(f"  tshark -2 -r peak RSS {tshark_peak / 1024:,.1f} MiB")
+        budget = frames / TARGET_RATE
+        print(
+            f"  {TARGET_RATE:,} frames/s on this file is {budget:.2f} s CPU: decode + pairing "
+            f"leaves {budget - times['floor: decode + pairing']:.2f} s for every rule and report"
+        )
     return 0
 
 
