@@ -12,6 +12,7 @@ import typer
 from lmaho_wire.codec import Message, current_schema, jsonable
 from lmaho_wire.dissect import FrameRecord, analyse_capture
 from lmaho_wire.errors import CaptureError
+from lmaho_wire.options import option_noun
 from lmaho_wire.schema import UNKNOWN_OPTION
 from lmaho_wire.values import FlagBits
 
@@ -88,12 +89,13 @@ def _tree(rec: FrameRecord, time_zero: float) -> str:
             lines.append(f"        {name}: {_show(value)}")
         for opt in m.options:
             if opt.is_padding:
+                octets = opt.length + 2 if opt.type else 1
                 lines.append(
-                    f"        option {opt.title} ({opt.length + 2 if opt.type else 1} octets)"
+                    f"        {option_noun(opt.title)} ({octets} octet{'s' if octets > 1 else ''})"
                 )
                 continue
             lines.append(
-                f"        option {opt.title} "
+                f"        {option_noun(opt.title)} "
                 f"(type {opt.type}, length {opt.length}, offset {opt.offset})"
             )
             reserved = current_schema().options.get(opt.type, UNKNOWN_OPTION).reserved

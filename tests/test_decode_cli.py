@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from lmaho_dissector._samples import frame
-from lmaho_wire import CaptureWriter, build, option
+from lmaho_wire import CaptureWriter, build, decode, option
 from support.cli import LMAHO_COMMAND, lmaho_process
 from support.paths import PCAPS
 
@@ -157,3 +157,31 @@ def test_closed_standard_input_is_a_clear_error() -> None:
         )
         assert result.returncode == 2, (command, result.stderr)
         assert result.stderr == b"lmaho: error: standard input: closed, nothing to read\n"
+
+
+def test_decode_verbose_names_each_option_once(tmp_path: Path) -> None:
+    """Option lines read "<title> option (type ...)": an unknown type is "Unknown option",
+    never "option Unknown option"; a Pad1 is "1 octet"."""
+    mh = bytearray(
+        build(
+            "LMA_HO_Req",
+            sequence=3,
+            options=[
+                option("mn_identifier", subtype="NAI", identifier="mn1@lmaho.example"),
+                option("new_ap_id", id_type="BSSID", identifier="02:aa:bb:cc:dd:ee"),
+            ],
+            src=SRC,
+            dst=DST,
+        )
+    )
+    new_ap = next(o for o in decode(bytes(mh)).options if o.key == "new_ap_id")
+    mh[new_ap.offset] = 97  # a type nobody has
+    path = tmp_path / "unknown.pcap"
+    with CaptureWriter(path) as w:
+        w.write(frame(bytes(mh), SRC, DST), 1.0)
+    result = lmaho_process("decode", str(path), "--verbose")
+    assert result.returncode == 0, result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert "Mobile Node Identifier option (type 8, length 18, offset 12)" in lines
+    assert f"Unknown option (type 97, length {new_ap.length}, offset {new_ap.offset})" in lines
+    assert not any("option Unknown" in line or "option option" in line for line in lines)
