@@ -137,7 +137,8 @@ def _survey(
     # row has been closed and judged (its violations flag rows).
     settled = analyser.linger + analyser.stall_after
     try:
-        with reading_progress(capture, progress, "surveying") as on_read:
+        # The chart is drawn after this first pass: the bar is gone by then.
+        with reading_progress(capture, progress, "surveying", prints_meanwhile=False) as on_read:
             for record in analyse_capture(capture, on_read=on_read):
                 if (
                     max_rows is not None

@@ -16,8 +16,9 @@ ProgressOption = Annotated[
     bool | None,
     typer.Option(
         "--progress/--no-progress",
-        help="A progress bar on stderr, by octets of the capture read (default: only when "
-        "stderr is a terminal and the output goes elsewhere). Example: --progress",
+        help="A progress bar on stderr, by octets of the capture read (default: when stderr "
+        "is a terminal, unless the output streams to a terminal as well while the capture is "
+        "read). Example: --progress",
         show_default=False,
     ),
 ]
@@ -95,15 +96,24 @@ class StderrProgress:
 
 @contextmanager
 def reading_progress(
-    capture: os.PathLike[str] | str, progress: bool | None, description: str
+    capture: os.PathLike[str] | str,
+    progress: bool | None,
+    description: str,
+    *,
+    prints_meanwhile: bool = True,
 ) -> Iterator[Callable[[int], None] | None]:
     """The ``on_read`` of :func:`lmaho_wire.dissect.analyse_capture` that draws the
     capture's octets read as a bar on stderr, or None when no bar is wanted.
 
-    By default only when stderr is a terminal and stdout is not: a report printed on
-    the same terminal would tear the bar (and the bar the report).
+    By default only when stderr is a terminal, and stdout is not one if the command
+    prints to it while it reads (``prints_meanwhile``): a report streamed to the same
+    terminal would tear the bar (and the bar the report). A command that prints only
+    afterwards (ladder's first pass) has the bar on any terminal: it is gone by then.
     """
-    show = sys.stderr.isatty() and not sys.stdout.isatty() if progress is None else progress
+    if progress is None:
+        show = sys.stderr.isatty() and not (prints_meanwhile and sys.stdout.isatty())
+    else:
+        show = progress
     if not show:
         yield None
         return

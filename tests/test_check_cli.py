@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import random
+import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,7 +19,7 @@ from lmaho_wire.capture import LINKTYPE_RAW
 from lmaho_wire.dissect import analyse_capture
 from lmaho_wire.errors import CaptureError
 from support.captures import MACS, OTHER_LMA, find, handover, lost_message, write
-from support.cli import lmaho, lmaho_process
+from support.cli import LMAHO_COMMAND, lmaho, lmaho_process
 
 
 @pytest.fixture
@@ -181,6 +185,49 @@ def test_renumbered_messages_need_the_same_numbers(tmp_path: Path) -> None:
     use_numbers(Numbers())
     assert renumbered.returncode == 0, renumbered.stdout
     assert "handovers: 1 (1 completed)" in renumbered.stdout
+
+
+def _on_one_terminal(*args: str) -> str:
+    """What ``lmaho ARGS`` writes with stdout and stderr on one terminal (a pty)."""
+    controller, terminal = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # as it comes: a full pty would block the command
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the terminal side is closed
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        status = subprocess.run(
+            [*LMAHO_COMMAND, *args], stdout=terminal, stderr=terminal, timeout=120
+        ).returncode
+    finally:
+        os.close(terminal)
+        reader.join(10)
+        os.close(controller)
+    assert status == 0
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bar_by_default_only_where_no_report_streams(
+    clean_capture: Path, tmp_path: Path
+) -> None:
+    """On a terminal, check streams its report while it reads: no bar unless asked.
+    ladder draws its chart after its first pass: a bar while it surveys, chart or not."""
+    check = _on_one_terminal("check", str(clean_capture))
+    assert "handovers: 1 (1 completed)" in check and "checking" not in check
+    assert "checking" in _on_one_terminal("check", str(clean_capture), "--progress")
+    svg = tmp_path / "chart.svg"
+    assert "surveying" in _on_one_terminal("ladder", str(clean_capture), "-q", "--svg", str(svg))
+    assert "surveying" in _on_one_terminal("ladder", str(clean_capture))
+    assert "surveying" not in _on_one_terminal("ladder", str(clean_capture), "--no-progress")
 
 
 @pytest.mark.parametrize(
