@@ -48,8 +48,8 @@ from lmaho_procedure import (
 from lmaho_wire.capture import LINKTYPE_ETHERNET
 from lmaho_wire.codec import Message
 from lmaho_wire.dissect import FrameRecord
-from lmaho_wire.errors import IncompleteDatagram
-from lmaho_wire.packet import mac_bytes
+from lmaho_wire.errors import IncompleteDatagram, SnapshotCut
+from lmaho_wire.packet import MOBILITY_PROTOCOLS, mac_bytes
 from lmaho_wire.registry import current_schema
 
 from .freshness import FreshnessBook
@@ -152,9 +152,14 @@ class Counters:
     data_unattributed: int = 0
     other: int = 0
     malformed: int = 0
+    # Frames the capture cut (its snapshot length) before the part that could be checked
+    cut: int = 0
     # Mobility Headers of types the schema does not name (a BRR or a HoTI is named: IANA's)
     unknown_messages: int = 0
 
+
+# Packets cut too early to tell what they carry, named in the one warning about them.
+MAX_CUT_FRAMES_NAMED = 10
 
 # Data flows whose verdict is remembered (cleared when full: few are live at a time, and
 # memory must not grow with the MNs of a capture).
@@ -248,6 +253,9 @@ class ProcedureAnalyser:
         self._ordinary: dict[tuple[str, Address, Address, int | None], Sighting] = {}
         self._macs: dict[bytes, str | None] = {}
         self._flows: dict[bytes, _Flow] = {}
+        # IPv6 packets cut before what they carry could be told: how many, and the first.
+        self._cut_unseen = 0
+        self._cut_headers: list[int] = []
         self._now = float("-inf")
         self._last_sweep = float("-inf")
 
@@ -292,6 +300,21 @@ class ProcedureAnalyser:
 
     def finish(self) -> list[Handover]:
         """Close every handover still open: the capture is over."""
+        if self._cut_headers:
+            cut = self._cut_unseen
+            named = (
+                f" (the first {len(self._cut_headers)} named)" if cut > MAX_CUT_FRAMES_NAMED else ""
+            )
+            self._global(
+                Issue(
+                    "warning",
+                    Rule.SNAPSHOT_LENGTH,
+                    f"{cut} IPv6 packet(s) cut by the capture's snapshot length too early to "
+                    f"tell what they carry, not checked{named}",
+                    tuple(self._cut_headers),
+                )
+            )
+            self._cut_headers, self._cut_unseen = [], 0
         for handover in sorted(self._open.values(), key=lambda h: h.number):
             self._close(handover, capture_end=self._now)
         for request in self._ordinary.values():
@@ -347,9 +370,12 @@ class ProcedureAnalyser:
 
     def _malformed(self, record: FrameRecord) -> None:
         assert record.error is not None
-        self.counters.malformed += 1
         payload = record.payload
         frame = record.frame.number
+        if isinstance(record.error, SnapshotCut):
+            self._snapshot_cut(record, record.error)
+            return
+        self.counters.malformed += 1
         if payload is None:
             self._global(
                 Issue(
@@ -371,6 +397,40 @@ class ProcedureAnalyser:
                 self.entities.note(address_text(payload.dst), None, frame).key,
                 "malformed MH",
                 note=record.error.what,
+            )
+        )
+
+    def _snapshot_cut(self, record: FrameRecord, cut: SnapshotCut) -> None:
+        """A frame the capture cut before what can be checked: the capture's limit, not a fault.
+
+        A Mobility Header is reported frame by frame; packets cut too early to tell what
+        they carry (data or signalling) once, at the end, with the first few.
+        """
+        self.counters.cut += 1
+        frame = record.frame.number
+        payload = record.payload
+        if payload is None or payload.proto not in MOBILITY_PROTOCOLS:
+            self._cut_unseen += 1
+            if len(self._cut_headers) < MAX_CUT_FRAMES_NAMED:
+                self._cut_headers.append(frame)
+            return
+        self._global(
+            Issue(
+                "warning",
+                Rule.SNAPSHOT_LENGTH,
+                f"Mobility Header not checked: {cut.what}",
+                (frame,),
+            )
+        )
+        self._emit(
+            FrameEvent(
+                frame,
+                record.frame.time,
+                "malformed",
+                self.entities.note(address_text(payload.src), None, frame).key,
+                self.entities.note(address_text(payload.dst), None, frame).key,
+                "cut MH",
+                note=cut.what,
             )
         )
 

@@ -88,12 +88,26 @@ def message_findings(msg: Message, seen: Sighting, spec: Step | None) -> list[Is
                 seen.mn_id,
             )
         )
+    if seen.uncaptured:
+        out.append(
+            Issue(
+                "warning",
+                Rule.SNAPSHOT_LENGTH,
+                f"{name}: the capture did not keep its last {seen.uncaptured} octets (its "
+                "snapshot length): options past them and the checksum not checked",
+                frames,
+                step,
+                seen.mn_id,
+            )
+        )
     if spec is None:
         return out
     contents = CONTENTS[spec.letter]
     missing = [key for key in contents.must if key not in seen.option_keys]
     if seen.succeeded and seen.status is not None:
         missing += [key for key in contents.must_on_success if key not in seen.option_keys]
+    if seen.uncaptured:
+        missing = []  # an option the capture did not keep may be there
     if spec.message not in PROXY_MESSAGES:
         extra = sorted(seen.option_keys - _LISTED[spec.letter])
         if extra:
@@ -308,7 +322,8 @@ _IDENTITIES = (
     ),
     _Identity(
         Rule.PREFIX,
-        lambda seen: seen.prefixes or None,
+        # A cut message may have lost some of its prefixes with its last octets.
+        lambda seen: (seen.prefixes or None) if not seen.uncaptured else None,
         None,
         lambda label, value, wanted, source: (
             f"{label} carries prefix(es) {_prefixes_text(value)}, the handover's are "

@@ -109,6 +109,8 @@ class Sighting:
     checksum_ok: bool | None
     # Options the schema allows once that came again: (title, first value, next value).
     repeated: tuple[tuple[str, str, str], ...] = ()
+    # Octets of the message the capture did not keep: options past them are unknown.
+    uncaptured: int = 0
 
     @classmethod
     def of(cls, frame: int, time: float, src: Address, dst: Address, msg: Message) -> Sighting:
@@ -161,6 +163,7 @@ class Sighting:
             field_of(TIMESTAMP, "timestamp"),
             msg.checksum_ok,
             tuple(repeated),
+            msg.uncaptured,
         )
 
     @property

@@ -340,7 +340,9 @@ class TextReport(Report):
         self._line(
             f"frames: {counters.frames} ({counters.signalling} signalling, "
             f"{counters.data} data of known MNs, {counters.data_unattributed} other IPv6, "
-            f"{counters.malformed} malformed, {counters.other} not IPv6)"
+            f"{counters.malformed} malformed, "
+            + (f"{counters.cut} cut by the snapshot length, " if counters.cut else "")
+            + f"{counters.other} not IPv6)"
         )
         outcomes = ", ".join(f"{n} {status}" for status, n in sorted(analyser.outcomes.items()))
         self._line(f"handovers: {self.tally.handovers}" + (f" ({outcomes})" if outcomes else ""))
@@ -400,6 +402,7 @@ class JsonReport(Report):
                 "data": counters.data,
                 "other_ipv6": counters.data_unattributed,
                 "malformed": counters.malformed,
+                "cut": counters.cut,
                 "unknown_messages": counters.unknown_messages,
                 "not_ipv6": counters.other,
                 "handovers": self.tally.handovers,

@@ -11,7 +11,7 @@ import typer
 
 from lmaho_wire.codec import Message, current_schema, jsonable
 from lmaho_wire.dissect import FrameRecord, analyse_capture
-from lmaho_wire.errors import CaptureError
+from lmaho_wire.errors import CaptureError, SnapshotCut
 from lmaho_wire.options import option_noun
 from lmaho_wire.schema import UNKNOWN_OPTION
 from lmaho_wire.values import FlagBits
@@ -58,6 +58,8 @@ def _summary(msg: Message) -> str:
 
 
 def _checksum_word(msg: Message) -> str:
+    if msg.uncaptured:
+        return "cut"  # the checksum covers octets the capture did not keep
     return {True: "ok", False: "BAD", None: "-"}[msg.checksum_ok]
 
 
@@ -71,7 +73,8 @@ def _table_line(rec: FrameRecord, time_zero: float) -> str:
         notes = "".join(f"  !{f.kind}" for f in m.findings if f.kind != "checksum")
         return f"{head} {m.name:<12} {_checksum_word(m):>3}  {_summary(m)}{tunnel}{notes}"
     assert rec.error is not None
-    return f"{head} {'MALFORMED':<12} {'-':>3}  {rec.error}"
+    kind = "CUT" if isinstance(rec.error, SnapshotCut) else "MALFORMED"
+    return f"{head} {kind:<12} {'-':>3}  {rec.error}"
 
 
 def _tree(rec: FrameRecord, time_zero: float) -> str:
@@ -85,6 +88,11 @@ def _tree(rec: FrameRecord, time_zero: float) -> str:
             f"    Mobility Header: {m.name} (type {m.mh_type}), {m.length} octets, "
             f"payload proto {m.payload_proto}, checksum 0x{m.checksum:04x} [{_checksum_word(m)}]"
         )
+        if m.uncaptured:
+            lines.append(
+                f"        [the capture did not keep its last {m.uncaptured} octets (snapshot "
+                "length): options past them not decoded, checksum not verified]"
+            )
         for name, value in m.fields.items():
             lines.append(f"        {name}: {_show(value)}")
         for opt in m.options:
@@ -155,7 +163,7 @@ def decode_command(
     out = sys.stdout
     # From a pipe, each packet is shown as it arrives (tshark -l), not when a buffer fills.
     live = str(capture) == "-"
-    count = errors = 0
+    count = errors = cut = 0
     time_zero: float | None = 0.0 if absolute_time else None
     try:
         with quiet_on_broken_pipe(), reading_progress(capture, progress, "decoding") as on_read:
@@ -165,7 +173,10 @@ def decode_command(
                 if not rec.is_mobility:
                     continue
                 count += 1
-                errors += rec.error is not None
+                if isinstance(rec.error, SnapshotCut) or (rec.message and rec.message.uncaptured):
+                    cut += 1
+                elif rec.error is not None:
+                    errors += 1
                 if as_json:
                     out.write(json.dumps(rec.to_json(), separators=(",", ":")) + "\n")
                 elif verbose:
@@ -178,4 +189,5 @@ def decode_command(
         out.flush()
         raise
     if not as_json:
-        typer.echo(f"{count} Mobility Header packet(s), {errors} malformed", err=True)
+        cuts = f", {cut} cut by the capture's snapshot length" if cut else ""
+        typer.echo(f"{count} Mobility Header packet(s), {errors} malformed{cuts}", err=True)

@@ -37,6 +37,9 @@ PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 class Frame(NamedTuple):
     """One captured frame: 1-based number, time in seconds, link type and bytes.
 
+    ``uncaptured``: octets the packet had on the wire past ``data``, which the capture
+    did not keep (its snapshot length, ``tcpdump -s``).
+
     A named tuple rather than a frozen dataclass: made once per frame read, and
     twice as fast to make.
     """
@@ -45,6 +48,7 @@ class Frame(NamedTuple):
     time: float
     linktype: int
     data: bytes
+    uncaptured: int = 0
 
 
 def read_frames(
@@ -199,14 +203,21 @@ def _read_pcap(stream: _Stream, name: str) -> Iterator[Frame]:
         buf, pos = stream.buf, stream.pos
         size = len(buf)
         while pos + _PCAP_RECORD_HEADER <= size:
-            seconds, fraction, caplen, _origlen = record(buf, pos)
+            seconds, fraction, caplen, length = record(buf, pos)
             start = pos + _PCAP_RECORD_HEADER
             if caplen > caplen_limit or start + caplen > size:
                 break
             pos = start + caplen
             number += 1
             yield _new_tuple(
-                Frame, (number, seconds + fraction / divisor, linktype, buf[start:pos])
+                Frame,
+                (
+                    number,
+                    seconds + fraction / divisor,
+                    linktype,
+                    buf[start:pos],
+                    length - caplen if length > caplen else 0,
+                ),
             )
         stream.pos = pos
         # The record the buffer cuts, or one that is wrong: read and judged carefully.
@@ -217,7 +228,7 @@ def _read_pcap(stream: _Stream, name: str) -> Iterator[Frame]:
             raise CaptureError(
                 f"{name}: truncated record header after frame {number} ({len(head)} of 16 octets)"
             )
-        seconds, fraction, caplen, _origlen = record(head, 0)
+        seconds, fraction, caplen, length = record(head, 0)
         if caplen > caplen_limit:
             raise CaptureError(
                 f"{name}: record {number + 1} claims {caplen} captured octets, "
@@ -229,7 +240,7 @@ def _read_pcap(stream: _Stream, name: str) -> Iterator[Frame]:
                 f"{name}: frame {number + 1} cut off: {len(data)} of {caplen} octets present"
             )
         number += 1
-        yield Frame(number, seconds + fraction / divisor, linktype, data)
+        yield Frame(number, seconds + fraction / divisor, linktype, data, max(length - caplen, 0))
 
 
 # pcapng (draft-ietf-opsawg-pcapng): block types, options, and a bound on a
@@ -273,7 +284,7 @@ def _read_pcapng(stream: _Stream, name: str) -> Iterator[Frame]:
             size = len(buf)
             clocks = [(i.offset, i.ticks_per_second, i.linktype) for i in interfaces]
             while pos + _EPB_FRAMING <= size:
-                block_type, length, iface, high, low, caplen = epb(buf, pos)
+                block_type, length, iface, high, low, caplen, wire = epb(buf, pos)
                 end = pos + length
                 if (
                     block_type != _PCAPNG_EPB
@@ -294,6 +305,7 @@ def _read_pcapng(stream: _Stream, name: str) -> Iterator[Frame]:
                         offset + ((high << 32) | low) / ticks,
                         linktype,
                         buf[pos + 28 : pos + 28 + caplen],
+                        wire - caplen if wire > caplen else 0,
                     ),
                 )
                 pos = end
@@ -310,7 +322,7 @@ def _read_pcapng(stream: _Stream, name: str) -> Iterator[Frame]:
             if byte_order not in _PCAPNG_BYTE_ORDER:
                 raise _damaged(name, number, ": not a pcapng section header")
             order = _PCAPNG_BYTE_ORDER[byte_order]
-            epb = struct.Struct(order + "IIIIII").unpack_from
+            epb = struct.Struct(order + "IIIIIII").unpack_from
             trailer = struct.Struct(order + "I").unpack_from
             body = _pcapng_body(stream, name, number, order, head, byte_order)
             if len(body) < 12:
@@ -329,9 +341,9 @@ def _read_pcapng(stream: _Stream, name: str) -> Iterator[Frame]:
             if len(body) < 20:
                 raise _damaged(name, number, f": packet block of {len(body)} octets")
             if block_type == _PCAPNG_EPB:
-                iface, high, low, caplen = struct.unpack(order + "IIII", body[:16])
+                iface, high, low, caplen, wire = struct.unpack(order + "IIIII", body[:20])
             else:
-                iface, _drops, high, low, caplen = struct.unpack(order + "HHIII", body[:16])
+                iface, _drops, high, low, caplen, wire = struct.unpack(order + "HHIIII", body[:20])
             timestamp = (high << 32) | low
             data = body[20 : 20 + caplen]
         elif block_type == _PCAPNG_SPB:
@@ -339,7 +351,7 @@ def _read_pcapng(stream: _Stream, name: str) -> Iterator[Frame]:
             if len(body) < 4:
                 raise _damaged(name, number, f": simple packet block of {len(body)} octets")
             iface, timestamp = 0, None
-            caplen = struct.unpack(order + "I", body[:4])[0]
+            caplen = wire = struct.unpack(order + "I", body[:4])[0]
             if interfaces and interfaces[0].snaplen:
                 caplen = min(caplen, interfaces[0].snaplen)
             data = body[4 : 4 + caplen]
@@ -360,7 +372,7 @@ def _read_pcapng(stream: _Stream, name: str) -> Iterator[Frame]:
         if timestamp is not None:
             time = interface.offset + timestamp / interface.ticks_per_second
         number += 1
-        yield Frame(number, time, interface.linktype, data)
+        yield Frame(number, time, interface.linktype, data, max(wire - caplen, 0))
 
 
 def _pcapng_body(

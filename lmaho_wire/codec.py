@@ -25,7 +25,7 @@ from construct import Construct, ConstructError, Struct
 
 from .checksum import AddressLike, checksum_matches, upper_layer_checksum
 from .compiler import Builder, Decoder, compile_builder, compile_decoder, compile_expr, path_names
-from .errors import ChecksumError, MalformedPacket
+from .errors import ChecksumError, MalformedPacket, Truncated
 from .fields import MessageBody, NamedEnum, OptionBody, reserved_names, unrename
 from .numbers import Numbers, load_numbers_file
 from .options import (
@@ -96,6 +96,8 @@ class Message:
     findings: tuple[Finding, ...] = field(default=())
     # The codec that decoded it, which re-encodes it (the default one when None).
     codec: Codec | None = field(default=None, compare=False, repr=False)
+    # Octets of the message past the end of what was captured (Codec.decode's partial).
+    uncaptured: int = 0
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -164,12 +166,28 @@ class Message:
             "checksum_ok": self.checksum_ok,
             "fields": {k: jsonable(v) for k, v in self.fields.items()},
             "options": [o.to_json() for o in self.options],
+            **({"uncaptured": self.uncaptured} if self.uncaptured else {}),
             **(
                 {"findings": [{"kind": f.kind, "what": f.what, "offset": f.offset}
                               for f in self.findings]}
                 if self.findings else {}
             ),
         }  # fmt: skip
+
+
+def _whole_options_end(mh: bytes, pos: int, end: int) -> int:
+    """Where the last option wholly inside ``mh[pos:end]`` ends (a capture cut the rest)."""
+    while pos < end:
+        if mh[pos] == PAD1:
+            step = 1
+        elif pos + 2 > end:
+            break
+        else:
+            step = 2 + mh[pos + 1]
+        if pos + step > end:
+            break
+        pos += step
+    return pos
 
 
 # As many prefixes as addresses are remembered: a capture of 20,000 MNs interleaves
@@ -328,6 +346,7 @@ class Codec:
         dst: AddressLike | None = None,
         *,
         strict: bool = False,
+        partial: bool = False,
     ) -> Message:
         """Decode one Mobility Header from the start of ``data``.
 
@@ -335,22 +354,30 @@ class Codec:
         checksum is verified; ``strict`` turns every finding (bad checksum,
         misaligned option, ...) into an exception. Octets after the Mobility
         Header belong to the next header and are ignored.
+
+        ``partial``: ``data`` may end before the message does (a capture kept only
+        its first octets). Then the header, the message data and the options that
+        are whole are decoded, ``uncaptured`` counts the octets missing and the
+        checksum is not verified. The header and message data must be there.
         """
         if type(data) is not bytes:
             data = bytes(data)
         size = len(data)
         header_size = self._header_size
         if size < header_size:
-            raise MalformedPacket(
+            raise Truncated(
                 f"truncated Mobility Header: {size} octets, the header alone has {header_size}", 0
             )
         payload_proto, header_len, mh_type, reserved, checksum = self._decode_header(data)
         total = header_size + self._unit * header_len + self._region_base  # mh_length
+        uncaptured = 0
         if total > size:
-            raise MalformedPacket(
-                f"Header Len {header_len} says {total} octets but only {size} are present",
-                self._length_offset,
-            )
+            if not partial:
+                raise Truncated(
+                    f"Header Len {header_len} says {total} octets but only {size} are present",
+                    self._length_offset,
+                )
+            uncaptured = total - size
         mh = data if total == size else data[:total]
         spec = self._messages.get(mh_type)
         findings: list[Finding] = []
@@ -360,7 +387,7 @@ class Codec:
             )
         options: list[Option] = []
         if spec is None:
-            fields = self._raw.fields.decode(mh, header_size, total)
+            fields = self._raw.fields.decode(mh, header_size, total - uncaptured)
             name = self.schema.mh_type_names.get(mh_type, f"MH type {mh_type}")
             key = None
         else:
@@ -373,9 +400,18 @@ class Codec:
                     f"Header Len leaves {total - header_size}",
                     self._length_offset,
                 )
+            end = total
+            if uncaptured:
+                if end_fixed > size:
+                    raise Truncated(
+                        f"{body.title}: {size} of the {end_fixed} octets of header and "
+                        "message data are present",
+                        size,
+                    )
+                end = _whole_options_end(mh, end_fixed, size)
             fields = spec.fields.decode(mh, header_size, end_fixed)
             options, option_findings = walk_options(
-                self._option_table, self._unknown[0], mh, end_fixed, total, self._option_memo
+                self._option_table, self._unknown[0], mh, end_fixed, end, self._option_memo
             )
             if option_findings:
                 findings += option_findings
@@ -384,7 +420,7 @@ class Codec:
                 name = body.proxy_name or body.name
             key = body.key
         checksum_ok = None
-        if src is not None and dst is not None:
+        if src is not None and dst is not None and not uncaptured:
             at = self._checksum_at
             if len(self._checksum_zero) == 2:
                 checksum_ok = checksum_matches(src, dst, mh, at, checksum)
@@ -399,7 +435,7 @@ class Codec:
             raise exc(f.what, f.offset)
         return _make_message(
             mh_type, name, key, fields, tuple(options), payload_proto, header_len,
-            reserved, checksum, checksum_ok, tuple(findings), self,
+            reserved, checksum, checksum_ok, tuple(findings), self, uncaptured,
         )  # fmt: skip
 
     def _decode_header(self, data: bytes) -> tuple[int, int, int, int, int]:

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from .capture import Frame, read_frames
 from .codec import Message, default_codec
-from .errors import IncompleteDatagram, MalformedPacket
+from .errors import IncompleteDatagram, MalformedPacket, SnapshotCut, Truncated
 from .fragments import Abandoned, Reassembled, Reassembler
 from .packet import IPPROTO_FRAGMENT, MOBILITY_PROTOCOLS, IPv6Payload, find_ipv6
 
@@ -57,6 +57,8 @@ class FrameRecord(NamedTuple):
             out.update(self.message.to_json())
         if self.error is not None:
             out["error"] = {"what": self.error.what, "offset": self.error.offset}
+            if isinstance(self.error, SnapshotCut):
+                out["error"]["snapshot"] = {"kept": self.error.kept, "length": self.error.length}
         return out
 
 
@@ -66,6 +68,8 @@ def analyse_frame(frame: Frame, *, strict: bool = False) -> FrameRecord:
     A fragment comes back as it is (``is_fragment``); :func:`analyse_frames`
     reassembles them.
     """
+    if frame.uncaptured:
+        return _analyse_cut(frame, strict)
     data = frame.data
     try:
         payload = find_ipv6(data, frame.linktype)
@@ -90,6 +94,49 @@ def analyse_frame(frame: Frame, *, strict: bool = False) -> FrameRecord:
 _new_tuple = tuple.__new__
 
 
+def _analyse_cut(frame: Frame, strict: bool) -> FrameRecord:
+    """:func:`analyse_frame` of a frame the capture did not keep whole: a message is
+    decoded as far as the capture kept it, and what the cut takes away is a
+    :class:`SnapshotCut`, not a malformation."""
+    data = frame.data
+    try:
+        payload = find_ipv6(data, frame.linktype)
+    except Truncated as e:
+        return FrameRecord(frame, None, error=snapshot_cut(frame, e))
+    except MalformedPacket as e:
+        return FrameRecord(frame, None, error=e)
+    if payload is None or payload.proto not in MOBILITY_PROTOCOLS:
+        return FrameRecord(frame, payload)
+    # Cut only if the capture, not the IPv6 Payload Length, ends the payload.
+    cut = payload.end == len(data)
+    try:
+        message = default_codec().decode(
+            data[payload.offset : payload.end],
+            payload.pseudo_src,
+            payload.pseudo_dst,
+            strict=strict,
+            partial=cut,
+        )
+    except Truncated as e:
+        return FrameRecord(frame, payload, error=snapshot_cut(frame, e) if cut else e)
+    except MalformedPacket as e:
+        return FrameRecord(frame, payload, error=e)
+    return FrameRecord(frame, payload, message)
+
+
+def snapshot_cut(frame: Frame, error: MalformedPacket) -> SnapshotCut:
+    """``error`` of a frame the capture cut, said as what it is: a capture's limit."""
+    kept = len(frame.data)
+    length = kept + frame.uncaptured
+    return SnapshotCut(
+        f"{error.what}: the capture kept {kept} of the frame's {length} octets "
+        "(its snapshot length)",
+        error.offset,
+        kept,
+        length,
+    )
+
+
 def analyse_frames(
     frames: Iterable[Frame], *, strict: bool = False, reassembler: Reassembler | None = None
 ) -> Iterator[FrameRecord]:
@@ -108,6 +155,10 @@ def analyse_frames(
         if payload is None or payload.proto != IPPROTO_FRAGMENT:
             if reassembler.holding:
                 reassembler.expire(frame.time)
+        elif frame.uncaptured:
+            # A piece missing from a fragment would corrupt the datagram: not reassembled.
+            cut = Truncated("fragment of an IPv6 datagram, not reassembled", payload.offset)
+            record = FrameRecord(frame, payload, error=snapshot_cut(frame, cut))
         else:
             outcome = reassembler.add(frame, payload)
             if isinstance(outcome, Reassembled):

@@ -20,6 +20,25 @@ class MalformedPacket(LmahoError):
         self.offset = offset
 
 
+class Truncated(MalformedPacket):
+    """The octets end before a header's own length says they do: a short packet, or one
+    a capture did not keep whole (then :func:`lmaho_wire.dissect.analyse_frame` makes it
+    a :class:`SnapshotCut`)."""
+
+
+class SnapshotCut(MalformedPacket):
+    """Not malformed: the capture kept only the first octets of the packet (its snapshot
+    length, ``tcpdump -s``), and what is needed lies past them.
+
+    ``kept`` and ``length`` are the frame's octets captured and on the wire.
+    """
+
+    def __init__(self, what: str, offset: int, kept: int, length: int) -> None:
+        super().__init__(what, offset)
+        self.kept = kept
+        self.length = length
+
+
 class ChecksumError(MalformedPacket):
     """The Mobility Header checksum does not match (raised in strict mode only)."""
 

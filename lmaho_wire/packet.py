@@ -21,7 +21,7 @@ from .capture import (
     LINKTYPE_RAW_ALIASES,
 )
 from .checksum import MH_NEXT_HEADER
-from .errors import MalformedPacket
+from .errors import MalformedPacket, Truncated
 from .values import _addresses, ipv6_address
 
 ETHERTYPE_IPV6 = 0x86DD
@@ -134,7 +134,7 @@ def peel_ipv6(frame: bytes, start: int) -> IPv6Payload:
     addresses = _addresses
     while True:
         if pos + IPV6_HEADER_LENGTH > end:
-            raise MalformedPacket(f"truncated IPv6 header: {end - pos} of 40 octets", pos)
+            raise Truncated(f"truncated IPv6 header: {end - pos} of 40 octets", pos)
         first, payload_length, next_header, hop_limit, src, dst = _IPV6_FIELDS(frame, pos)
         if first >> 4 != 6:
             raise MalformedPacket(f"IP version {first >> 4} where IPv6 was expected", pos)
@@ -161,7 +161,7 @@ def peel_ipv6(frame: bytes, start: int) -> IPv6Payload:
         pseudo_src, pseudo_dst = src, dst
         while next_header in _EXTENSION_HEADERS:
             if pos + 8 > end:
-                raise MalformedPacket("truncated IPv6 extension header", pos)
+                raise Truncated("truncated IPv6 extension header", pos)
             following = frame[pos]
             if next_header == IPPROTO_FRAGMENT:
                 if frame[pos + 2] or frame[pos + 3] & 0xF9:
@@ -174,7 +174,7 @@ def peel_ipv6(frame: bytes, start: int) -> IPv6Payload:
             else:
                 size = (frame[pos + 1] + 1) * 8
             if pos + size > end:
-                raise MalformedPacket(
+                raise Truncated(
                     f"IPv6 extension header of {size} octets runs past the packet", pos + 1
                 )
             if next_header == IPPROTO_DSTOPTS:

@@ -187,3 +187,7 @@ class Rule(enum.StrEnum):
     )
     LIFETIME = "lifetime", "LMA_HO_Init carries the remaining lifetime of the binding"
     CAPTURE_END = "capture-end", "the capture covers the whole handover"
+    SNAPSHOT_LENGTH = (
+        "snapshot-length",
+        "the capture keeps every Mobility Header whole (its snapshot length, tcpdump -s)",
+    )

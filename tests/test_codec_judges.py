@@ -466,9 +466,15 @@ def test_tcpdump_ipv6_mobility_1_decodes_without_error(tshark: str) -> None:
     ["ipv6-mobility-header-oobr"]
     + [f"mobility_opt_asan{s}" for s in ["", "_2", "_3", "_4", "_5", "_6", "_7", "_8"]],
 )
-def test_tcpdump_malformed_captures_are_reported_malformed(name: str) -> None:
+def test_tcpdump_malformed_captures_are_reported_malformed_or_cut(name: str) -> None:
+    """Each is an error, or (the fuzzed records claim up to 32 KiB on the wire and keep
+    about 100 octets) a message decoded as far as the capture kept it: tshark says
+    "[Packet size limited during capture]" of those."""
     records = _lmaho_decode_json(TCPDUMP_VECTORS / f"{name}.pcap")
     assert records, "every frame carries a Mobility Header (next header 62)"
     for r in records:
-        assert "error" in r and r["error"]["what"], r
-        assert isinstance(r["error"]["offset"], int)
+        if "error" in r:
+            assert r["error"]["what"], r
+            assert isinstance(r["error"]["offset"], int)
+        else:
+            assert r["uncaptured"] > 0 and r["checksum_ok"] is None, r

@@ -1,0 +1,136 @@
+"""Captures cut by their snapshot length (``tcpdump -s``, ``editcap -s``): what the
+capture did not keep is the capture's limit, not a malformed packet.
+
+The cut captures are made by editcap, and tshark is the judge of which frames the
+cut reached: the ones it marks "[Packet size limited during capture]".
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lmaho_dissector._samples import handover_samples
+from lmaho_wire import MalformedPacket, decode
+from lmaho_wire.capture import LINKTYPE_ETHERNET, Frame
+from lmaho_wire.codec import default_codec
+from lmaho_wire.dissect import analyse_frames
+from lmaho_wire.errors import IncompleteDatagram, SnapshotCut, Truncated
+from lmaho_wire.packet import ipv6_header
+from support.cli import lmaho
+from support.paths import PCAPS
+
+LIMITED = "[Packet size limited during capture]"
+
+
+def _cut(capture: Path, snaplen: int, out: Path) -> Path:
+    editcap = shutil.which("editcap")
+    if editcap is None:
+        pytest.fail("editcap is not installed (it comes with tshark)")
+    subprocess.run([editcap, "-s", str(snaplen), str(capture), str(out)], check=True)
+    return out
+
+
+def _decoded(capture: Path) -> list[dict[str, Any]]:
+    result = lmaho("decode", str(capture), "--json")
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def _is_cut(record: dict[str, Any]) -> bool:
+    return record.get("uncaptured", 0) > 0 or "snapshot" in record.get("error", {})
+
+
+@pytest.mark.parametrize("snaplen", [60, 90, 128])
+def test_the_frames_said_cut_are_those_tshark_marks(
+    tshark: str, tmp_path: Path, snaplen: int
+) -> None:
+    capture = _cut(PCAPS / "mobiles-4.pcapng", snaplen, tmp_path / "cut.pcapng")
+    records = _decoded(capture)
+    summary = subprocess.run(
+        [tshark, "-n", "-r", str(capture)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    # Frames of Mobility Headers or cut inside their IPv6 headers; decode lists no others
+    # (an ICMPv6 echo cut in its data is data, and still checked as such).
+    marked = {
+        int(line.split()[0])
+        for line in summary
+        if LIMITED in line and line.split()[5] in ("MIPv6", "IPv6")
+    }
+    assert marked, "the cut must reach some frames"
+    assert {r["frame"] for r in records if _is_cut(r)} == marked
+    # Nothing the cut did is called malformed.
+    assert [r for r in records if "error" in r and not _is_cut(r)] == []
+
+
+def test_a_capture_cut_at_128_octets_is_still_checked_whole(tmp_path: Path) -> None:
+    """-s 128 keeps each message's header, message data and first options (the MN ID
+    among them): the four handovers are followed, and only the cut is warned of."""
+    capture = _cut(PCAPS / "mobiles-4.pcapng", 128, tmp_path / "cut.pcapng")
+    result = lmaho("check", str(capture), "--json")
+    assert result.returncode == 0, result.stdout
+    report = json.loads(result.stdout)
+    summary = report["summary"]
+    assert summary["outcomes"] == {"completed": 4}
+    assert summary["violations"] == 0
+    assert summary["malformed"] == 0 and summary["cut"] == 0  # every message decoded, cut
+    warnings = [w for h in report["handovers"] for w in h["warnings"]]
+    assert len(warnings) == 24  # six of each handover's eight messages are cut
+    assert {w["rule"] for w in warnings} == {"snapshot-length"}
+
+
+def test_a_capture_cut_inside_its_headers_is_not_called_malformed(tmp_path: Path) -> None:
+    capture = _cut(PCAPS / "mobiles-4.pcapng", 60, tmp_path / "cut.pcapng")
+    text = lmaho("check", str(capture))
+    assert text.returncode == 0, text.stdout
+    assert "0 malformed, 56 cut by the snapshot length" in text.stdout
+    assert "24 IPv6 packet(s) cut by the capture's snapshot length" in text.stdout
+    assert "VIOLATION" not in text.stdout
+
+
+def test_partial_decoding_keeps_the_whole_options_and_verifies_no_checksum() -> None:
+    request = next(p.mh for p in handover_samples() if p.mh[2] == 200)  # LMA_HO_Req
+    whole = decode(request)
+    codec = default_codec()
+    for kept in range(12, len(request)):
+        message = codec.decode(request[:kept], b"\x20" * 16, b"\x20" * 16, partial=True)
+        assert message.uncaptured == len(request) - kept
+        assert message.checksum_ok is None
+        assert message.fields == whole.fields
+        options = [o for o in whole.options if o.offset + (o.length + 2 if o.type else 1) <= kept]
+        assert message.options == tuple(options)
+        with pytest.raises(Truncated):  # not partial: the same octets are a short packet
+            codec.decode(request[:kept])
+    with pytest.raises(MalformedPacket, match="6 of the 12 octets"):
+        codec.decode(request[:6], partial=True)
+
+
+def test_a_cut_fragment_is_not_reassembled() -> None:
+    """The octets a capture did not keep would be a hole in the datagram: the cut
+    fragment is said cut, and its datagram never completes (it is reported so)."""
+    pbu = next(p.mh for p in handover_samples() if p.mh[2] == 5)
+    src, dst = b"\x20\x01\x0d\xb8" + bytes(11) + b"\x01", b"\x20\x01\x0d\xb8" + bytes(11) + b"\x02"
+    macs = bytes(12) + b"\x86\xdd"
+
+    def fragment(number: int, offset: int, more: bool, data: bytes, uncaptured: int) -> Frame:
+        header = bytes([135, 0]) + (offset | more).to_bytes(2, "big") + (7).to_bytes(4, "big")
+        packet = ipv6_header(src, dst, 44, len(header) + len(data)) + header + data
+        kept = len(packet) - uncaptured
+        return Frame(number, float(number), LINKTYPE_ETHERNET, macs + packet[:kept], uncaptured)
+
+    whole = list(
+        analyse_frames([fragment(1, 0, True, pbu[:16], 0), fragment(2, 16, False, pbu[16:], 0)])
+    )
+    assert whole[1].message is not None and whole[1].message.name == "PBU"
+    records = list(
+        analyse_frames([fragment(1, 0, True, pbu[:16], 8), fragment(2, 16, False, pbu[16:], 0)])
+    )
+    assert isinstance(records[0].error, SnapshotCut)
+    assert "not reassembled" in records[0].error.what
+    assert all(r.message is None for r in records)
+    assert isinstance(records[-1].error, IncompleteDatagram)
