@@ -163,6 +163,13 @@ EXPERTS: tuple[tuple[str, str, str, str, str], ...] = (
     ("ho_completed", "lmaho.handover.completed", "Handover completed", "SEQUENCE", "CHAT"),
     ("ho_failed", "lmaho.handover.failed", "Handover failed", "SEQUENCE", "WARN"),
     ("internal", "lmaho.internal_error", "lmaho dissector error", "MALFORMED", "ERROR"),
+    (
+        "snapshot",
+        "lmaho.snapshot_limited",
+        "Packet size limited during capture",
+        "UNDECODED",
+        "NOTE",
+    ),
 )
 
 # The dissector's own fields (not schema fields): option framing, checksum
@@ -183,6 +190,10 @@ OWN_FIELDS: tuple[tuple[str, str, str, str, str], ...] = (
     ),
     ("lmaho.checksum.calculated", "uint16", "Calculated Checksum",
         "base.HEX, nil, nil", "Checksum over the IPv6 pseudo-header and the Mobility Header",
+    ),
+    ("lmaho.uncaptured", "uint32", "Octets Not Captured", "base.DEC, nil, nil",
+        "Octets of the Mobility Header past the capture's snapshot length: options there are "
+        "not shown and the checksum is not verified",
     ),
     ("lmaho.response_in", "framenum", "Response In",
         "base.NONE, frametype.RESPONSE, nil", "The response to this request is in this frame",

@@ -457,7 +457,7 @@ end
 local context = {}
 
 local function decode_context(visible)
-    context.visible, context.base, context.mnid = visible, nil, nil
+    context.visible, context.base, context.mnid, context.uncaptured = visible, nil, nil, nil
     return context
 end
 
@@ -691,6 +691,43 @@ function R.options(tvb, s, tree, pos, stop, ctx)
         pos = R.option(tvb, s, tree, pos, stop, ctx)
     end
     return pos
+end
+
+-- Where the last option wholly in s[pos, stop) ends (0-based): the capture that cut
+-- the message cut the option after it, which is not there to decode.
+local function whole_options_end(s, pos, stop)
+    while pos < stop do
+        local step = 1
+        if byte(s, pos + 1) ~= pad1_type then
+            if pos + 2 > stop then
+                break
+            end
+            step = 2 + byte(s, pos + 2)
+        end
+        if pos + step > stop then
+            break
+        end
+        pos = pos + step
+    end
+    return pos
+end
+
+-- A message the capture cut (its snapshot length): Wireshark's words for it, on the
+-- octets that are there, and how many are not. Not an error: the packet was whole.
+local function snapshot_limited(tvb, t, cap, uncaptured)
+    if R.visible then
+        set_generated(tree_add(t, R.F.uncaptured, tvb(0, cap), uncaptured))
+    else
+        tree_add(t, R.F.uncaptured, uncaptured)
+    end
+    t:add_proto_expert_info(
+        R.E.snapshot,
+        format(
+            "Packet size limited during capture: %d of the %d octets of the Mobility Header captured",
+            cap,
+            cap + uncaptured
+        )
+    )
 end
 
 -- --- checksum ------------------------------------------------------------------
@@ -1211,7 +1248,9 @@ function R.decode(d, tvb, s, t, cap, ctx)
     local hv = emptied(header_values)
     local pos = R.header(tvb, s, t, 0, cap, hv)
     if pos < C.header_size then
-        if t then
+        if t and tvb:reported_len() >= C.header_size then
+            snapshot_limited(tvb, t, cap, tvb:reported_len() - cap)
+        elseif t then
             t:add_tvb_expert_info(
                 E.truncated,
                 tvb(0, cap),
@@ -1226,7 +1265,14 @@ function R.decode(d, tvb, s, t, cap, ctx)
     end
     local total = C.header_size + R.msg_len(hv)
     local stop = total
-    if total > cap then
+    if total > cap and tvb:reported_len() >= total then
+        -- Cut by the capture, not by a lying Header Len: shown as far as it was kept.
+        stop = cap
+        ctx.uncaptured = total - cap
+        if t then
+            snapshot_limited(tvb, t, cap, total - cap)
+        end
+    elseif total > cap then
         stop = cap
         if t then
             t:add_tvb_expert_info(
@@ -1261,6 +1307,12 @@ function R.decode(d, tvb, s, t, cap, ctx)
     end
     local fixed_end = pos + d.length
     local fstop = fixed_end
+    if ctx.uncaptured then
+        if fixed_end > stop then
+            return hv, emptied(message_values), total -- the message data was not kept
+        end
+        stop = whole_options_end(s, fixed_end, stop)
+    end
     if fstop > stop then
         fstop = stop
         if t and total < fixed_end then
@@ -1433,7 +1485,11 @@ local function dissect_tree(d, tvb, pinfo, root, s, cap)
     local seq, status = v[C.sequence], v[C.status]
     local num = tracked(pinfo, d, seq, status, ctx.mnid)
     local mnid_text = ctx.mnid and R.mnid_text(ctx.mnid) or ""
-    pinfo_cols(pinfo).info = info_line(d, seq, R.status_text(d, status), mnid_text, num)
+    local info = info_line(d, seq, R.status_text(d, status), mnid_text, num)
+    if ctx.uncaptured then
+        info = info .. " [Packet size limited during capture]"
+    end
+    pinfo_cols(pinfo).info = info
     if R.visible then
         append_text(t, d.name_suffix)
     end
@@ -1656,6 +1712,7 @@ F.opt_type = ProtoField.uint8("lmaho.opt.type", "Type", base.DEC, VS.opt_type, n
 F.opt_length = ProtoField.uint8("lmaho.opt.length", "Length", base.DEC, nil, nil, "Octets of option data after the Length octet")
 F.checksum_status = ProtoField.uint8("lmaho.checksum.status", "Checksum Status", base.DEC, {[0] = "Bad", [1] = "Good", [2] = "Unverified"}, nil, "Result of verifying the Mobility Header checksum (RFC 6275 6.1.1)")
 F.checksum_calculated = ProtoField.uint16("lmaho.checksum.calculated", "Calculated Checksum", base.HEX, nil, nil, "Checksum over the IPv6 pseudo-header and the Mobility Header")
+F.uncaptured = ProtoField.uint32("lmaho.uncaptured", "Octets Not Captured", base.DEC, nil, nil, "Octets of the Mobility Header past the capture's snapshot length: options there are not shown and the checksum is not verified")
 F.response_in = ProtoField.framenum("lmaho.response_in", "Response In", base.NONE, frametype.RESPONSE, nil, "The response to this request is in this frame")
 F.response_to = ProtoField.framenum("lmaho.response_to", "Response To", base.NONE, frametype.REQUEST, nil, "This is a response to the request in this frame")
 F.time = ProtoField.relative_time("lmaho.time", "Time", "Time between request and response")
@@ -1803,6 +1860,7 @@ lmaho.fields = {
     F.opt_length,
     F.checksum_status,
     F.checksum_calculated,
+    F.uncaptured,
     F.response_in,
     F.response_to,
     F.time,
@@ -1962,7 +2020,8 @@ E.retransmission = ProtoExpert.new("lmaho.retransmission", "Retransmission", exp
 E.ho_completed = ProtoExpert.new("lmaho.handover.completed", "Handover completed", expert.group.SEQUENCE, expert.severity.CHAT)
 E.ho_failed = ProtoExpert.new("lmaho.handover.failed", "Handover failed", expert.group.SEQUENCE, expert.severity.WARN)
 E.internal = ProtoExpert.new("lmaho.internal_error", "lmaho dissector error", expert.group.MALFORMED, expert.severity.ERROR)
-lmaho.experts = { E.truncated, E.header_len_long, E.header_len_short, E.after_mh, E.payload_proto, E.field_short, E.field_trailing, E.opt_no_length, E.opt_overrun, E.opt_bad_length, E.opt_misaligned, E.opt_unknown, E.padn_nonzero, E.checksum_bad, E.status_failure, E.retransmission, E.ho_completed, E.ho_failed, E.internal }
+E.snapshot = ProtoExpert.new("lmaho.snapshot_limited", "Packet size limited during capture", expert.group.UNDECODED, expert.severity.NOTE)
+lmaho.experts = { E.truncated, E.header_len_long, E.header_len_short, E.after_mh, E.payload_proto, E.field_short, E.field_trailing, E.opt_no_length, E.opt_overrun, E.opt_bad_length, E.opt_misaligned, E.opt_unknown, E.padn_nonzero, E.checksum_bad, E.status_failure, E.retransmission, E.ho_completed, E.ho_failed, E.internal, E.snapshot }
 R.E = E
 
 -- One function per structure: S.x(tvb, s, t, pos, stop, v) reads the fields at

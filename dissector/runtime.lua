@@ -438,7 +438,7 @@ end
 local context = {}
 
 local function decode_context(visible)
-    context.visible, context.base, context.mnid = visible, nil, nil
+    context.visible, context.base, context.mnid, context.uncaptured = visible, nil, nil, nil
     return context
 end
 
@@ -672,6 +672,43 @@ function R.options(tvb, s, tree, pos, stop, ctx)
         pos = R.option(tvb, s, tree, pos, stop, ctx)
     end
     return pos
+end
+
+-- Where the last option wholly in s[pos, stop) ends (0-based): the capture that cut
+-- the message cut the option after it, which is not there to decode.
+local function whole_options_end(s, pos, stop)
+    while pos < stop do
+        local step = 1
+        if byte(s, pos + 1) ~= pad1_type then
+            if pos + 2 > stop then
+                break
+            end
+            step = 2 + byte(s, pos + 2)
+        end
+        if pos + step > stop then
+            break
+        end
+        pos = pos + step
+    end
+    return pos
+end
+
+-- A message the capture cut (its snapshot length): Wireshark's words for it, on the
+-- octets that are there, and how many are not. Not an error: the packet was whole.
+local function snapshot_limited(tvb, t, cap, uncaptured)
+    if R.visible then
+        set_generated(tree_add(t, R.F.uncaptured, tvb(0, cap), uncaptured))
+    else
+        tree_add(t, R.F.uncaptured, uncaptured)
+    end
+    t:add_proto_expert_info(
+        R.E.snapshot,
+        format(
+            "Packet size limited during capture: %d of the %d octets of the Mobility Header captured",
+            cap,
+            cap + uncaptured
+        )
+    )
 end
 
 -- --- checksum ------------------------------------------------------------------
@@ -1192,7 +1229,9 @@ function R.decode(d, tvb, s, t, cap, ctx)
     local hv = emptied(header_values)
     local pos = R.header(tvb, s, t, 0, cap, hv)
     if pos < C.header_size then
-        if t then
+        if t and tvb:reported_len() >= C.header_size then
+            snapshot_limited(tvb, t, cap, tvb:reported_len() - cap)
+        elseif t then
             t:add_tvb_expert_info(
                 E.truncated,
                 tvb(0, cap),
@@ -1207,7 +1246,14 @@ function R.decode(d, tvb, s, t, cap, ctx)
     end
     local total = C.header_size + R.msg_len(hv)
     local stop = total
-    if total > cap then
+    if total > cap and tvb:reported_len() >= total then
+        -- Cut by the capture, not by a lying Header Len: shown as far as it was kept.
+        stop = cap
+        ctx.uncaptured = total - cap
+        if t then
+            snapshot_limited(tvb, t, cap, total - cap)
+        end
+    elseif total > cap then
         stop = cap
         if t then
             t:add_tvb_expert_info(
@@ -1242,6 +1288,12 @@ function R.decode(d, tvb, s, t, cap, ctx)
     end
     local fixed_end = pos + d.length
     local fstop = fixed_end
+    if ctx.uncaptured then
+        if fixed_end > stop then
+            return hv, emptied(message_values), total -- the message data was not kept
+        end
+        stop = whole_options_end(s, fixed_end, stop)
+    end
     if fstop > stop then
         fstop = stop
         if t and total < fixed_end then
@@ -1414,7 +1466,11 @@ local function dissect_tree(d, tvb, pinfo, root, s, cap)
     local seq, status = v[C.sequence], v[C.status]
     local num = tracked(pinfo, d, seq, status, ctx.mnid)
     local mnid_text = ctx.mnid and R.mnid_text(ctx.mnid) or ""
-    pinfo_cols(pinfo).info = info_line(d, seq, R.status_text(d, status), mnid_text, num)
+    local info = info_line(d, seq, R.status_text(d, status), mnid_text, num)
+    if ctx.uncaptured then
+        info = info .. " [Packet size limited during capture]"
+    end
+    pinfo_cols(pinfo).info = info
     if R.visible then
         append_text(t, d.name_suffix)
     end

@@ -346,7 +346,7 @@ class Codec:
         dst: AddressLike | None = None,
         *,
         strict: bool = False,
-        partial: bool = False,
+        partial: int = 0,
     ) -> Message:
         """Decode one Mobility Header from the start of ``data``.
 
@@ -355,25 +355,29 @@ class Codec:
         misaligned option, ...) into an exception. Octets after the Mobility
         Header belong to the next header and are ignored.
 
-        ``partial``: ``data`` may end before the message does (a capture kept only
-        its first octets). Then the header, the message data and the options that
-        are whole are decoded, ``uncaptured`` counts the octets missing and the
-        checksum is not verified. The header and message data must be there.
+        ``partial``: how many octets past ``data`` the packet had on the wire, which
+        a capture did not keep (its snapshot length). A message that runs on into
+        them is decoded as far as it was kept: the header, the message data and the
+        whole options; ``uncaptured`` counts the octets missing, and the checksum is
+        not verified. The header and message data must be there. A message longer
+        than that is malformed all the same.
         """
         if type(data) is not bytes:
             data = bytes(data)
         size = len(data)
         header_size = self._header_size
         if size < header_size:
-            raise Truncated(
+            # Truncated: the rest lies in what the capture did not keep (see partial).
+            short = Truncated if header_size - size <= partial else MalformedPacket
+            raise short(
                 f"truncated Mobility Header: {size} octets, the header alone has {header_size}", 0
             )
         payload_proto, header_len, mh_type, reserved, checksum = self._decode_header(data)
         total = header_size + self._unit * header_len + self._region_base  # mh_length
         uncaptured = 0
         if total > size:
-            if not partial:
-                raise Truncated(
+            if total - size > partial:
+                raise MalformedPacket(
                     f"Header Len {header_len} says {total} octets but only {size} are present",
                     self._length_offset,
                 )

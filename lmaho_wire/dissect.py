@@ -10,7 +10,13 @@ from .capture import Frame, read_frames
 from .codec import Message, default_codec
 from .errors import IncompleteDatagram, MalformedPacket, SnapshotCut, Truncated
 from .fragments import Abandoned, Reassembled, Reassembler
-from .packet import IPPROTO_FRAGMENT, MOBILITY_PROTOCOLS, IPv6Payload, find_ipv6
+from .packet import (
+    IPPROTO_FRAGMENT,
+    IPV6_HEADER_LENGTH,
+    MOBILITY_PROTOCOLS,
+    IPv6Payload,
+    find_ipv6,
+)
 
 
 class FrameRecord(NamedTuple):
@@ -107,15 +113,24 @@ def _analyse_cut(frame: Frame, strict: bool) -> FrameRecord:
         return FrameRecord(frame, None, error=e)
     if payload is None or payload.proto not in MOBILITY_PROTOCOLS:
         return FrameRecord(frame, payload)
-    # Cut only if the capture, not the IPv6 Payload Length, ends the payload.
-    cut = payload.end == len(data)
+    # What the wire had past the kept octets for this payload: none when the IPv6
+    # Payload Length ends it within them; else up to that length or the frame's end.
+    room = 0
+    if payload.end == len(data):
+        inner = payload.hops[-1].offset
+        declared = int.from_bytes(data[inner + 4 : inner + 6], "big")
+        wire_end = len(data) + frame.uncaptured
+        if declared:
+            wire_end = min(wire_end, inner + IPV6_HEADER_LENGTH + declared)
+        room = max(wire_end - len(data), 0)
+    cut = room > 0
     try:
         message = default_codec().decode(
             data[payload.offset : payload.end],
             payload.pseudo_src,
             payload.pseudo_dst,
             strict=strict,
-            partial=cut,
+            partial=room,
         )
     except Truncated as e:
         return FrameRecord(frame, payload, error=snapshot_cut(frame, e) if cut else e)

@@ -21,9 +21,9 @@ class MalformedPacket(LmahoError):
 
 
 class Truncated(MalformedPacket):
-    """The octets end before a header's own length says they do: a short packet, or one
-    a capture did not keep whole (then :func:`lmaho_wire.dissect.analyse_frame` makes it
-    a :class:`SnapshotCut`)."""
+    """What is needed lies past the octets there: in a frame's IPv6 headers, or in the
+    octets a capture did not keep (``Codec.decode``'s ``partial``). In a frame the
+    capture cut, :func:`lmaho_wire.dissect.analyse_frame` makes it a :class:`SnapshotCut`."""
 
 
 class SnapshotCut(MalformedPacket):

@@ -23,16 +23,18 @@ from lmaho_wire.dissect import analyse_frames
 from lmaho_wire.errors import IncompleteDatagram, SnapshotCut, Truncated
 from lmaho_wire.packet import ipv6_header
 from support.cli import lmaho
-from support.paths import PCAPS
+from support.paths import DISSECTOR_LUA, PCAPS
 
 LIMITED = "[Packet size limited during capture]"
 
 
 def _cut(capture: Path, snaplen: int, out: Path) -> Path:
+    """``capture`` cut at ``snaplen`` by editcap, as pcap if ``out`` says so (else pcapng)."""
     editcap = shutil.which("editcap")
     if editcap is None:
         pytest.fail("editcap is not installed (it comes with tshark)")
-    subprocess.run([editcap, "-s", str(snaplen), str(capture), str(out)], check=True)
+    kind = "pcap" if out.suffix == ".pcap" else "pcapng"
+    subprocess.run([editcap, "-F", kind, "-s", str(snaplen), str(capture), str(out)], check=True)
     return out
 
 
@@ -98,16 +100,20 @@ def test_partial_decoding_keeps_the_whole_options_and_verifies_no_checksum() -> 
     whole = decode(request)
     codec = default_codec()
     for kept in range(12, len(request)):
-        message = codec.decode(request[:kept], b"\x20" * 16, b"\x20" * 16, partial=True)
+        missing = len(request) - kept
+        message = codec.decode(request[:kept], b"\x20" * 16, b"\x20" * 16, partial=missing)
         assert message.uncaptured == len(request) - kept
         assert message.checksum_ok is None
         assert message.fields == whole.fields
         options = [o for o in whole.options if o.offset + (o.length + 2 if o.type else 1) <= kept]
         assert message.options == tuple(options)
-        with pytest.raises(Truncated):  # not partial: the same octets are a short packet
-            codec.decode(request[:kept])
+        # Not cut, or a Header Len longer than the packet was: the same octets are malformed.
+        for room in (0, missing - 1):
+            with pytest.raises(MalformedPacket, match="Header Len") as raised:
+                codec.decode(request[:kept], partial=room)
+            assert not isinstance(raised.value, Truncated)
     with pytest.raises(MalformedPacket, match="6 of the 12 octets"):
-        codec.decode(request[:6], partial=True)
+        codec.decode(request[:6], partial=len(request))
 
 
 def test_a_cut_fragment_is_not_reassembled() -> None:
@@ -134,3 +140,58 @@ def test_a_cut_fragment_is_not_reassembled() -> None:
     assert "not reassembled" in records[0].error.what
     assert all(r.message is None for r in records)
     assert isinstance(records[-1].error, IncompleteDatagram)
+
+
+@pytest.mark.parametrize("snaplen", [60, 90, 128])
+def test_the_dissector_says_of_a_cut_message_what_the_codec_says(
+    tshark: str, tmp_path: Path, snaplen: int
+) -> None:
+    """Field by field: the octets not captured, and the checksum left unverified; and
+    nothing the cut did is an error in tshark's expert summary."""
+    capture = _cut(PCAPS / "mobiles-4.pcapng", snaplen, tmp_path / "cut.pcapng")
+    lua = ["-X", f"lua_script:{DISSECTOR_LUA}"]
+    fields = subprocess.run(
+        [tshark, "-n", "-r", str(capture), *lua, "-Y", "lmaho",
+         "-T", "fields", "-e", "frame.number", "-e", "lmaho.uncaptured",
+         "-e", "lmaho.checksum.status"],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    shown = {int(n): (int(u or 0), status) for n, u, status in (f.split("\t") for f in fields)}
+    records = {r["frame"]: r for r in _decoded(capture)}
+
+    def uncaptured(record: dict[str, Any]) -> int:
+        if "error" in record:  # octets of the frame not kept: the Mobility Header's last
+            return int(record["error"]["snapshot"]["length"] - record["error"]["snapshot"]["kept"])
+        return int(record["uncaptured"])
+
+    said = {n: uncaptured(records[n]) for n in shown if _is_cut(records[n])}
+    assert said, "the cut must reach some of lmaho's messages"
+    assert {n: u for n, (u, _) in shown.items() if u} == said
+    # Unverified (2) where cut; no status where even the header was not kept whole.
+    assert all(shown[n][1] in ("2", "") for n in said)
+    experts = subprocess.run(
+        [tshark, "-n", "-r", str(capture), *lua, "-q", "-z", "expert"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "Errors" not in experts and "Malformed" not in experts
+    assert "Packet size limited during capture" in experts
+
+
+def test_a_header_len_longer_than_the_packet_was_is_malformed_though_cut(
+    tshark: str, tmp_path: Path
+) -> None:
+    """Cut or not, a Header Len beyond what the packet had on the wire is a lie: both
+    the codec and the dissector call it malformed, not limited by the capture."""
+    capture = bytearray(_cut(PCAPS / "handover.pcap", 128, tmp_path / "cut.pcap").read_bytes())
+    header_len_at = 24 + 16 + 14 + 40 + 1  # the first frame's LMA_HO_Req
+    capture[header_len_at] = 200
+    lying = tmp_path / "lying.pcap"
+    lying.write_bytes(bytes(capture))
+    first = _decoded(lying)[0]
+    assert first["error"]["what"].startswith("Header Len 200 says 1608 octets"), first
+    assert "snapshot" not in first["error"]
+    experts = subprocess.run(
+        [tshark, "-n", "-r", str(lying), "-X", f"lua_script:{DISSECTOR_LUA}", "-q", "-z", "expert"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "Header Len 200 says 1608 octets but only 74 are present" in experts
