@@ -49,7 +49,7 @@ from lmaho_wire.capture import LINKTYPE_ETHERNET
 from lmaho_wire.codec import Message
 from lmaho_wire.dissect import FrameRecord
 from lmaho_wire.errors import IncompleteDatagram, SnapshotCut
-from lmaho_wire.packet import MOBILITY_PROTOCOLS, mac_bytes
+from lmaho_wire.packet import MOBILITY_PROTOCOLS, IPv6Payload, mac_bytes
 from lmaho_wire.registry import current_schema
 
 from .freshness import FreshnessBook
@@ -154,9 +154,17 @@ class Counters:
     malformed: int = 0
     # Frames the capture cut (its snapshot length) before the part that could be checked
     cut: int = 0
+    # Signalling seen again further along its path (a capture on a router, tcpdump -i any)
+    forwarded: int = 0
     # Mobility Headers of types the schema does not name (a BRR or a HoTI is named: IANA's)
     unknown_messages: int = 0
 
+
+# A copy of a message, hop limit lower, within this long of it is the same packet seen
+# again further along its path, not a retransmission (none comes sooner than this).
+FORWARDED_WITHIN = INITIAL_TIMEOUT / 2
+# Messages remembered for that (a bound for captures with more in so short a time).
+MAX_RECENT_MESSAGES = 65_536
 
 # Packets cut too early to tell what they carry, named in the one warning about them.
 MAX_CUT_FRAMES_NAMED = 10
@@ -256,6 +264,8 @@ class ProcedureAnalyser:
         # IPv6 packets cut before what they carry could be told: how many, and the first.
         self._cut_unseen = 0
         self._cut_headers: list[int] = []
+        # Recent messages by addresses and octets: (time, outer hop limit) of the last copy.
+        self._recent: dict[bytes, tuple[float, int]] = {}
         self._now = float("-inf")
         self._last_sweep = float("-inf")
 
@@ -284,6 +294,9 @@ class ProcedureAnalyser:
             self._sweep()
         message = record.message
         if message is not None and record.payload is not None:
+            if self._seen_further_along(record, record.payload):
+                counters.forwarded += 1
+                return self._take_closed()
             counters.signalling += 1
             if message.key is None and message.mh_type not in self._named_types:
                 counters.unknown_messages += 1
@@ -963,7 +976,27 @@ class ProcedureAnalyser:
 
     # -- closing handovers -------------------------------------------------------------
 
+    def _seen_further_along(self, record: FrameRecord, payload: IPv6Payload) -> bool:
+        """Is this message one seen just before, from and to the same addresses, octet for
+        octet, with a lower hop limit: the same packet captured again after a router
+        forwarded it? A retransmission is sent anew by its sender (the same hop limit
+        where it is captured) and later (the retransmission timer)."""
+        octets = record.frame.data
+        inner = payload.hops[-1].offset
+        key = octets[inner + 8 : inner + 40] + octets[payload.offset : payload.end]
+        time, hop_limit = record.frame.time, payload.hops[0].hop_limit
+        earlier = self._recent.get(key)
+        if earlier is not None and time - earlier[0] <= FORWARDED_WITHIN and hop_limit < earlier[1]:
+            self._recent[key] = (time, hop_limit)  # and a copy one more hop on, after this one
+            return True
+        if len(self._recent) >= MAX_RECENT_MESSAGES:
+            self._recent.clear()
+        self._recent[key] = (time, hop_limit)
+        return False
+
     def _sweep(self) -> None:
+        horizon = self._now - FORWARDED_WITHIN
+        self._recent = {key: seen for key, seen in self._recent.items() if seen[0] >= horizon}
         for handover in list(self._open.values()):
             if handover.ended_at is not None:
                 if self._now - handover.ended_at >= self.linger:

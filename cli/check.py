@@ -341,6 +341,11 @@ class TextReport(Report):
             f"frames: {counters.frames} ({counters.signalling} signalling, "
             f"{counters.data} data of known MNs, {counters.data_unattributed} other IPv6, "
             f"{counters.malformed} malformed, "
+            + (
+                f"{counters.forwarded} signalling seen again further along its path, "
+                if counters.forwarded
+                else ""
+            )
             + (f"{counters.cut} cut by the snapshot length, " if counters.cut else "")
             + f"{counters.other} not IPv6)"
         )
@@ -403,6 +408,7 @@ class JsonReport(Report):
                 "other_ipv6": counters.data_unattributed,
                 "malformed": counters.malformed,
                 "cut": counters.cut,
+                "forwarded": counters.forwarded,
                 "unknown_messages": counters.unknown_messages,
                 "not_ipv6": counters.other,
                 "handovers": self.tally.handovers,

@@ -261,3 +261,43 @@ def test_docs_check_md_lists_every_rule() -> None:
     text = (ROOT / "docs" / "check.md").read_text()
     listed = set(re.findall(r"^\| `([a-z0-9-]+)` \|", text, re.MULTILINE))
     assert listed == {rule.value for rule in Rule}
+
+
+# --- one packet captured at two points ----------------------------------------------
+
+
+def seen_twice(packets: list[Packet], *, hops: int, after: float) -> list[Packet]:
+    """Each message also captured ``after`` seconds later, ``hops`` routers further on
+    (hop limit lower, the next link's MACs): a capture on a router, or tcpdump -i any."""
+    out: list[Packet] = []
+    for p in packets:
+        out.append(p)
+        if p.message is not None:
+            out.append(
+                replace(
+                    p,
+                    time=p.time + after,
+                    hop_limit=p.hop_limit - hops,
+                    src_mac="02:00:00:00:00:99",
+                    dst_mac="02:00:00:00:00:98",
+                )
+            )
+    return sorted(out, key=lambda p: p.time)
+
+
+def test_a_message_seen_again_one_hop_on_is_one_message(tmp_path: Path) -> None:
+    result = check(tmp_path, seen_twice(handover(), hops=1, after=0.0001))
+    assert result.violations == [] and result.warnings == []
+    assert [h.outcome.status for h in result.handovers if h.outcome] == ["completed"]
+    assert (result.analyser.counters.forwarded, result.analyser.counters.signalling) == (8, 8)
+
+
+def test_a_copy_with_the_same_hop_limit_or_after_the_timer_is_sent_again(
+    tmp_path: Path,
+) -> None:
+    """A sender's own resend keeps its hop limit where it is captured: still a (too early)
+    retransmission; and a copy later than any packet takes one hop is sent again."""
+    for hops, after in ((0, 0.0001), (1, 1.5)):
+        result = check(tmp_path, seen_twice(handover(), hops=hops, after=after))
+        assert result.analyser.counters.forwarded == 0
+        assert any(i.rule == Rule.RETRANSMISSION for i in result.violations + result.warnings)

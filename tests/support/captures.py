@@ -77,6 +77,7 @@ class Packet:
     src_mac: str = "02:00:00:00:00:01"
     dst_mac: str = "02:00:00:00:00:02"
     corrupt_checksum: bool = False
+    hop_limit: int = 64  # of the outermost IPv6 header: lower where a router forwarded it
 
     def encode(self) -> bytes:
         if self.message is not None:
@@ -85,7 +86,9 @@ class Packet:
             )
             if self.corrupt_checksum:
                 payload = payload[:4] + bytes([payload[4] ^ 0xFF]) + payload[5:]
-            packet = ipv6_header(_raw(self.src), _raw(self.dst), IPPROTO_MH, len(payload))
+            packet = ipv6_header(
+                _raw(self.src), _raw(self.dst), IPPROTO_MH, len(payload), self.hop_limit
+            )
         else:
             body = b"lmaho data plane"
             udp = (4000).to_bytes(2, "big") + (4000).to_bytes(2, "big")
