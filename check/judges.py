@@ -268,6 +268,9 @@ def judge_handover(
 
 
 def _check_order(handover: Handover, judge: _Judge) -> None:
+    """Steps in the draft's order by capture time (frame order breaks ties): a capture of
+    several links in one file (dumpcap -i a -i b) may write a later packet of one link
+    before an earlier one of another."""
     present = [
         handover.steps[letter].first for letter in SIGNALLING_LETTERS if letter in handover.steps
     ]
@@ -277,7 +280,7 @@ def _check_order(handover: Handover, judge: _Judge) -> None:
         zip(letters[1:], present[1:], strict=True),
         strict=False,
     ):
-        if later.frame < earlier.frame:
+        if (later.time, later.frame) < (earlier.time, earlier.frame):
             judge.violation(
                 Rule.ORDER,
                 f"({later_letter}) {later.message} (frame {later.frame}) comes before "
