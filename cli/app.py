@@ -258,7 +258,10 @@ def _global_options(
 
 
 # The CAPTURE argument of the commands that read one (decode, check, ladder).
-CAPTURE_HELP = "pcap or pcapng file (Ethernet, raw IPv6, Linux cooked); - reads standard input."
+CAPTURE_HELP = (
+    "pcap or pcapng file, gzip-compressed or not (Ethernet, raw IPv6, Linux cooked); "
+    "- reads standard input."
+)
 
 
 @contextmanager

@@ -8,9 +8,11 @@ skips Simple Packet Blocks). dpkt writes.
 
 from __future__ import annotations
 
+import gzip
 import os
 import struct
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -120,16 +122,75 @@ def standard_input() -> BinaryIO:
 
 
 def _records(fh: _Source, name: str) -> Iterator[Frame]:
-    """The reader of an open capture, pcap or pcapng as its magic says."""
+    """The reader of an open capture, pcap or pcapng as its magic says (gzip-compressed
+    too, as Wireshark reads them)."""
     # The readers take the magic already read: a pipe cannot seek back.
     magic = fh.read(4)
     if len(magic) < 4:
         raise CaptureError(f"{name}: empty or truncated file, not a pcap or pcapng capture")
+    if magic.startswith(_GZIP_MAGIC):
+        return _records(_Gunzipped(magic, fh, name), name)
+    for packed, (kind, command) in _OTHER_COMPRESSIONS.items():
+        if magic.startswith(packed):
+            raise CaptureError(
+                f"{name}: a {kind}-compressed capture; lmaho reads gzip only: "
+                f"{command} {name} | lmaho ... -"
+            )
     if magic in PCAP_MAGICS:
         return _read_pcap(_Stream(fh, magic), name)
     if magic != PCAPNG_MAGIC:
         raise CaptureError(f"{name}: not a pcap or pcapng file (starts with {magic.hex()})")
     return _read_pcapng(_Stream(fh, magic), name)
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+# Compressions Wireshark's newer versions read and Python's library does not.
+_OTHER_COMPRESSIONS = {
+    b"\x28\xb5\x2f\xfd": ("zstd", "zstd -dc"),
+    b"\x04\x22\x4d\x18": ("lz4", "lz4 -dc"),
+    b"BZh": ("bzip2", "bzip2 -dc"),
+    b"\xfd7zXZ": ("xz", "xz -dc"),
+}
+
+
+class _Prefixed:
+    """``fh`` with ``first`` (octets already read from it) put back in front."""
+
+    def __init__(self, first: bytes, fh: _Source) -> None:
+        self._first = first
+        self._fh = fh
+
+    def read(self, n: int = -1, /) -> bytes:
+        if not self._first:
+            return self._fh.read(n)
+        if n < 0:
+            out, self._first = self._first + self._fh.read(), b""
+        else:
+            out, self._first = self._first[:n], self._first[n:]
+        return out
+
+
+class _Gunzipped:
+    """A gzip-compressed capture, decompressed as it is read; a damaged or cut stream
+    is a CaptureError after the frames before the damage."""
+
+    def __init__(self, magic: bytes, fh: _Source, name: str) -> None:
+        self._gz = gzip.GzipFile(fileobj=_Prefixed(magic, fh), mode="rb")  # type: ignore[call-overload]  # never seeks
+        self._name = name
+
+    def read(self, n: int = -1, /) -> bytes:
+        return self._decompressed(self._gz.read, n)
+
+    def read1(self, n: int = -1, /) -> bytes:
+        return self._decompressed(self._gz.read1, n)
+
+    def _decompressed(self, read: Callable[[int], bytes], n: int) -> bytes:
+        try:
+            return read(n)
+        except EOFError:
+            raise CaptureError(f"{self._name}: the gzip stream ends early") from None
+        except (gzip.BadGzipFile, zlib.error) as e:
+            raise CaptureError(f"{self._name}: damaged gzip stream: {e}") from None
 
 
 # Octets asked of the file at once: records are parsed out of this buffer, not read one

@@ -7,6 +7,7 @@ mergecap, which writes an interface per input file.
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import struct
@@ -226,3 +227,42 @@ def test_on_read_counts_every_octet_of_the_file(sample: str) -> None:
     frames = list(read_frames(PCAPS / sample, on_read=told.append))
     assert frames == list(read_frames(PCAPS / sample))
     assert told == sorted(told) and told[-1] == (PCAPS / sample).stat().st_size
+
+
+# --- compressed captures ------------------------------------------------------------
+
+
+def test_a_gzip_compressed_capture_reads_as_the_capture(tshark: str, tmp_path: Path) -> None:
+    """As Wireshark does: the same records, and the same frames tshark reads from it."""
+    plain = PCAPS / "mobiles-4.pcapng"
+    packed = tmp_path / "mobiles-4.pcapng.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    want = lmaho_process("decode", str(plain), "--json")
+    got = lmaho_process("decode", str(packed), "--json")
+    assert (got.returncode, got.stdout) == (0, want.stdout)
+    checked = lmaho_process("check", str(packed))
+    assert checked.returncode == 0 and "handovers: 4 (4 completed)" in checked.stdout
+    frames = subprocess.run(
+        [tshark, "-r", str(packed), "-T", "fields", "-e", "frame.number"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert len(frames) == sum(1 for _ in read_frames(packed)) == 88
+
+
+def test_a_damaged_or_foreign_compressed_capture_is_a_clear_error(tmp_path: Path) -> None:
+    packed = gzip.compress((PCAPS / "mobiles-4.pcapng").read_bytes())
+    cut = tmp_path / "cut.pcapng.gz"
+    cut.write_bytes(packed[: len(packed) // 2])
+    result = lmaho_process("decode", str(cut))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"lmaho: error: {cut}: the gzip stream ends early" in result.stderr
+    assert result.stdout.count("\n") > 10  # the frames before the cut
+    damaged = tmp_path / "damaged.pcapng.gz"
+    damaged.write_bytes(packed[:10] + bytes(b ^ 0x55 for b in packed[10:]))
+    result = lmaho_process("check", str(damaged))
+    assert result.returncode == 2 and "damaged gzip stream" in result.stderr
+    zstd = tmp_path / "capture.pcapng.zst"
+    zstd.write_bytes(b"\x28\xb5\x2f\xfd" + bytes(20))
+    result = lmaho_process("decode", str(zstd))
+    assert result.returncode == 2
+    assert "a zstd-compressed capture; lmaho reads gzip only: zstd -dc" in result.stderr
