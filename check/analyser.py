@@ -222,7 +222,9 @@ class ProcedureAnalyser:
     ``issues`` holds what belongs to no handover (malformed frames, data on
     wrong tunnels after a handover closed, ...), at most ``max_issues`` of
     them (``issues_dropped`` counts the rest). ``on_event`` is called for
-    every signalling message and every data packet of a known MN.
+    every signalling message and every data packet of a known MN. Findings of
+    the rules in ``ignore`` are dropped, handovers' and global ones alike
+    (``ignored`` counts them).
     """
 
     def __init__(
@@ -232,11 +234,15 @@ class ProcedureAnalyser:
         stall_after: float = GIVE_UP_AFTER + 5.0,
         max_issues: int = 10_000,
         on_event: Callable[[FrameEvent], None] | None = None,
+        ignore: Iterable[Rule] = (),
     ) -> None:
         self.linger = linger
         self.stall_after = stall_after
         self.max_issues = max_issues
         self.on_event = on_event
+        # Rules whose findings are dropped (lmaho check --ignore), and how many were.
+        self.ignore = frozenset(ignore)
+        self.ignored = 0
         self.counters = Counters()
         self.entities = EntityBook()
         self.issues: list[Issue] = []
@@ -344,6 +350,9 @@ class ProcedureAnalyser:
     # -- reporting helpers ---------------------------------------------------------
 
     def _global(self, issue: Issue) -> None:
+        if issue.rule in self.ignore:
+            self.ignored += 1
+            return
         self.global_counts[issue.severity] += 1
         if len(self.issues) < self.max_issues:
             self.issues.append(issue)
@@ -1031,6 +1040,10 @@ class ProcedureAnalyser:
                     if not same:
                         del self._pending_any_mn[key]
         judge_handover(handover, self._answered_step, capture_end=capture_end)
+        if self.ignore:
+            kept = [issue for issue in handover.issues if issue.rule not in self.ignore]
+            self.ignored += len(handover.issues) - len(kept)
+            handover.issues = kept
         assert handover.outcome is not None
         status = handover.outcome.status
         self.outcomes[status] = self.outcomes.get(status, 0) + 1

@@ -88,6 +88,17 @@ def check_command(
     rules: Annotated[
         bool, typer.Option("--rules", help="List the rules a report names, and exit.")
     ] = False,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore",
+            metavar="RULE[,RULE]",
+            help="Drop the findings of these rules (names as --rules lists them): not "
+            "reported, not counted, no effect on the exit status. Example: "
+            "--ignore encoding,snapshot-length",
+            show_default=False,
+        ),
+    ] = None,
     progress: ProgressOption = None,
 ) -> None:
     """Check every LMA handover in CAPTURE against draft-lim-netext-lma-handover-01 4.2.
@@ -103,11 +114,12 @@ def check_command(
         return
     if capture is None:
         raise typer.BadParameter("a capture file is needed", param_hint="CAPTURE")
+    ignored = _rules(ignore or [])
     with reading_progress(capture, progress, "checking") as on_read:
         records = analyse_capture(capture, on_read=on_read)
         # Not a capture at all (missing, empty, another format): the error alone, no report.
         first = next(records, None)
-        analyser = ProcedureAnalyser(linger=linger)
+        analyser = ProcedureAnalyser(linger=linger, ignore=ignored)
         report: Report = (JsonReport if as_json else TextReport)(
             sys.stdout, str(capture), brief=brief, strict=strict, require_success=require_success
         )
@@ -127,6 +139,19 @@ def check_command(
     if error is not None:
         raise error
     raise typer.Exit(status)
+
+
+def _rules(names: list[str]) -> list[Rule]:
+    """The rules ``--ignore`` names (repeated, or comma-separated), in Rule's order."""
+    wanted = {name.strip() for text in names for name in text.split(",") if name.strip()}
+    known = {rule.value for rule in Rule}
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise typer.BadParameter(
+            f"no rule {', '.join(map(repr, unknown))}; `lmaho check --rules` lists them",
+            param_hint="--ignore",
+        )
+    return [rule for rule in Rule if rule.value in wanted]
 
 
 class Tally:
@@ -372,7 +397,11 @@ class TextReport(Report):
             )
         else:
             verdict = typer.style("no violations", fg=typer.colors.GREEN, bold=True)
-        self._line(f"result: {verdict}, {self.tally.warnings} warning(s)")
+        ignored = ""
+        if analyser.ignore:
+            rules = ", ".join(rule for rule in Rule if rule in analyser.ignore)
+            ignored = f" ({analyser.ignored} finding(s) of ignored rules left out: {rules})"
+        self._line(f"result: {verdict}, {self.tally.warnings} warning(s){ignored}")
         if status == 1 and not self.tally.violations:
             self._line(f"exit status 1: {self.failure_reason()}")
         self._write()
@@ -409,6 +438,10 @@ class JsonReport(Report):
                 "malformed": counters.malformed,
                 "cut": counters.cut,
                 "forwarded": counters.forwarded,
+                "ignored": {
+                    "rules": [rule.value for rule in Rule if rule in analyser.ignore],
+                    "findings": analyser.ignored,
+                },
                 "unknown_messages": counters.unknown_messages,
                 "not_ipv6": counters.other,
                 "handovers": self.tally.handovers,

@@ -57,6 +57,35 @@ def test_violation_exit_1_names_rule_and_frames(wrong_nlma_capture: Path) -> Non
     assert "result: " in result.stdout and "violation(s)" in result.stdout
 
 
+def test_ignored_rules_are_left_out_of_report_counts_and_exit_status(
+    wrong_nlma_capture: Path,
+) -> None:
+    plain = lmaho("check", str(wrong_nlma_capture), "--json")
+    assert plain.returncode == 1
+    broken = {i["rule"] for h in json.loads(plain.stdout)["handovers"] for i in h["violations"]}
+    assert "wrong-nlma" in broken
+    ignoring = ",".join(sorted(broken))
+    quiet = lmaho("check", str(wrong_nlma_capture), "--json", "--ignore", ignoring)
+    assert quiet.returncode == 0, quiet.stdout
+    report = json.loads(quiet.stdout)
+    assert all(h["violations"] == [] for h in report["handovers"])
+    assert report["summary"]["violations"] == 0
+    assert report["summary"]["ignored"] == {
+        "rules": sorted(broken, key=[r.value for r in Rule].index),
+        "findings": len(
+            [i for h in json.loads(plain.stdout)["handovers"] for i in h["violations"]]
+        ),
+    }
+    text = lmaho("check", str(wrong_nlma_capture), "--ignore", "pairing", "--ignore", ignoring)
+    assert text.returncode == 0 and "finding(s) of ignored rules left out" in text.stdout
+
+
+def test_ignoring_a_rule_that_does_not_exist_is_an_error(clean_capture: Path) -> None:
+    result = lmaho("check", str(clean_capture), "--ignore", "order,no-such-rule")
+    assert result.returncode == 2
+    assert "no rule 'no-such-rule'; `lmaho check --rules` lists them" in result.stderr
+
+
 def test_json_is_one_document_with_verdicts(wrong_nlma_capture: Path) -> None:
     result = lmaho("check", str(wrong_nlma_capture), "--json")
     assert result.returncode == 1
