@@ -1215,7 +1215,16 @@ end
 -- Dissector:call has then already shown that as Wireshark's own "Malformed
 -- Packet" item (as without lmaho) and turns the exception into a Lua error,
 -- which is swallowed here so that it does not also show as a Lua error.
+--
+-- Except a packet the capture cut, when a tree is built: Wireshark's MIPv6
+-- dissector would throw BoundsError for it, which neither Dissector:call nor
+-- pcall catches; unwinding past Lua leaves Lua's count of C calls raised, and
+-- some 200 such packets later every call of every Lua dissector fails with
+-- "C stack overflow". So that packet's header and cut are shown by lmaho.
 function R.call_mip6(tvb, pinfo, root)
+    if item_text(root) ~= nil and tvb:len() < tvb:reported_len() then
+        return R.cut_foreign(tvb, pinfo, root)
+    end
     local ok, len = pcall(dissector_call, R.mip6, tvb, pinfo, root)
     if ok then
         return len
@@ -1497,6 +1506,24 @@ local function dissect_tree(d, tvb, pinfo, root, s, cap)
     return cap
 end
 
+-- A cut Mobility Header of a type lmaho does not own, in a tree (see R.call_mip6).
+function R.cut_foreign(tvb, pinfo, root)
+    local s = tvb_raw(tvb)
+    local cap = #s
+    local t = tree_add(root, R.proto, tvb(0, cap))
+    R.visible = item_visible(root)
+    R.header(tvb, s, t, 0, cap, emptied(header_values))
+    snapshot_limited(tvb, t, cap, tvb:reported_len() - cap)
+    local cols = pinfo_cols(pinfo)
+    cols.protocol = "MIPv6"
+    if cap >= type_pos then
+        cols.info = format("Mobility Header type %d [Packet size limited during capture]", byte(s, type_pos))
+    else
+        cols.info = "Mobility Header [Packet size limited during capture]"
+    end
+    return cap
+end
+
 -- The dissector. Without a tree (tshark printing summaries only, Wireshark's
 -- first pass) `root` wraps no item, and only the columns, the tracking and
 -- the expert items are worked out: that path must cost little, so it makes
@@ -1525,6 +1552,11 @@ function R.dissect(tvb, pinfo, root)
         return R.call_mip6(tvb, pinfo, root)
     end
     if d.delegated then
+        if item_text(root) ~= nil and cap < tvb:reported_len() then
+            -- Cut: not for Wireshark's MIPv6 dissector (see R.call_mip6); lmaho's own tree.
+            pinfo_cols(pinfo).protocol = d.column
+            return R.protected(dissect_tree, d, tvb, pinfo, root, s, cap)
+        end
         return delegated(d, tvb, pinfo, root, s, cap)
     end
     local cols = pinfo_cols(pinfo)
