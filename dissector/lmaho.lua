@@ -1216,13 +1216,13 @@ end
 -- Packet" item (as without lmaho) and turns the exception into a Lua error,
 -- which is swallowed here so that it does not also show as a Lua error.
 --
--- Except a packet the capture cut, when a tree is built: Wireshark's MIPv6
--- dissector would throw BoundsError for it, which neither Dissector:call nor
--- pcall catches; unwinding past Lua leaves Lua's count of C calls raised, and
--- some 200 such packets later every call of every Lua dissector fails with
--- "C stack overflow". So that packet's header and cut are shown by lmaho.
+-- Except a packet the capture cut: Wireshark's MIPv6 dissector throws
+-- BoundsError for it, which neither Dissector:call nor pcall catches;
+-- unwinding past Lua leaves Lua's count of C calls raised, and some 200 such
+-- packets later every call of every Lua dissector fails ("C stack overflow"
+-- in a tree, nothing at all in the columns). lmaho shows that packet instead.
 function R.call_mip6(tvb, pinfo, root)
-    if item_text(root) ~= nil and tvb:len() < tvb:reported_len() then
+    if tvb:len() < tvb:reported_len() then
         return R.cut_foreign(tvb, pinfo, root)
     end
     local ok, len = pcall(dissector_call, R.mip6, tvb, pinfo, root)
@@ -1506,7 +1506,7 @@ local function dissect_tree(d, tvb, pinfo, root, s, cap)
     return cap
 end
 
--- A cut Mobility Header of a type lmaho does not own, in a tree (see R.call_mip6).
+-- A cut Mobility Header of a type lmaho does not own (see R.call_mip6).
 function R.cut_foreign(tvb, pinfo, root)
     local s = tvb_raw(tvb)
     local cap = #s
@@ -1552,8 +1552,8 @@ function R.dissect(tvb, pinfo, root)
         return R.call_mip6(tvb, pinfo, root)
     end
     if d.delegated then
-        if item_text(root) ~= nil and cap < tvb:reported_len() then
-            -- Cut: not for Wireshark's MIPv6 dissector (see R.call_mip6); lmaho's own tree.
+        if mh_total(s) > cap and cap < tvb:reported_len() then
+            -- Cut: not for Wireshark's MIPv6 dissector (see R.call_mip6); lmaho's own.
             pinfo_cols(pinfo).protocol = d.column
             return R.protected(dissect_tree, d, tvb, pinfo, root, s, cap)
         end
