@@ -511,6 +511,24 @@ class ProcedureAnalyser:
             )
         )
 
+    def _seen_further_along(self, record: FrameRecord, payload: IPv6Payload) -> bool:
+        """Is this message one seen just before, from and to the same addresses, octet for
+        octet, with a lower hop limit: the same packet captured again after a router
+        forwarded it? A retransmission is sent anew by its sender (the same hop limit
+        where it is captured) and later (the retransmission timer)."""
+        octets = record.frame.data
+        inner = payload.hops[-1].offset
+        key = octets[inner + 8 : inner + 40] + octets[payload.offset : payload.end]
+        time, hop_limit = record.frame.time, payload.hops[0].hop_limit
+        earlier = self._recent.get(key)
+        if earlier is not None and time - earlier[0] <= FORWARDED_WITHIN and hop_limit < earlier[1]:
+            self._recent[key] = (time, hop_limit)  # and a copy one more hop on, after this one
+            return True
+        if len(self._recent) >= MAX_RECENT_MESSAGES:
+            self._recent.clear()
+        self._recent[key] = (time, hop_limit)
+        return False
+
     def _learn_macs(self, record: FrameRecord, seen: Sighting) -> None:
         """Ethernet source and destination MACs of untunnelled signalling name their nodes."""
         frame = record.frame
@@ -984,24 +1002,6 @@ class ProcedureAnalyser:
         self.entities.note(key, None if known else name, frame)
 
     # -- closing handovers -------------------------------------------------------------
-
-    def _seen_further_along(self, record: FrameRecord, payload: IPv6Payload) -> bool:
-        """Is this message one seen just before, from and to the same addresses, octet for
-        octet, with a lower hop limit: the same packet captured again after a router
-        forwarded it? A retransmission is sent anew by its sender (the same hop limit
-        where it is captured) and later (the retransmission timer)."""
-        octets = record.frame.data
-        inner = payload.hops[-1].offset
-        key = octets[inner + 8 : inner + 40] + octets[payload.offset : payload.end]
-        time, hop_limit = record.frame.time, payload.hops[0].hop_limit
-        earlier = self._recent.get(key)
-        if earlier is not None and time - earlier[0] <= FORWARDED_WITHIN and hop_limit < earlier[1]:
-            self._recent[key] = (time, hop_limit)  # and a copy one more hop on, after this one
-            return True
-        if len(self._recent) >= MAX_RECENT_MESSAGES:
-            self._recent.clear()
-        self._recent[key] = (time, hop_limit)
-        return False
 
     def _sweep(self) -> None:
         horizon = self._now - FORWARDED_WITHIN

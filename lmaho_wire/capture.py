@@ -121,15 +121,15 @@ def standard_input() -> BinaryIO:
     return sys.stdin.buffer
 
 
-def _records(fh: _Source, name: str) -> Iterator[Frame]:
+def _records(fh: _Source, name: str, *, compressed: bool = False) -> Iterator[Frame]:
     """The reader of an open capture, pcap or pcapng as its magic says (gzip-compressed
-    too, as Wireshark reads them)."""
+    too, as Wireshark reads them: once, not a gzip inside a gzip)."""
     # The readers take the magic already read: a pipe cannot seek back.
     magic = fh.read(4)
     if len(magic) < 4:
         raise CaptureError(f"{name}: empty or truncated file, not a pcap or pcapng capture")
-    if magic.startswith(_GZIP_MAGIC):
-        return _records(_Gunzipped(magic, fh, name), name)
+    if magic.startswith(_GZIP_MAGIC) and not compressed:
+        return _records(_Gunzipped(magic, fh, name), name, compressed=True)
     for packed, (kind, command) in _OTHER_COMPRESSIONS.items():
         if magic.startswith(packed):
             raise CaptureError(

@@ -261,6 +261,10 @@ def test_a_damaged_or_foreign_compressed_capture_is_a_clear_error(tmp_path: Path
     damaged.write_bytes(packed[:10] + bytes(b ^ 0x55 for b in packed[10:]))
     result = lmaho_process("check", str(damaged))
     assert result.returncode == 2 and "damaged gzip stream" in result.stderr
+    twice = tmp_path / "twice.pcapng.gz.gz"  # one level, as Wireshark: no unbounded nesting
+    twice.write_bytes(gzip.compress(packed))
+    result = lmaho_process("decode", str(twice))
+    assert result.returncode == 2 and "not a pcap or pcapng file (starts with 1f8b" in result.stderr
     zstd = tmp_path / "capture.pcapng.zst"
     zstd.write_bytes(b"\x28\xb5\x2f\xfd" + bytes(20))
     result = lmaho_process("decode", str(zstd))
