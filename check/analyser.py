@@ -410,17 +410,7 @@ class ProcedureAnalyser:
                 "violation", Rule.MALFORMED, f"malformed Mobility Header: {record.error}", (frame,)
             )
         )
-        self._emit(
-            FrameEvent(
-                frame,
-                record.frame.time,
-                "malformed",
-                self.entities.note(address_text(payload.src), None, frame).key,
-                self.entities.note(address_text(payload.dst), None, frame).key,
-                "malformed MH",
-                note=record.error.what,
-            )
-        )
+        self._emit_undecoded(record, payload, "malformed MH", record.error.what)
 
     def _snapshot_cut(self, record: FrameRecord, cut: SnapshotCut) -> None:
         """A frame the capture cut before what can be checked: the capture's limit, not a fault.
@@ -444,6 +434,13 @@ class ProcedureAnalyser:
                 (frame,),
             )
         )
+        self._emit_undecoded(record, payload, "cut MH", cut.what)
+
+    def _emit_undecoded(
+        self, record: FrameRecord, payload: IPv6Payload, label: str, note: str
+    ) -> None:
+        """The event of a Mobility Header that could not be decoded (for charts)."""
+        frame = record.frame.number
         self._emit(
             FrameEvent(
                 frame,
@@ -451,8 +448,8 @@ class ProcedureAnalyser:
                 "malformed",
                 self.entities.note(address_text(payload.src), None, frame).key,
                 self.entities.note(address_text(payload.dst), None, frame).key,
-                "cut MH",
-                note=cut.what,
+                label,
+                note=note,
             )
         )
 

@@ -72,58 +72,21 @@ def analyse_frame(frame: Frame, *, strict: bool = False) -> FrameRecord:
     """Locate and decode the Mobility Header of one frame, never raising for bad bytes.
 
     A fragment comes back as it is (``is_fragment``); :func:`analyse_frames`
-    reassembles them.
+    reassembles them. Of a frame the capture did not keep whole, a message is
+    decoded as far as it was kept, and what the cut takes away is a
+    :class:`SnapshotCut`, not a malformation.
     """
-    if frame.uncaptured:
-        return _analyse_cut(frame, strict)
     data = frame.data
+    cut = frame.uncaptured
     try:
         payload = find_ipv6(data, frame.linktype)
     except MalformedPacket as e:
+        if cut and isinstance(e, Truncated):
+            e = snapshot_cut(frame, e)
         return _new_tuple(FrameRecord, (frame, None, None, e, ()))
     if payload is None or payload.proto not in MOBILITY_PROTOCOLS:
         return _new_tuple(FrameRecord, (frame, payload, None, None, ()))
-    try:
-        message = default_codec().decode(
-            data[payload.offset : payload.end],
-            payload.pseudo_src,
-            payload.pseudo_dst,
-            strict=strict,
-        )
-    except MalformedPacket as e:
-        # Offsets in errors count from the start of the Mobility Header.
-        return _new_tuple(FrameRecord, (frame, payload, None, e, ()))
-    return _new_tuple(FrameRecord, (frame, payload, message, None, ()))
-
-
-# Records made without the named tuple's Python-level __new__: one is made per frame.
-_new_tuple = tuple.__new__
-
-
-def _analyse_cut(frame: Frame, strict: bool) -> FrameRecord:
-    """:func:`analyse_frame` of a frame the capture did not keep whole: a message is
-    decoded as far as the capture kept it, and what the cut takes away is a
-    :class:`SnapshotCut`, not a malformation."""
-    data = frame.data
-    try:
-        payload = find_ipv6(data, frame.linktype)
-    except Truncated as e:
-        return FrameRecord(frame, None, error=snapshot_cut(frame, e))
-    except MalformedPacket as e:
-        return FrameRecord(frame, None, error=e)
-    if payload is None or payload.proto not in MOBILITY_PROTOCOLS:
-        return FrameRecord(frame, payload)
-    # What the wire had past the kept octets for this payload: none when the IPv6
-    # Payload Length ends it within them; else up to that length or the frame's end.
-    room = 0
-    if payload.end == len(data):
-        inner = payload.hops[-1].offset
-        declared = int.from_bytes(data[inner + 4 : inner + 6], "big")
-        wire_end = len(data) + frame.uncaptured
-        if declared:
-            wire_end = min(wire_end, inner + IPV6_HEADER_LENGTH + declared)
-        room = max(wire_end - len(data), 0)
-    cut = room > 0
+    room = _uncaptured_room(frame, payload) if cut else 0
     try:
         message = default_codec().decode(
             data[payload.offset : payload.end],
@@ -132,11 +95,30 @@ def _analyse_cut(frame: Frame, strict: bool) -> FrameRecord:
             strict=strict,
             partial=room,
         )
-    except Truncated as e:
-        return FrameRecord(frame, payload, error=snapshot_cut(frame, e) if cut else e)
     except MalformedPacket as e:
-        return FrameRecord(frame, payload, error=e)
-    return FrameRecord(frame, payload, message)
+        # Offsets in errors count from the start of the Mobility Header.
+        if room and isinstance(e, Truncated):
+            e = snapshot_cut(frame, e)
+        return _new_tuple(FrameRecord, (frame, payload, None, e, ()))
+    return _new_tuple(FrameRecord, (frame, payload, message, None, ()))
+
+
+# Records made without the named tuple's Python-level __new__: one is made per frame.
+_new_tuple = tuple.__new__
+
+
+def _uncaptured_room(frame: Frame, payload: IPv6Payload) -> int:
+    """Octets the wire had for ``payload`` past those the capture kept: none when the
+    IPv6 Payload Length ends it within them; else up to that length or the frame's end."""
+    data = frame.data
+    if payload.end != len(data):
+        return 0
+    inner = payload.hops[-1].offset
+    declared = int.from_bytes(data[inner + 4 : inner + 6], "big")
+    wire_end = len(data) + frame.uncaptured
+    if declared:
+        wire_end = min(wire_end, inner + IPV6_HEADER_LENGTH + declared)
+    return max(wire_end - len(data), 0)
 
 
 def snapshot_cut(frame: Frame, error: MalformedPacket) -> SnapshotCut:
