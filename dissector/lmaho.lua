@@ -1255,11 +1255,17 @@ local header_values, message_values = {}, {}
 function R.decode(d, tvb, s, t, cap, ctx)
     local C, E, F = R.C, R.E, R.F
     local hv = emptied(header_values)
+    if cap < C.header_size and tvb:reported_len() >= C.header_size then
+        -- The capture kept less than the header: nothing to decode, nothing wrong.
+        ctx.uncaptured = tvb:reported_len() - cap
+        if t then
+            snapshot_limited(tvb, t, cap, ctx.uncaptured)
+        end
+        return nil
+    end
     local pos = R.header(tvb, s, t, 0, cap, hv)
     if pos < C.header_size then
-        if t and tvb:reported_len() >= C.header_size then
-            snapshot_limited(tvb, t, cap, tvb:reported_len() - cap)
-        elseif t then
+        if t then
             t:add_tvb_expert_info(
                 E.truncated,
                 tvb(0, cap),
@@ -1488,7 +1494,11 @@ local function dissect_tree(d, tvb, pinfo, root, s, cap)
     local ctx = decode_context(R.visible)
     local hv, v, total = R.decode(d, tvb, s, t, cap, ctx)
     if not hv then
-        pinfo_cols(pinfo).info = d.malformed_info
+        if ctx.uncaptured then
+            pinfo_cols(pinfo).info = d.label .. " [Packet size limited during capture]"
+        else
+            pinfo_cols(pinfo).info = d.malformed_info
+        end
         return cap
     end
     local seq, status = v[C.sequence], v[C.status]
@@ -1512,15 +1522,17 @@ function R.cut_foreign(tvb, pinfo, root)
     local cap = #s
     local t = tree_add(root, R.proto, tvb(0, cap))
     R.visible = item_visible(root)
-    R.header(tvb, s, t, 0, cap, emptied(header_values))
+    if cap >= R.C.header_size then
+        R.header(tvb, s, t, 0, cap, emptied(header_values))
+    end
     snapshot_limited(tvb, t, cap, tvb:reported_len() - cap)
     local cols = pinfo_cols(pinfo)
     cols.protocol = "MIPv6"
+    local what = "Mobility Header"
     if cap >= type_pos then
-        cols.info = format("Mobility Header type %d [Packet size limited during capture]", byte(s, type_pos))
-    else
-        cols.info = "Mobility Header [Packet size limited during capture]"
+        what = format("Mobility Header type %d", byte(s, type_pos))
     end
+    cols.info = what .. " [Packet size limited during capture]"
     return cap
 end
 

@@ -242,3 +242,26 @@ def test_many_cut_messages_never_break_the_dissector(tshark: str, tmp_path: Path
     ).stdout
     brr_tree = verbose.rsplit("\nFrame ", 2)[1]
     assert "Packet size limited during capture: 10 of the 16 octets" in brr_tree
+
+
+def test_a_cut_inside_the_header_or_message_data_is_never_malformed(
+    tshark: str, tmp_path: Path
+) -> None:
+    """Cut anywhere from before the MH Type to inside the message data: each message,
+    lmaho's or Wireshark's, is said limited by the capture, with no Malformed item."""
+    brr = bytes([59, 1, 0, 0, 0, 0, 0, 0, 1, 6, 0, 0, 0, 0, 0, 0])  # a Binding Refresh Request
+    frames = [p.frame for p in handover_samples()] + [frame(brr, BMAG, PLMA)]
+    ethernet_ipv6 = 14 + 40
+    kept = [(whole, ethernet_ipv6 + octets) for octets in range(0, 12) for whole in frames]
+    capture = _cut_pcap(tmp_path / "cut.pcap", kept)
+    lua = ["-X", f"lua_script:{DISSECTOR_LUA}"]
+    verbose = subprocess.run(
+        [tshark, "-n", "-r", str(capture), *lua, "-V"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Malformed" not in verbose and "Lua Error" not in verbose
+    infos = subprocess.run(
+        [tshark, "-n", "-r", str(capture), *lua, "-T", "fields", "-e", "_ws.col.Info"],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert len(infos) == len(kept)
+    assert all(info.endswith("[Packet size limited during capture]") for info in infos), infos
