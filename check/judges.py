@@ -103,11 +103,11 @@ def message_findings(msg: Message, seen: Sighting, spec: Step | None) -> list[Is
     if spec is None:
         return out
     contents = CONTENTS[spec.letter]
-    missing = [key for key in contents.must if key not in seen.option_keys]
-    if seen.succeeded and seen.status is not None:
-        missing += [key for key in contents.must_on_success if key not in seen.option_keys]
-    if seen.uncaptured:
-        missing = []  # an option the capture did not keep may be there
+    missing: list[str] = []
+    if not seen.uncaptured:  # an option the capture did not keep may be there
+        missing = [key for key in contents.must if key not in seen.option_keys]
+        if seen.succeeded and seen.status is not None:
+            missing += [key for key in contents.must_on_success if key not in seen.option_keys]
     if spec.message not in PROXY_MESSAGES:
         extra = sorted(seen.option_keys - _LISTED[spec.letter])
         if extra:
